@@ -1,0 +1,20 @@
+"""nnfast: train neural networks from Python with compiled kernels.
+
+    import nnfast as nf
+    from nnfast import nn, optim
+    model = nn.Sequential(nn.Dense(784, 128), nn.ReLU(), nn.Dense(128, 10))
+    model.fit(X, y, loss="cross_entropy", optimizer=optim.Adam(lr=1e-3), epochs=5)
+
+Backends: "cpp" (compiled, default), "numba" (fallback), "numpy" (reference), "cuda".
+"""
+from . import datasets, losses, nn, optim
+from ._info import info
+from ._version import __version__
+from .backends import (BackendUnavailableError, available_backends, backend, get_backend,
+                       get_num_threads, set_backend, set_num_threads)
+from .callbacks import Callback
+from .history import History
+
+__all__ = ["nn", "optim", "losses", "datasets", "info", "backend", "get_backend", "set_backend",
+           "available_backends", "set_num_threads", "get_num_threads", "BackendUnavailableError",
+           "Callback", "History", "__version__"]

@@ -1,0 +1,87 @@
+"""Argument checks shared by the Python-implemented backends (numpy, numba).
+
+They mirror csrc/bindings.cpp: a primitive refuses an array of the wrong dtype, shape or
+layout with a TypeError/ValueError that names the argument, and never converts silently.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softmax")
+
+
+def _shape_str(shape) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+def float_array(a, name: str, dtype=None, ndim: int | None = None, shape=None) -> np.ndarray:
+    """Return `a` unchanged after checking it is a C-contiguous float32/float64 ndarray."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {a.dtype}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name}: dtype {a.dtype} does not match the other operands ({np.dtype(dtype)})")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {_shape_str(a.shape)}")
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {_shape_str(shape)}, got {_shape_str(a.shape)}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: array must be C-contiguous (use numpy.ascontiguousarray)")
+    if not a.flags.aligned:
+        raise ValueError(f"{name}: array data is misaligned")
+    return a
+
+
+def output_array(out, name: str, shape, dtype) -> np.ndarray:
+    """A new array when `out` is None, else `out` after checking it can receive the result."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    float_array(out, name, dtype=dtype, shape=shape)
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: output array is read-only")
+    return out
+
+
+def inout_array(a, name: str, dtype=None, shape=None) -> np.ndarray:
+    """An array updated in place (parameters, optimizer state)."""
+    float_array(a, name, dtype=dtype, shape=shape)
+    if not a.flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    return a
+
+
+def activation_name(kind, allow_softmax: bool = True) -> str:
+    name = "identity" if kind is None else str(kind)
+    if name == "linear":
+        name = "identity"
+    if name not in ACTIVATIONS or (name == "softmax" and not allow_softmax):
+        raise ValueError(f"activation: unknown activation '{kind}'")
+    return name
+
+
+def labels_array(target, name: str, n: int, num_classes: int) -> np.ndarray:
+    """Sparse class labels: int64, shape (n,), every value in [0, num_classes)."""
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(target).__name__}")
+    if target.dtype != np.int64:
+        raise TypeError(f"{name}: sparse labels must be int64, got dtype {target.dtype}")
+    if target.shape != (n,):
+        raise ValueError(f"{name}: expected shape {_shape_str((n,))}, got {_shape_str(target.shape)}")
+    if not target.flags.c_contiguous:
+        raise ValueError(f"{name}: array must be C-contiguous (use numpy.ascontiguousarray)")
+    if n and (target.min() < 0 or target.max() >= num_classes):
+        raise ValueError(f"{name}: labels must lie in [0, {num_classes}), got values in "
+                         f"[{target.min()}, {target.max()}]")
+    return target
+
+
+def gemm_shapes(a, b, trans_a: bool, trans_b: bool):
+    float_array(a, "a", ndim=2)
+    float_array(b, "b", dtype=a.dtype, ndim=2)
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != kb:
+        raise ValueError(f"gemm: inner dimensions differ: op(a) is ({m}, {k}), op(b) is ({kb}, {n})")
+    return m, n, k

@@ -1,0 +1,290 @@
+"""The NumPy backend: the readable reference and the test oracle for every other backend.
+
+Each primitive is written for clarity, in the formulas a textbook gives, computed in the
+dtype of its inputs. Shapes use N for the batch, C for features or classes.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._checks import (activation_name, float_array, gemm_shapes, inout_array, labels_array,
+                      output_array)
+
+name = "numpy"
+device = "cpu"
+dtypes = ("float32", "float64")
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+try:  # exact erf for GELU; scipy is optional, math.erf is the vectorized fallback
+    from scipy.special import erf as _erf
+except ImportError:  # pragma: no cover - depends on the environment
+    _erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+# ----------------------------------------------------------------------------- GEMM
+def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
+         activation=None, negative_slope=0.01):
+    """out = act(alpha * op(a) @ op(b) + beta * out + bias).  op(a) (M, K), op(b) (K, N), out (M, N)."""
+    m, n, _ = gemm_shapes(a, b, trans_a, trans_b)
+    act = activation_name(activation, allow_softmax=False)
+    if out is None and beta != 0.0:
+        raise ValueError("out: beta != 0 needs an existing out array")
+    out = output_array(out, "out", (m, n), a.dtype)
+    if bias is not None:
+        float_array(bias, "bias", dtype=a.dtype, shape=(n,))
+    opa = a.T if trans_a else a
+    opb = b.T if trans_b else b
+    result = a.dtype.type(alpha) * (opa @ opb)
+    if beta != 0.0:
+        result += a.dtype.type(beta) * out
+    if bias is not None:
+        result += bias
+    out[...] = _activate(act, result, negative_slope)
+    return out
+
+
+# ----------------------------------------------------------------------------- activations
+def _sigmoid(x):
+    # exp of a non-positive number only: no overflow at |x| ~ 1e4
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+def _softmax(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _activate(act, x, negative_slope):
+    dt = x.dtype.type
+    if act == "identity":
+        return x
+    if act == "relu":
+        return np.maximum(x, dt(0))
+    if act == "leaky_relu":
+        return np.where(x > 0, x, dt(negative_slope) * x)
+    if act == "sigmoid":
+        return _sigmoid(x)
+    if act == "tanh":
+        return np.tanh(x)
+    if act == "gelu":
+        return (dt(0.5) * x * (dt(1) + _erf(x * dt(_SQRT1_2)))).astype(x.dtype, copy=False)
+    if act == "gelu_tanh":
+        return dt(0.5) * x * (dt(1) + np.tanh(dt(_SQRT_2_OVER_PI) * (x + dt(0.044715) * x ** 3)))
+    if act == "softmax":
+        return _softmax(x)
+    raise ValueError(f"activation: unknown activation '{act}'")
+
+
+def activation_forward(kind, x, out=None, *, negative_slope=0.01):
+    """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x."""
+    act = activation_name(kind)
+    float_array(x, "x", ndim=2 if act == "softmax" else None)
+    out = output_array(out, "out", x.shape, x.dtype)
+    out[...] = _activate(act, x, negative_slope)
+    return out
+
+
+def activation_backward(kind, grad_out, x, y, out=None, *, negative_slope=0.01):
+    """dx = dy * act'(x), given x and y = act(x).  All arrays (...) of one shape."""
+    act = activation_name(kind)
+    float_array(grad_out, "grad_out", ndim=2 if act == "softmax" else None)
+    float_array(x, "x", dtype=grad_out.dtype, shape=grad_out.shape)
+    float_array(y, "y", dtype=grad_out.dtype, shape=grad_out.shape)
+    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    dt = grad_out.dtype.type
+    g = grad_out
+    if act == "identity":
+        out[...] = g
+    elif act == "relu":
+        out[...] = np.where(x > 0, g, dt(0))
+    elif act == "leaky_relu":
+        out[...] = np.where(x > 0, g, dt(negative_slope) * g)
+    elif act == "sigmoid":
+        out[...] = g * y * (dt(1) - y)
+    elif act == "tanh":
+        out[...] = g * (dt(1) - y * y)
+    elif act == "gelu":
+        cdf = dt(0.5) * (dt(1) + _erf(x * dt(_SQRT1_2)))
+        pdf = dt(_INV_SQRT_2PI) * np.exp(dt(-0.5) * x * x)
+        out[...] = g * (cdf + x * pdf)
+    elif act == "gelu_tanh":
+        k = dt(_SQRT_2_OVER_PI)
+        t = np.tanh(k * (x + dt(0.044715) * x ** 3))
+        dinner = k * (dt(1) + dt(3 * 0.044715) * x * x)
+        out[...] = g * (dt(0.5) * (dt(1) + t) + dt(0.5) * x * (dt(1) - t * t) * dinner)
+    elif act == "softmax":
+        # Jacobian-vector product of softmax: y * (g - sum(g * y))
+        out[...] = y * (g - (g * y).sum(axis=-1, keepdims=True))
+    return out
+
+
+# ----------------------------------------------------------------------------- losses
+def _is_sparse(target):
+    return isinstance(target, np.ndarray) and target.ndim == 1
+
+
+def softmax_cross_entropy_forward(logits, target, probs=None):
+    """Mean cross-entropy of softmax(logits).  logits (N, C); target int64 (N,) or (N, C).
+
+    Returns (loss, probs) with probs (N, C) = softmax(logits), kept for the backward pass.
+    """
+    float_array(logits, "logits", ndim=2)
+    n, c = logits.shape
+    probs = output_array(probs, "probs", logits.shape, logits.dtype)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_probs = shifted - log_z
+    probs[...] = np.exp(log_probs)
+    if _is_sparse(target):
+        labels_array(target, "target", n, c)
+        losses = -log_probs[np.arange(n), target]
+    else:
+        float_array(target, "target", dtype=logits.dtype, shape=logits.shape)
+        losses = -(target * log_probs).sum(axis=1)
+    return float(losses.mean()) if n else float("nan"), probs
+
+
+def softmax_cross_entropy_backward(probs, target, out=None):
+    """d loss / d logits = (probs * sum(target) - target) / N.  probs (N, C), out (N, C)."""
+    float_array(probs, "probs", ndim=2)
+    n, c = probs.shape
+    out = output_array(out, "out", probs.shape, probs.dtype)
+    inv_n = probs.dtype.type(1.0 / max(n, 1))
+    if _is_sparse(target):
+        labels_array(target, "target", n, c)
+        out[...] = probs
+        out[np.arange(n), target] -= 1
+    else:
+        float_array(target, "target", dtype=probs.dtype, shape=probs.shape)
+        out[...] = probs * target.sum(axis=1, keepdims=True) - target
+    out *= inv_n
+    return out
+
+
+def _pair(pred, target, pred_name):
+    float_array(pred, pred_name)
+    float_array(target, "target", dtype=pred.dtype, shape=pred.shape)
+
+
+def mse_forward(pred, target):
+    """mean((pred - target)^2) over all elements.  pred (...), target (...)."""
+    _pair(pred, target, "pred")
+    return float(np.mean((pred - target) ** 2)) if pred.size else float("nan")
+
+
+def mse_backward(pred, target, out=None):
+    """2 (pred - target) / numel."""
+    _pair(pred, target, "pred")
+    out = output_array(out, "out", pred.shape, pred.dtype)
+    out[...] = pred.dtype.type(2.0 / max(pred.size, 1)) * (pred - target)
+    return out
+
+
+# torch.nn.BCELoss clamps each log term at -100 and guards the gradient's denominator.
+_BCE_LOG_MIN = -100.0
+_BCE_GRAD_EPS = 1e-12
+
+
+def bce_forward(prob, target):
+    """Binary cross-entropy on probabilities, mean over all elements.  prob (...), target (...)."""
+    _pair(prob, target, "prob")
+    with np.errstate(divide="ignore"):
+        log_p = np.maximum(np.log(prob), _BCE_LOG_MIN)
+        log_1mp = np.maximum(np.log(1 - prob), _BCE_LOG_MIN)
+    return float(-np.mean(target * log_p + (1 - target) * log_1mp)) if prob.size else float("nan")
+
+
+def bce_backward(prob, target, out=None):
+    """(prob - target) / max(prob (1 - prob), 1e-12) / numel."""
+    _pair(prob, target, "prob")
+    out = output_array(out, "out", prob.shape, prob.dtype)
+    denom = np.maximum(prob * (1 - prob), prob.dtype.type(_BCE_GRAD_EPS))
+    out[...] = (prob - target) / denom / prob.dtype.type(max(prob.size, 1))
+    return out
+
+
+def bce_with_logits_forward(logits, target):
+    """Binary cross-entropy of sigmoid(logits), computed stably.  logits (...), target (...)."""
+    _pair(logits, target, "logits")
+    losses = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+    return float(np.mean(losses)) if logits.size else float("nan")
+
+
+def bce_with_logits_backward(logits, target, out=None):
+    """(sigmoid(logits) - target) / numel."""
+    _pair(logits, target, "logits")
+    out = output_array(out, "out", logits.shape, logits.dtype)
+    out[...] = (_sigmoid(logits) - target) / logits.dtype.type(max(logits.size, 1))
+    return out
+
+
+# ----------------------------------------------------------------------------- reductions
+def bias_grad(grad_out, out=None, *, beta=0.0):
+    """out = column sums of grad_out + beta * out.  grad_out (N, C), out (C,)."""
+    float_array(grad_out, "grad_out", ndim=2)
+    if out is None and beta != 0.0:
+        raise ValueError("out: beta != 0 needs an existing out array")
+    out = output_array(out, "out", (grad_out.shape[1],), grad_out.dtype)
+    sums = grad_out.sum(axis=0)
+    out[...] = sums + grad_out.dtype.type(beta) * out if beta != 0.0 else sums
+    return out
+
+
+# ----------------------------------------------------------------------------- optimizers
+def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """One torch.optim.SGD step in place.  param, grad, velocity: same shape.
+
+    g = grad + wd * param; v = momentum * v + g; step = g + momentum * v (Nesterov) or v.
+    """
+    inout_array(param, "param")
+    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
+    if momentum != 0.0:
+        if velocity is None:
+            raise ValueError("velocity: momentum != 0 needs a velocity buffer")
+        inout_array(velocity, "velocity", dtype=param.dtype, shape=param.shape)
+    elif nesterov:
+        raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
+    dt = param.dtype.type
+    g = grad + dt(weight_decay) * param if weight_decay != 0.0 else grad
+    if momentum != 0.0:
+        velocity *= dt(momentum)
+        velocity += g
+        g = g + dt(momentum) * velocity if nesterov else velocity
+    param -= dt(lr) * g
+    return param
+
+
+def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                step, decoupled=False):
+    """One torch.optim.Adam (decoupled=False, weight decay as L2) or AdamW step, in place.
+
+    step counts from 1. param, grad, m (first moment), v (second moment): same shape.
+    """
+    inout_array(param, "param")
+    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
+    inout_array(m, "m", dtype=param.dtype, shape=param.shape)
+    inout_array(v, "v", dtype=param.dtype, shape=param.shape)
+    if step < 1:
+        raise ValueError(f"step: Adam steps count from 1, got {step}")
+    dt = param.dtype.type
+    if decoupled:
+        param *= dt(1.0 - lr * weight_decay)
+        g = grad
+    else:
+        g = grad + dt(weight_decay) * param if weight_decay != 0.0 else grad
+    m += (g - m) * dt(1.0 - beta1)
+    v *= dt(beta2)
+    v += dt(1.0 - beta2) * g * g
+    bias_correction1 = 1.0 - beta1 ** step
+    bias_correction2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    denom = np.sqrt(v) / dt(bias_correction2_sqrt) + dt(eps)
+    param -= dt(lr / bias_correction1) * (m / denom)
+    return param
+

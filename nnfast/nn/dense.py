@@ -1,0 +1,73 @@
+"""Fully connected layer: y = x @ W + b."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends import get_backend
+from .module import Layer, Parameter, as_float_input
+
+INITS = ("he", "xavier")
+
+
+def init_weight(init: str, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+    """He: normal, std sqrt(2 / fan_in) (for ReLU). Xavier: uniform +-sqrt(6 / (fan_in + fan_out))."""
+    if init == "he":
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
+    if init == "xavier":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, size=(fan_in, fan_out))
+    raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+
+
+class Dense(Layer):
+    """y = x @ weight + bias.  x (N, in_features), weight (in, out), bias (out,), y (N, out)."""
+
+    can_skip_input_grad = True
+
+    def __init__(self, in_features: int, out_features: int, init: str = "he", seed=None,
+                 dtype=np.float32):
+        for arg, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Dense: {arg} must be a positive integer, got {value!r}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"Dense: dtype must be float32 or float64, got {self.dtype}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.init = init
+        rng = np.random.default_rng(seed)
+        weight = init_weight(init, self.in_features, self.out_features, rng)
+        self.weight_param = Parameter(weight.astype(self.dtype), "weight")
+        self.bias_param = Parameter(np.zeros(self.out_features, self.dtype), "bias")
+        self._x = None
+
+    weight = property(lambda self: self.weight_param.data)
+    bias = property(lambda self: self.bias_param.data)
+    weight_grad = property(lambda self: self.weight_param.grad)
+    bias_grad = property(lambda self: self.bias_param.grad)
+
+    def parameters(self):
+        return [self.weight_param, self.bias_param]
+
+    def forward(self, x):
+        x = as_float_input(x, self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Dense: expected input of shape (N, {self.in_features}), "
+                             f"got {x.shape}")
+        self._x = x
+        return get_backend().gemm(x, self.weight, bias=self.bias)
+
+    def backward(self, grad_out, need_input_grad: bool = True):
+        (x,) = self._saved("_x")
+        grad_out = as_float_input(grad_out, self.dtype, "grad_out")
+        if grad_out.shape != (x.shape[0], self.out_features):
+            raise ValueError(f"Dense.backward: expected grad of shape "
+                             f"{(x.shape[0], self.out_features)}, got {grad_out.shape}")
+        B = get_backend()
+        B.gemm(x, grad_out, out=self.weight_param.grad, trans_a=True, beta=1.0)
+        B.bias_grad(grad_out, out=self.bias_param.grad, beta=1.0)
+        if not need_input_grad:
+            return None
+        return B.gemm(grad_out, self.weight, trans_b=True)
+
+    def __repr__(self):
+        return f"Dense({self.in_features}, {self.out_features}, init={self.init!r}, dtype={self.dtype.name})"

@@ -1,0 +1,92 @@
+"""Sequential: layers applied in order, with backward in reverse and the training API."""
+from __future__ import annotations
+
+import numpy as np
+
+from .module import Layer, as_float_input
+
+
+class Sequential(Layer):
+    """A stack of layers. `model(x)` runs forward, `model.backward(grad)` runs backward
+    and returns the gradient with respect to the input; fit/evaluate/predict train and use it.
+    """
+
+    def __init__(self, *layers: Layer):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Layer")
+        self.layers = list(layers)
+        self.stop_training = False
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the first parametrized layer (float32 for a model without one)."""
+        for layer in self.layers:
+            if layer.parameters():
+                return layer.parameters()[0].dtype
+        return np.dtype(np.float32)
+
+    @property
+    def in_features(self) -> int | None:
+        return next((layer.in_features for layer in self.layers if hasattr(layer, "in_features")), None)
+
+    @property
+    def out_features(self) -> int | None:
+        return next((layer.out_features for layer in reversed(self.layers)
+                     if hasattr(layer, "out_features")), None)
+
+    def forward(self, x):
+        x = as_float_input(x, self.dtype)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, grad_out, need_input_grad: bool = True):
+        """Backpropagate `grad_out` (d loss / d output); accumulate parameter gradients.
+
+        Returns d loss / d input, or None when need_input_grad is False (fit() skips the
+        first layer's input gradient, which nothing uses).
+        """
+        grad = grad_out
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not need_input_grad and getattr(layer, "can_skip_input_grad", False):
+                return layer.backward(grad, need_input_grad=False)
+            grad = layer.backward(grad)
+        return grad
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def fit(self, X, y, **kwargs):
+        """Train on (X, y); see nnfast.train.fit for the arguments. Returns a History."""
+        from ..train import fit
+        return fit(self, X, y, **kwargs)
+
+    def evaluate(self, X, y, **kwargs):
+        """Loss and accuracy on (X, y) in eval mode; see nnfast.train.evaluate."""
+        from ..train import evaluate
+        return evaluate(self, X, y, **kwargs)
+
+    def predict(self, X, **kwargs):
+        """The model's outputs on X in eval mode (logits for a CrossEntropy model)."""
+        from ..train import predict
+        return predict(self, X, **kwargs)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __repr__(self):
+        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"

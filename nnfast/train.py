@@ -1,0 +1,238 @@
+"""fit / evaluate / predict for Sequential models.
+
+All input checking happens before the first step, so a bad call raises and leaves the
+model exactly as it was.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from . import losses as losses_mod
+from . import optim as optim_mod
+from .callbacks import Callback
+from .history import History
+from .nn.module import as_float_input
+
+EVAL_BATCH = 1024
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_inputs(model, X, name: str = "X") -> np.ndarray:
+    """X as a C-contiguous 2-D array of the model's dtype, or a clear error."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected numeric data, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (samples, features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name}: no samples (shape {X.shape})")
+    expected = model.in_features
+    if expected is not None and X.shape[1] != expected:
+        raise ValueError(f"{name}: the model expects {expected} features per sample, got {X.shape[1]}")
+    X = as_float_input(X, model.dtype, name)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return X
+
+
+def check_targets(model, loss, X, y, name: str = "y") -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 0 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"{name}: {y.shape[0] if y.ndim else 0} targets for {X.shape[0]} samples")
+    width = model.out_features
+    out_shape = (X.shape[0], width if width is not None else X.shape[1])
+    return loss.prepare_target(y, out_shape, model.dtype)
+
+
+def _format_log(key: str, value: float) -> str:
+    if key == "samples_per_sec":
+        return f"{value:,.0f} samples/s"
+    if key == "seconds":
+        return f"{value:.2f}s"
+    return f"{key}={value:.4g}"
+
+
+class _Progress:
+    """A tqdm bar when verbose and writing to a terminal; one line per epoch otherwise."""
+
+    def __init__(self, verbose: int, epochs: int, batches: int):
+        self.verbose, self.epochs, self.batches = verbose, epochs, batches
+        self.use_bar = bool(verbose) and sys.stderr.isatty()
+        self.bar = None
+
+    def start_epoch(self, epoch: int):
+        if self.use_bar:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=self.batches, desc=f"epoch {epoch + 1}/{self.epochs}",
+                            unit="batch", leave=True, dynamic_ncols=True)
+
+    def update(self, loss: float):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def end_epoch(self, epoch: int, logs: dict):
+        text = "  ".join(_format_log(k, v) for k, v in logs.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.close()
+            self.bar = None
+        elif self.verbose:
+            print(f"epoch {epoch + 1}/{self.epochs}  {text}", flush=True)
+
+
+def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
+        batch_size: int = 32, shuffle: bool = True, validation_split: float = 0.0,
+        validation_data=None, seed=None, verbose: int = 1, callbacks=None) -> History:
+    """Train `model` on (X, y) with mini-batches; returns a History.
+
+    loss: a Loss or "mse", "bce", "bce_with_logits", "cross_entropy".
+    optimizer: an Optimizer (bound to the model if created without parameters) or a name.
+    validation_split: the fraction of samples, taken from the end before shuffling, held out
+    for validation; or validation_data=(X_val, y_val).
+    seed: seeds the shuffling. verbose: 0 silent, 1 progress bar (or a line per epoch when
+    not on a terminal).
+    """
+    epochs = _positive_int(epochs, "epochs")
+    batch_size = _positive_int(batch_size, "batch_size")
+    loss_fn = losses_mod.get(loss)
+    opt = optim_mod.get(optimizer)
+    callbacks = list(callbacks or [])
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks: {cb!r} is not an nnfast Callback")
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must lie in [0, 1), got {validation_split}")
+
+    X = check_inputs(model, X)
+    y = check_targets(model, loss_fn, X, y)
+    if validation_data is not None:
+        if validation_split:
+            raise ValueError("give validation_split or validation_data, not both")
+        X_val = check_inputs(model, validation_data[0], "validation_data X")
+        y_val = check_targets(model, loss_fn, X_val, validation_data[1], "validation_data y")
+    elif validation_split:
+        n_val = int(round(X.shape[0] * validation_split))
+        if n_val == 0 or n_val == X.shape[0]:
+            raise ValueError(f"validation_split={validation_split} leaves {n_val} of {X.shape[0]} "
+                             "samples for validation")
+        X, X_val = X[:-n_val], X[-n_val:]
+        y, y_val = y[:-n_val], y[-n_val:]
+    else:
+        X_val = y_val = None
+    if not opt.bound:
+        opt.bind(model.parameters())
+
+    n = X.shape[0]
+    batches = -(-n // batch_size)
+    rng = np.random.default_rng(seed)
+    history = History()
+    model.history = history
+    model.loss = loss_fn
+    model.optimizer = opt
+    model.stop_training = False
+    progress = _Progress(verbose, epochs, batches)
+    for cb in callbacks:
+        cb.on_train_begin(model, {})
+
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        progress.start_epoch(epoch)
+        total_loss, total_correct, has_accuracy = 0.0, 0, True
+        start = time.perf_counter()
+        for b in range(batches):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            xb, yb = X[idx], y[idx]
+            opt.zero_grad()
+            out = model(xb)
+            value = loss_fn(out, yb)
+            model.backward(loss_fn.backward(), need_input_grad=False)
+            opt.step()
+            total_loss += value * len(idx)
+            correct = loss_fn.correct(out, yb)
+            has_accuracy = has_accuracy and correct is not None
+            total_correct += correct or 0
+            progress.update(value)
+        seconds = time.perf_counter() - start
+        logs = {"loss": total_loss / n}
+        if has_accuracy:
+            logs["accuracy"] = total_correct / n
+        if X_val is not None:
+            val = _evaluate_prepared(model, loss_fn, X_val, y_val)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        logs["lr"] = opt.lr
+        logs["seconds"] = seconds
+        logs["samples_per_sec"] = n / seconds if seconds > 0 else float("inf")
+        history.record(epoch, logs)
+        progress.end_epoch(epoch, logs)
+        for cb in callbacks:
+            cb.on_epoch_end(model, epoch, logs)
+        if model.stop_training:
+            break
+    for cb in callbacks:
+        cb.on_train_end(model, history.history)
+    model.eval()
+    return history
+
+
+def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH) -> dict:
+    was_training = model.training
+    model.eval()
+    total_loss, total_correct, has_accuracy = 0.0, 0, True
+    try:
+        for start in range(0, X.shape[0], batch_size):
+            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            out = model(xb)
+            total_loss += loss_fn(out, yb) * xb.shape[0]
+            correct = loss_fn.correct(out, yb)
+            has_accuracy = has_accuracy and correct is not None
+            total_correct += correct or 0
+    finally:
+        model.train(was_training)
+    result = {"loss": total_loss / X.shape[0]}
+    if has_accuracy:
+        result["accuracy"] = total_correct / X.shape[0]
+    return result
+
+
+def evaluate(model, X, y, *, loss=None, batch_size: int = EVAL_BATCH) -> dict:
+    """{"loss": mean loss, "accuracy": fraction correct (classification losses)} in eval mode.
+
+    loss defaults to the one the model was last trained with.
+    """
+    if loss is None:
+        loss = getattr(model, "loss", None)
+        if loss is None:
+            raise ValueError("evaluate: the model has not been trained with fit(); pass loss=")
+    loss_fn = losses_mod.get(loss)
+    batch_size = _positive_int(batch_size, "batch_size")
+    X = check_inputs(model, X)
+    y = check_targets(model, loss_fn, X, y)
+    return _evaluate_prepared(model, loss_fn, X, y, batch_size)
+
+
+def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Model outputs for X, in eval mode. A single sample of shape (features,) is accepted."""
+    batch_size = _positive_int(batch_size, "batch_size")
+    single = np.ndim(X) == 1
+    X = check_inputs(model, np.atleast_2d(X) if single else X)
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    out = outs[0] if len(outs) == 1 else np.concatenate(outs)
+    return out[0] if single else out
+
+
+__all__ = ["fit", "evaluate", "predict"]
