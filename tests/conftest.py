@@ -1,0 +1,50 @@
+"""Shared fixtures: every test that takes `backend` runs once per available backend."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import nnfast
+from nnfast.backends import numpy_backend as reference
+
+# Relative tolerance per dtype for a kernel compared with the NumPy reference computed in
+# the same dtype: float32 kernels may reorder sums (blocking, SIMD), float64 barely differ.
+RTOL = {np.float32: 2e-5, np.float64: 1e-12}
+ATOL = {np.float32: 1e-6, np.float64: 1e-13}
+DTYPES = (np.float32, np.float64)
+
+
+def pytest_report_header(config):
+    return [f"nnfast {nnfast.__version__} from {os.path.dirname(nnfast.__file__)}",
+            f"backends available: {', '.join(nnfast.available_backends())}"]
+
+
+@pytest.fixture(params=nnfast.available_backends())
+def backend(request):
+    """The backend module, made active for the duration of the test."""
+    with nnfast.backend(request.param) as module:
+        yield module
+
+
+@pytest.fixture
+def ref():
+    return reference
+
+
+@pytest.fixture
+def rng(request):
+    # Fresh random inputs every run, but a failure prints the seed to reproduce it.
+    seed = int.from_bytes(os.urandom(4), "little")
+    request.node.user_properties.append(("seed", seed))
+    sys.stdout.write(f"[rng seed {seed}] ")
+    return np.random.default_rng(seed)
+
+
+def assert_close(actual, expected, dtype, scale=1.0, err_msg=""):
+    """Compare with the dtype's tolerance; `scale` widens it for long reductions."""
+    dtype = np.dtype(dtype).type
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype] * scale,
+                               atol=ATOL[dtype] * scale, err_msg=err_msg)
