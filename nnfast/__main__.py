@@ -1,4 +1,4 @@
-"""Command line: `python -m nnfast demo | info`."""
+"""Command line: `python -m nnfast demo | info | bench`."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,12 @@ def main(argv=None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--backend", default=None, help="cpp, numba or numpy (default: the best available)")
     sub.add_parser("info", help="print the installation's backends, threads and kernels")
+    sub.add_parser("bench", help="training benchmark against PyTorch, JAX and NumPy "
+                                 "(`nnfast bench --help` for its options)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the benchmark parses its own options
+        from .bench.train_bench import main as bench_main
+        return bench_main(argv[1:])
     args = parser.parse_args(argv)
 
     import nnfast

@@ -1,0 +1,1 @@
+"""Benchmarks that ship with nnfast (`python -m nnfast bench`)."""

@@ -1,0 +1,187 @@
+"""The training benchmark: nnfast against PyTorch (eager, torch.compile), JAX (jit) and the
+NumPy blueprint, in one process, with the same threads, data and initial weights.
+
+Each point is the median samples/s over several rounds of one epoch each, after warm-up;
+compile time is reported separately. Only ratios measured in one run are meaningful: the
+machines are shared and their absolute speed moves.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+ARCHITECTURES = {
+    "784-128-64-10": [784, 128, 64, 10],
+    "784-256-128-10": [784, 256, 128, 10],
+    "784-512x4-10": [784, 512, 512, 512, 512, 10],
+}
+BATCHES = (32, 64, 256, 1024)
+N_SAMPLES = 8192  # a multiple of every batch size, so each epoch has only full batches
+
+
+def synthetic_data(n=N_SAMPLES, features=784, classes=10, seed=0):
+    """Fixed-seed data with learnable structure: labels from a random linear teacher."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, features), dtype=np.float32)
+    teacher = rng.standard_normal((features, classes)).astype(np.float32)
+    y = (X @ teacher).argmax(axis=1).astype(np.int64)
+    return X, y
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def make_trainers(names, sizes, X, y, batch, notes):
+    from . import peers
+    makers = {
+        "nnfast-cpp": lambda: peers.NnfastTrainer("cpp", sizes, X, y, batch),
+        "nnfast-numba": lambda: peers.NnfastTrainer("numba", sizes, X, y, batch),
+        "torch-eager": lambda: peers.TorchTrainer(sizes, X, y, batch),
+        "torch-compile": lambda: peers.TorchTrainer(sizes, X, y, batch, compiled=True),
+        "jax-jit": lambda: peers.JaxTrainer(sizes, X, y, batch),
+        "numpy-blueprint": lambda: peers.NumpyBlueprintTrainer(sizes, X, y, batch),
+    }
+    trainers = []
+    for name in names:
+        try:
+            trainers.append(makers[name]())
+        except ImportError as exc:
+            notes.setdefault(name, f"skipped: not installed ({exc})")
+        except Exception as exc:  # a peer that fails to build is reported, not fatal
+            notes.setdefault(name, f"skipped: {type(exc).__name__}: {exc}")
+    return trainers
+
+
+def measure(trainer, rounds: int, samples: int) -> float:
+    """Median samples/s over `rounds` epochs."""
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        trainer.epoch()
+        rates.append(samples / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def set_threads(threads: int) -> None:
+    import nnfast
+    nnfast.set_num_threads(threads)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)  # numpy's BLAS, for the blueprint and the numpy backend
+    except ImportError:
+        pass
+
+
+def run(archs, batches, peers_, rounds, threads):
+    set_threads(threads)
+    X, y = synthetic_data()
+    notes, rows = {}, []
+    for arch in archs:
+        sizes = ARCHITECTURES[arch]
+        for batch in batches:
+            trainers = make_trainers(peers_, sizes, X, y, batch, notes)
+            rates = {t.name: measure(t, rounds, len(X)) for t in trainers}
+            compile_s = {t.name: t.compile_seconds for t in trainers}
+            rows.append({"arch": arch, "batch": batch, "rates": rates, "compile": compile_s})
+            print(format_row(rows[-1]), flush=True)
+    return rows, notes
+
+
+def best_peer(rates: dict):
+    peers_ = {k: v for k, v in rates.items() if not k.startswith("nnfast")}
+    if not peers_:
+        return None, None
+    name = max(peers_, key=peers_.get)
+    return name, peers_[name]
+
+
+def format_row(row) -> str:
+    peer, peer_rate = best_peer(row["rates"])
+    parts = [f"{row['arch']:<15} batch {row['batch']:>5}"]
+    for name, rate in row["rates"].items():
+        parts.append(f"{name} {rate:>10,.0f}/s")
+    if peer and "nnfast-cpp" in row["rates"]:
+        parts.append(f"cpp/{peer} {row['rates']['nnfast-cpp'] / peer_rate:.2f}x")
+    return "  ".join(parts)
+
+
+def markdown(rows, notes, threads, rounds, command) -> str:
+    names = sorted({n for r in rows for n in r["rates"]}, key=lambda n: (not n.startswith("nnfast"), n))
+    out = [f"## Training throughput (samples/s, median of {rounds} epochs of {N_SAMPLES} samples)", "",
+           f"- machine: {cpu_model()}, {os.cpu_count()} cores, {threads} thread(s) for every framework",
+           f"- date: {datetime.date.today().isoformat()}", f"- command: `{command}`",
+           "- Adam lr 1e-3, softmax cross-entropy, float32, same initial weights and data for all", ""]
+    header = "| arch | batch | " + " | ".join(names) + " | best peer | nnfast-cpp / best peer |"
+    out += [header, "|" + " --- |" * (len(names) + 4)]
+    for r in rows:
+        peer, peer_rate = best_peer(r["rates"])
+        cells = [f"{r['rates'][n]:,.0f}" if n in r["rates"] else "-" for n in names]
+        ratio = (f"{r['rates']['nnfast-cpp'] / peer_rate:.2f}x"
+                 if peer and "nnfast-cpp" in r["rates"] else "-")
+        out.append(f"| {r['arch']} | {r['batch']} | " + " | ".join(cells) + f" | {peer or '-'} | {ratio} |")
+    compile_names = sorted({n for r in rows for n, s in r["compile"].items() if s > 0.05})
+    if compile_names:
+        out += ["", "Warm-up / compile seconds (first two steps, excluded above): " + ", ".join(
+            f"{n} {max(r['compile'].get(n, 0) for r in rows):.2f} s" for n in compile_names)]
+    for name, note in sorted(notes.items()):
+        out.append(f"- {name}: {note}")
+    return "\n".join(out) + "\n"
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    fig, axes = plt.subplots(1, len(archs), figsize=(5 * len(archs), 4), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        sub = [r for r in rows if r["arch"] == arch]
+        for name in sorted({n for r in sub for n in r["rates"]}):
+            pts = [(r["batch"], r["rates"][name]) for r in sub if name in r["rates"]]
+            ax.plot(*zip(*pts), marker="o", label=name)
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples/s", title=arch)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="nnfast bench", description=__doc__)
+    parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
+    parser.add_argument("--batch", nargs="+", type=int, default=list(BATCHES))
+    parser.add_argument("--peers", nargs="+", default=["nnfast-cpp", "nnfast-numba", "torch-eager",
+                                                       "torch-compile", "jax-jit", "numpy-blueprint"])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--markdown", type=Path, help="write the results table to this file")
+    parser.add_argument("--plot", type=Path, help="save samples/s against batch size (PNG)")
+    args = parser.parse_args(argv)
+    rows, notes = run(args.arch, args.batch, args.peers, args.rounds, args.threads)
+    command = "python -m nnfast bench " + " ".join(argv if argv is not None else [])
+    text = markdown(rows, notes, args.threads, args.rounds, command.strip())
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.plot:
+        plot(rows, args.plot)
+    return 0
