@@ -7,7 +7,9 @@ Threads: kernels use nnfast.set_num_threads(n) (or NNFAST_NUM_THREADS) when it w
 else omp_get_max_threads() of the calling thread, so OMP_NUM_THREADS, torch.set_num_threads
 (torch shares nnfast's libgomp) and threadpoolctl's limits on "openmp" apply. threadpoolctl
 also lists nnfast itself (internal_api "nnfast", user_api "openmp"), and
-threadpool_limits(...) sets and restores nnfast's count even after set_num_threads.
+threadpool_limits(...) sets nnfast's count as set_num_threads does, even after a call to
+it, and on exit sets back the count it found (which stays set: nnfast stops following
+torch.set_num_threads or omp_set_num_threads calls made after that).
 """
 from __future__ import annotations
 
