@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/parallel.h"
+#include "common/simd_clones.h"
 #include "common/threading.h"
 
 namespace nnfast {
@@ -17,7 +18,7 @@ constexpr int64_t kMaxPartials = 4096;
 
 // acc (width) = column sums of dout[rows, col:col + width]; width <= kColumnBlock.
 template <typename T>
-void sum_columns(double* acc, const T* dout, int64_t C, int64_t row_begin, int64_t row_end,
+NNFAST_SIMD_CLONES void sum_columns(double* acc, const T* dout, int64_t C, int64_t row_begin, int64_t row_end,
                  int64_t col, int64_t width) {
   double block[kColumnBlock] = {};
   if (width == kColumnBlock) {

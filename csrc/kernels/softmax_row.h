@@ -2,8 +2,9 @@
 // produce the same probabilities.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
+
+#include "common/vector_math.h"
 
 namespace nnfast {
 
@@ -16,15 +17,13 @@ inline T row_max(const T* x, int64_t C) {
 }
 
 // x (C), y (C): y = exp(x - max), returns the sum (float32 rows sum in double).
-// Reads x[j] before writing y[j], so y may be x.
+// Reads x[j] before writing y[j], so y may be x. Two loops: the exps vectorize, the
+// in-order sum does not.
 template <typename T>
 inline double shifted_exp_row(T* y, const T* x, int64_t C, T max) {
+  for (int64_t j = 0; j < C; ++j) y[j] = exp_vec(x[j] - max);
   double sum = 0.0;
-  for (int64_t j = 0; j < C; ++j) {
-    const T e = std::exp(x[j] - max);
-    y[j] = e;
-    sum += e;
-  }
+  for (int64_t j = 0; j < C; ++j) sum += y[j];
   return sum;
 }
 
