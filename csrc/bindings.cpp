@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "common/threading.h"
 #include "gemm/gemm.h"
 #include "kernels/activations.h"
+#include "train/mlp_trainer.h"
 
 namespace py = pybind11;
 using nnfast::Activation;
@@ -231,6 +234,185 @@ py::array activation_backward(py::object kind, py::array grad_out, py::array x, 
   return out;
 }
 
+
+// ---------------------------------------------------------------------------------------
+// fused MLP training step
+
+// Holds the trainer and a reference to every array it writes into, so Python cannot free
+// them while it lives. Calls are serialized: a trainer has one set of workspaces.
+class MlpTrainerBinding {
+ public:
+  MlpTrainerBinding(py::list layers, const std::string& loss) {
+    if (layers.empty()) throw py::value_error("layers: at least one Dense layer is needed");
+    if (loss == "cross_entropy") loss_ = nnfast::LossKind::cross_entropy;
+    else if (loss == "mse") loss_ = nnfast::LossKind::mse;
+    else if (loss == "bce_with_logits") loss_ = nnfast::LossKind::bce_with_logits;
+    else throw py::value_error("loss: the fused step supports cross_entropy, mse and "
+                               "bce_with_logits, not '" + loss + "'");
+    dtype_ = float_dtype(layers[0].cast<py::dict>()["weight"].cast<py::array>(), "weight");
+    if (dtype_ == DType::f32) f32_ = make<float>(layers);
+    else f64_ = make<double>(layers);
+  }
+
+  py::tuple step(py::array X, py::array targets, py::array idx, const std::string& kind,
+                 double lr, double momentum, bool nesterov, double weight_decay, double beta1,
+                 double beta2, double eps, bool decoupled, int64_t step_count) {
+    check_same_dtype(X, "X", dtype_);
+    check_ndim(X, "X", 2);
+    check_layout(X, "X", false);
+    if (X.shape(1) != in_)
+      throw py::value_error("X: expected " + std::to_string(in_) + " features, got shape " +
+                            shape_str(X));
+    const int64_t n_total = X.shape(0);
+    if (!idx.dtype().is(py::dtype::of<int64_t>()))
+      throw py::type_error("idx: expected int64 row indices, got dtype " +
+                           std::string(py::str(idx.dtype())));
+    check_ndim(idx, "idx", 1);
+    check_layout(idx, "idx", false);
+    const int64_t batch = idx.shape(0);
+    if (batch == 0) throw py::value_error("idx: empty batch");
+    const int64_t* rows = cptr<int64_t>(idx);
+    for (int64_t i = 0; i < batch; ++i)
+      if (rows[i] < 0 || rows[i] >= n_total)
+        throw py::value_error("idx: row " + std::to_string(rows[i]) + " outside [0, " +
+                              std::to_string(n_total) + ")");
+    if (loss_ == nnfast::LossKind::cross_entropy) {
+      if (!targets.dtype().is(py::dtype::of<int64_t>()))
+        throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
+                             std::string(py::str(targets.dtype())));
+      check_shape(targets, "targets", {n_total});
+      check_layout(targets, "targets", false);
+      const int64_t* labels = cptr<int64_t>(targets);
+      for (int64_t i = 0; i < batch; ++i)
+        if (labels[rows[i]] < 0 || labels[rows[i]] >= out_)
+          throw py::value_error("targets: label " + std::to_string(labels[rows[i]]) +
+                                " outside [0, " + std::to_string(out_) + ")");
+    } else {
+      check_same_dtype(targets, "targets", dtype_);
+      check_shape(targets, "targets", {n_total, out_});
+      check_layout(targets, "targets", false);
+    }
+    nnfast::OptimizerConfig opt;
+    if (kind == "adam") opt.kind = nnfast::OptimizerKind::adam;
+    else if (kind == "sgd") opt.kind = nnfast::OptimizerKind::sgd;
+    else throw py::value_error("optimizer: expected 'sgd' or 'adam', got '" + kind + "'");
+    if (opt.kind == nnfast::OptimizerKind::adam && !has_state1_)
+      throw py::value_error("optimizer: Adam needs m and v state arrays for every parameter");
+    if (opt.kind == nnfast::OptimizerKind::sgd && momentum != 0.0 && !has_state0_)
+      throw py::value_error("optimizer: SGD momentum needs a velocity array for every parameter");
+    if (step_count < 1) throw py::value_error("step: counts from 1");
+    opt.lr = lr;
+    opt.momentum = momentum;
+    opt.nesterov = nesterov;
+    opt.weight_decay = weight_decay;
+    opt.beta1 = beta1;
+    opt.beta2 = beta2;
+    opt.eps = eps;
+    opt.decoupled = decoupled;
+    opt.step = step_count;
+
+    nnfast::StepResult r;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      nnfast::FpuGuard fpu;
+      if (dtype_ == DType::f32)
+        r = f32_->step(cptr<float>(X), targets.data(), rows, batch, opt);
+      else
+        r = f64_->step(cptr<double>(X), targets.data(), rows, batch, opt);
+    }
+    return py::make_tuple(r.loss, r.correct < 0 ? py::object(py::none()) : py::int_(r.correct));
+  }
+
+  py::array predict(py::array X, py::object out_obj) {
+    check_same_dtype(X, "X", dtype_);
+    check_ndim(X, "X", 2);
+    check_layout(X, "X", false);
+    if (X.shape(1) != in_)
+      throw py::value_error("X: expected " + std::to_string(in_) + " features, got shape " +
+                            shape_str(X));
+    const int64_t batch = X.shape(0);
+    py::array out;
+    if (out_obj.is_none()) {
+      out = new_array(dtype_, {batch, out_});
+    } else {
+      out = py::reinterpret_borrow<py::array>(out_obj);
+      check_same_dtype(out, "out", dtype_);
+      check_shape(out, "out", {batch, out_});
+      check_layout(out, "out", true);
+    }
+    if (batch == 0) return out;
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    nnfast::FpuGuard fpu;
+    if (dtype_ == DType::f32) f32_->predict(cptr<float>(X), batch, ptr<float>(out));
+    else f64_->predict(cptr<double>(X), batch, ptr<double>(out));
+    return out;
+  }
+
+ private:
+  template <typename T>
+  T* param(py::dict spec, const char* key, std::vector<py::ssize_t> shape, bool optional,
+           bool* present = nullptr) {
+    py::object obj = spec.contains(key) ? py::object(spec[key]) : py::object(py::none());
+    if (obj.is_none()) {
+      if (!optional) throw py::value_error(std::string(key) + ": missing");
+      if (present) *present = false;
+      return nullptr;
+    }
+    py::array a = obj.cast<py::array>();
+    check_same_dtype(a, key, dtype_);
+    check_shape(a, key, shape);
+    check_layout(a, key, true);
+    keep_alive_.append(a);
+    return ptr<T>(a);
+  }
+
+  template <typename T>
+  std::unique_ptr<nnfast::MlpTrainer<T>> make(py::list layers) {
+    std::vector<nnfast::DenseLayerRef<T>> refs;
+    has_state0_ = has_state1_ = true;
+    for (py::handle h : layers) {
+      py::dict spec = h.cast<py::dict>();
+      py::array w = spec["weight"].cast<py::array>();
+      check_ndim(w, "weight", 2);
+      nnfast::DenseLayerRef<T> r;
+      r.in = w.shape(0);
+      r.out = w.shape(1);
+      if (!refs.empty() && refs.back().out != r.in)
+        throw py::value_error("weight: layer widths do not chain (" +
+                              std::to_string(refs.back().out) + " outputs into " +
+                              std::to_string(r.in) + " inputs)");
+      r.activation = parse_activation(spec["activation"], false);
+      r.negative_slope = static_cast<T>(spec["negative_slope"].cast<double>());
+      r.weight = param<T>(spec, "weight", {r.in, r.out}, false);
+      r.bias = param<T>(spec, "bias", {r.out}, false);
+      r.weight_grad = param<T>(spec, "weight_grad", {r.in, r.out}, false);
+      r.bias_grad = param<T>(spec, "bias_grad", {r.out}, false);
+      bool s0 = true, s1 = true;
+      r.weight_state0 = param<T>(spec, "weight_state0", {r.in, r.out}, true, &s0);
+      r.bias_state0 = param<T>(spec, "bias_state0", {r.out}, true, &s0);
+      r.weight_state1 = param<T>(spec, "weight_state1", {r.in, r.out}, true, &s1);
+      r.bias_state1 = param<T>(spec, "bias_state1", {r.out}, true, &s1);
+      has_state0_ = has_state0_ && s0;
+      has_state1_ = has_state1_ && s1;
+      refs.push_back(r);
+    }
+    in_ = refs.front().in;
+    out_ = refs.back().out;
+    return std::make_unique<nnfast::MlpTrainer<T>>(std::move(refs), loss_);
+  }
+
+  DType dtype_ = DType::f32;
+  nnfast::LossKind loss_ = nnfast::LossKind::cross_entropy;
+  int64_t in_ = 0, out_ = 0;
+  bool has_state0_ = false, has_state1_ = false;
+  py::list keep_alive_;
+  std::mutex mutex_;
+  std::unique_ptr<nnfast::MlpTrainer<float>> f32_;
+  std::unique_ptr<nnfast::MlpTrainer<double>> f64_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -246,6 +428,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("activation_backward", &activation_backward, py::arg("kind"), py::arg("grad_out"),
         py::arg("x"), py::arg("y"), py::arg("out") = py::none(), py::kw_only(),
         py::arg("negative_slope") = 0.01);
+
+  py::class_<MlpTrainerBinding>(m, "MlpTrainer",
+                                 "One C++ call per batch: gather, forward, loss, backward, update")
+      .def(py::init<py::list, const std::string&>(), py::arg("layers"), py::arg("loss"))
+      .def("step", &MlpTrainerBinding::step, py::arg("X"), py::arg("targets"), py::arg("idx"),
+           py::kw_only(), py::arg("kind"), py::arg("lr"), py::arg("momentum") = 0.0,
+           py::arg("nesterov") = false, py::arg("weight_decay") = 0.0, py::arg("beta1") = 0.9,
+           py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("decoupled") = false,
+           py::arg("step") = 1)
+      .def("predict", &MlpTrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
 
   m.def("set_num_threads", &nnfast::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &nnfast::num_threads);

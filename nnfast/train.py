@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import Callback
@@ -131,6 +132,10 @@ def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
     if not opt.bound:
         opt.bind(model.parameters())
 
+    fused = None
+    if fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
+        fused = fused_step.FusedTrainer(model, loss_fn, opt)
+
     n = X.shape[0]
     batches = -(-n // batch_size)
     rng = np.random.default_rng(seed)
@@ -151,14 +156,17 @@ def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
         start = time.perf_counter()
         for b in range(batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = X[idx], y[idx]
-            opt.zero_grad()
-            out = model(xb)
-            value = loss_fn(out, yb)
-            model.backward(loss_fn.backward(), need_input_grad=False)
-            opt.step()
+            if fused is not None:
+                value, correct = fused.step(X, y, idx)
+            else:
+                xb, yb = X[idx], y[idx]
+                opt.zero_grad()
+                out = model(xb)
+                value = loss_fn(out, yb)
+                model.backward(loss_fn.backward(), need_input_grad=False)
+                opt.step()
+                correct = loss_fn.correct(out, yb)
             total_loss += value * len(idx)
-            correct = loss_fn.correct(out, yb)
             has_accuracy = has_accuracy and correct is not None
             total_correct += correct or 0
             progress.update(value)

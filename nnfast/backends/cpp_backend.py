@@ -14,6 +14,7 @@ dtypes = ("float32", "float64")
 gemm = _core.gemm
 activation_forward = _core.activation_forward
 activation_backward = _core.activation_backward
+MlpTrainer = _core.MlpTrainer  # the fused training step (nnfast/fused.py)
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
 
