@@ -53,6 +53,26 @@ def unsupported_reason(model, loss_fn, opt, target=None) -> str | None:
     return specs if isinstance(specs, str) else None
 
 
+def _compiled_layers(specs, opt=None):
+    """The layer list MlpTrainer takes: each Dense's arrays, activation and optimizer state."""
+    state = {id(p): s for p, s in zip(opt.params, opt.state)} if opt is not None else {}
+    layers = []
+    for dense, act in specs:
+        spec = {"weight": dense.weight, "bias": dense.bias, "weight_grad": dense.weight_grad,
+                "bias_grad": dense.bias_grad,
+                "activation": act.kind if act is not None else "identity",
+                "negative_slope": act.alpha if act is not None and act.kind == "leaky_relu" else 0.01}
+        if opt is not None:
+            for which, p in (("weight", dense.weight_param), ("bias", dense.bias_param)):
+                s = state.get(id(p))
+                if s is None:
+                    raise ValueError("fused step: the optimizer does not hold this model's parameters")
+                spec[f"{which}_state0"] = s.get("velocity", s.get("m"))
+                spec[f"{which}_state1"] = s.get("v")
+        layers.append(spec)
+    return layers
+
+
 class FusedTrainer:
     """Binds a model's parameters and an optimizer's state to a compiled MlpTrainer."""
 
@@ -61,21 +81,7 @@ class FusedTrainer:
         if isinstance(specs, str):
             raise ValueError(f"fused step: {specs}")
         self.opt = opt
-        state = {id(p): s for p, s in zip(opt.params, opt.state)}
-        layers = []
-        for dense, act in specs:
-            spec = {"weight": dense.weight, "bias": dense.bias, "weight_grad": dense.weight_grad,
-                    "bias_grad": dense.bias_grad,
-                    "activation": act.kind if act is not None else "identity",
-                    "negative_slope": act.alpha if act is not None and act.kind == "leaky_relu" else 0.01}
-            for which, p in (("weight", dense.weight_param), ("bias", dense.bias_param)):
-                s = state.get(id(p))
-                if s is None:
-                    raise ValueError("fused step: the optimizer does not hold this model's parameters")
-                spec[f"{which}_state0"] = s.get("velocity", s.get("m"))
-                spec[f"{which}_state1"] = s.get("v")
-            layers.append(spec)
-        self.trainer = get_backend().MlpTrainer(layers, _LOSSES[type(loss_fn)])
+        self.trainer = get_backend().MlpTrainer(_compiled_layers(specs, opt), _LOSSES[type(loss_fn)])
 
     def step(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray):
         """Train on rows idx of (X, y); returns (batch-mean loss, correct count or None)."""
@@ -89,3 +95,24 @@ class FusedTrainer:
                                        nesterov=opt.nesterov, weight_decay=opt.weight_decay)
         opt.step_count += 1
         return result
+
+
+def predictor(model):
+    """A compiled forward pass for `model` on the active backend, or None if it has none.
+
+    Cached on the model and rebuilt when its parameter arrays are replaced, so repeated
+    predict() calls on small batches reuse one set of workspaces.
+    """
+    backend = get_backend()
+    if backend.name != "cpp" or not hasattr(backend, "MlpTrainer"):
+        return None
+    key = tuple(id(p.data) for p in model.parameters())
+    cached = getattr(model, "_fused_predictor", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    specs = _layer_specs(model)
+    if isinstance(specs, str):
+        return None
+    trainer = backend.MlpTrainer(_compiled_layers(specs), "cross_entropy")
+    model._fused_predictor = (key, trainer)
+    return trainer

@@ -233,13 +233,19 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     batch_size = _positive_int(batch_size, "batch_size")
     single = np.ndim(X) == 1
     X = check_inputs(model, np.atleast_2d(X) if single else X)
-    was_training = model.training
-    model.eval()
-    try:
-        outs = [model(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    out = outs[0] if len(outs) == 1 else np.concatenate(outs)
+    compiled = fused_step.predictor(model)
+    if compiled is not None:  # the compiled path has no train/eval-dependent layers
+        out = np.empty((X.shape[0], model.out_features), dtype=X.dtype)
+        for s in range(0, X.shape[0], batch_size):
+            compiled.predict(X[s:s + batch_size], out[s:s + batch_size])
+    else:
+        was_training = model.training
+        model.eval()
+        try:
+            outs = [model(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
+        finally:
+            model.train(was_training)
+        out = outs[0] if len(outs) == 1 else np.concatenate(outs)
     return out[0] if single else out
 
 

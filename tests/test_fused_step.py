@@ -146,3 +146,17 @@ def test_fused_predict_matches_forward(rng):
         assert trainer.trainer.predict(X, out) is out
     with nnfast.backend("numpy"):
         np.testing.assert_allclose(out, model(X), rtol=1e-12)
+
+
+def test_model_predict_uses_compiled_forward_and_tracks_new_weights(rng):
+    model = make_model("relu", np.float32, 5)
+    x = rng.standard_normal(13).astype(np.float32)
+    with nnfast.backend("cpp"):
+        first = model.predict(x)
+        assert model._fused_predictor is not None
+        model.layers[0].weight_param.data = model.layers[0].weight * 2  # replaced, not updated in place
+        second = model.predict(x)
+    with nnfast.backend("numpy"):
+        expected = model.predict(x)
+    assert first.shape == (5,)
+    np.testing.assert_allclose(second, expected, rtol=1e-5, atol=1e-6)
