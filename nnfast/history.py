@@ -43,6 +43,7 @@ class History:
         else:
             import matplotlib.pyplot as plt
             fig = plt.figure(figsize=(5 * len(panels), 4))
+        from matplotlib.ticker import MaxNLocator
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         epochs = [e + 1 for e in self.epoch]
         for ax, name in zip(axes, panels):
@@ -50,6 +51,7 @@ class History:
             if f"val_{name}" in self.history:
                 ax.plot(epochs, self.history[f"val_{name}"], marker=".", label="validation")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(name)
             ax.grid(True, alpha=0.3)
             ax.legend()
