@@ -27,23 +27,24 @@ class History:
         """Draw the training curves (loss, and accuracy when logged; train and validation)
         and return the matplotlib Figure. With `path`, save it there (PNG, SVG, PDF by the
         extension) with the Agg renderer, which needs no display."""
+        if not self.epoch:
+            raise ValueError("History.plot: no epochs recorded")
         try:
-            import matplotlib  # noqa: F401
+            from matplotlib.ticker import MaxNLocator
+            if path is not None:
+                from matplotlib.backends.backend_agg import FigureCanvasAgg
+                from matplotlib.figure import Figure
+            else:
+                import matplotlib.pyplot as plt
         except ImportError:
             raise ImportError("History.plot needs matplotlib: pip install matplotlib "
                               "(or pip install nnfast[plot])") from None
-        if not self.epoch:
-            raise ValueError("History.plot: no epochs recorded")
         panels = [name for name in ("loss", "accuracy") if name in self.history]
         if path is not None:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
             fig = Figure(figsize=(5 * len(panels), 4))
             FigureCanvasAgg(fig)
         else:
-            import matplotlib.pyplot as plt
             fig = plt.figure(figsize=(5 * len(panels), 4))
-        from matplotlib.ticker import MaxNLocator
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         epochs = [e + 1 for e in self.epoch]
         for ax, name in zip(axes, panels):

@@ -147,6 +147,7 @@ def test_history_plot_saves_training_curves(backend, rng, tmp_path):
 def test_history_plot_without_matplotlib_says_what_to_install(monkeypatch):
     history = nnfast.History()
     history.record(0, {"loss": 1.0})
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
     with pytest.raises(ImportError, match="pip install matplotlib"):
         history.plot()
