@@ -115,9 +115,9 @@ class ModelCheckpoint(Callback):
 class TerminateOnNaN(Callback):
     """Stop training at the first batch whose loss is NaN or infinite, before its update.
 
-    The weights stay those before that batch; should they already be non-finite (an
-    overflowing update whose loss was still finite), those of the start of the epoch are
-    put back. fit() adds one unless given terminate_on_nan=False. After fit: stopped_at =
+    The weights stay those before that batch; should they or the running statistics already
+    be non-finite (an overflowing update whose loss was still finite, or the bad batch's
+    statistics), those of the start of the epoch are put back. fit() adds one unless given terminate_on_nan=False. After fit: stopped_at =
     (epoch, batch) or None.
     """
 
@@ -132,7 +132,10 @@ class TerminateOnNaN(Callback):
             return
         model.stop_training = True
         self.stopped_at = (epoch, batch)
-        finite = all(np.isfinite(p.data).all() for p in model.parameters())
+        # The forward of the bad batch may also have fed non-finite batch statistics into
+        # running means and variances.
+        arrays = [p.data for p in model.parameters()] + list(model.buffers())
+        finite = all(np.isfinite(a).all() for a in arrays)
         if finite:
             kept = "the weights are those before that batch"
         else:
