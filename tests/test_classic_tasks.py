@@ -18,6 +18,20 @@ import breast_cancer  # noqa: E402
 import mnist  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def one_thread_per_library():
+    """These tests check accuracy, not speed. On a busy 2-core machine OpenBLAS's threads
+    (behind the numpy backend) and torch's OpenMP threads oversubscribe the cores and slow
+    5-epoch MNIST runs by 5x or more; one thread each keeps them to seconds."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
 def test_breast_cancer_reaches_95_percent(backend):
     """Seeds 0-4 (over seeds 0-19 the numpy backend averages 0.971, 19 of 20 >= 0.95)."""
     with skip_if_unimplemented():

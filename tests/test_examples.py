@@ -1,6 +1,7 @@
 """The example scripts run from the command line, print their result and save their plot."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ def test_example_runs_and_saves_its_plot(tmp_path, script, args, expect):
     plot = tmp_path / "curves.png"
     proc = subprocess.run([sys.executable, str(EXAMPLES / script), "--backend", "numpy",
                            "--plot", str(plot), *args],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})  # see test_classic_tasks
     assert proc.returncode == 0, proc.stderr
     assert expect in proc.stdout and str(plot) in proc.stdout
     assert plot.read_bytes()[:8] == PNG_MAGIC
