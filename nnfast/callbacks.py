@@ -22,7 +22,8 @@ class Callback:
         pass
 
     def on_batch_loss(self, model, epoch: int, batch: int, loss: float) -> None:
-        """Called with each batch's loss after the forward pass, before the update."""
+        """Called with each batch's loss after the forward pass, before the update (after
+        it where fit() trains with the compiled fused step, which does both in one call)."""
 
     def on_epoch_end(self, model, epoch: int, logs: dict) -> None:
         pass
@@ -116,8 +117,9 @@ class TerminateOnNaN(Callback):
     """Stop training at the first batch whose loss is NaN or infinite, before its update.
 
     The weights stay those before that batch; should they or the running statistics already
-    be non-finite (an overflowing update whose loss was still finite, or the bad batch's
-    statistics), those of the start of the epoch are put back. fit() adds one unless given terminate_on_nan=False. After fit: stopped_at =
+    be non-finite (an overflowing update whose loss was still finite, the bad batch's
+    statistics, or the fused step's update, made in the same call as the loss), those of
+    the start of the epoch are put back. fit() adds one unless given terminate_on_nan=False. After fit: stopped_at =
     (epoch, batch) or None.
     """
 
