@@ -20,8 +20,11 @@
 #include "common/threading.h"
 #include "gemm/gemm.h"
 #include "kernels/activations.h"
+#include "kernels/batchnorm.h"
 #include "kernels/bias_grad.h"
+#include "kernels/dropout.h"
 #include "kernels/losses.h"
+#include "kernels/norms_penalties.h"
 #include "kernels/optimizers.h"
 #include "kernels/softmax_cross_entropy.h"
 #include "train/mlp_trainer.h"
@@ -542,6 +545,325 @@ py::array adam_update(py::handle param_obj, py::handle grad_obj, py::handle m_ob
 }
 
 
+// ------------------------------------------------------------------------- dropout
+
+std::string type_name(py::handle obj) {
+  return std::string(py::str(py::type::of(obj).attr("__name__")));
+}
+
+// An integer in [0, 2**64): seeds and counters of the counter-based generator.
+uint64_t uint64_arg(py::handle obj, const char* name) {
+  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+    throw py::type_error(arg(name) + "expected an integer, got " + type_name(obj));
+  py::object value = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+  if (!value) throw py::error_already_set();
+  const unsigned long long v = PyLong_AsUnsignedLongLong(value.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw py::value_error(arg(name) + "must lie in [0, 2**64), got " + std::string(py::str(value)));
+  }
+  return static_cast<uint64_t>(v);
+}
+
+double dropout_probability(double p) {
+  if (!(p >= 0.0 && p < 1.0))  // written so that NaN fails too
+    throw py::value_error("p: dropout probability must lie in [0, 1), got " +
+                          std::string(py::repr(py::float_(p))));
+  return p;
+}
+
+// A dropout keep-mask: uint8 (1 keep, 0 drop), C-contiguous, of the given shape.
+py::array mask_input(py::handle obj, const char* name, const Shape& shape) {
+  py::array a = ndarray(obj, name);
+  if (!a.dtype().is(py::dtype::of<uint8_t>()))
+    throw py::type_error(arg(name) + "the dropout mask must be uint8, got dtype " +
+                         std::string(py::str(a.dtype())));
+  check_shape(a, name, shape);
+  check_layout(a, name);
+  return a;
+}
+
+py::array mask_output(py::handle obj, const char* name, const Shape& shape) {
+  if (obj.is_none()) return py::array_t<uint8_t>(shape);
+  py::array a = mask_input(obj, name, shape);
+  if (!a.writeable()) throw py::value_error(arg(name) + "output array is read-only");
+  return a;
+}
+
+py::tuple dropout_forward(py::handle x_obj, py::handle out_obj, py::handle mask_obj, double p,
+                          py::handle seed_obj, py::handle offset_obj) {
+  DType dt;
+  py::array x = input(x_obj, "x", &dt);
+  p = dropout_probability(p);
+  const uint64_t seed = uint64_arg(seed_obj, "seed"), offset = uint64_arg(offset_obj, "offset");
+  const Shape shape = shape_of(x);
+  py::array out = output(out_obj, "out", dt, shape);
+  py::array mask = mask_output(mask_obj, "mask", shape);
+  check_no_overlap(out, "out", x, "x", true);
+  check_no_overlap(mask, "mask", x, "x", false);
+  check_no_overlap(mask, "mask", out, "out", false);
+  const int64_t n = x.size();
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* X = cptr<T>(x);
+    T* Y = ptr<T>(out);
+    uint8_t* M = ptr<uint8_t>(mask);
+    without_gil([&] { nnfast::dropout_forward<T>(Y, M, X, n, p, seed, offset); });
+  });
+  return py::make_tuple(out, mask);
+}
+
+py::array dropout_backward(py::handle grad_obj, py::handle mask_obj, py::handle out_obj,
+                           double p) {
+  DType dt;
+  py::array grad = input(grad_obj, "grad_out", &dt);
+  const Shape shape = shape_of(grad);
+  py::array mask = mask_input(mask_obj, "mask", shape);
+  p = dropout_probability(p);
+  py::array out = output(out_obj, "out", dt, shape);
+  check_no_overlap(out, "out", grad, "grad_out", true);
+  check_no_overlap(out, "out", mask, "mask", false);
+  const int64_t n = grad.size();
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* G = cptr<T>(grad);
+    const uint8_t* M = cptr<uint8_t>(mask);
+    T* D = ptr<T>(out);
+    without_gil([&] { nnfast::dropout_backward<T>(D, G, M, n, p); });
+  });
+  return out;
+}
+
+// ------------------------------------------------------------------------- batch norm
+
+// An optional per-feature vector (gamma, beta, their gradients): absent when None.
+struct OptionalArray {
+  bool present = false;
+  py::array array;
+  template <typename T>
+  const T* data() const {
+    return present ? cptr<T>(array) : nullptr;
+  }
+  template <typename T>
+  T* mutable_data() {
+    return present ? ptr<T>(array) : nullptr;
+  }
+};
+
+OptionalArray optional_input(py::handle obj, const char* name, DType dt, py::ssize_t C) {
+  if (obj.is_none()) return {};
+  return {true, input_like(obj, name, dt, {C})};
+}
+
+OptionalArray optional_inout(py::handle obj, const char* name, DType dt, py::ssize_t C) {
+  if (obj.is_none()) return {};
+  return {true, inout(obj, name, dt, {C})};
+}
+
+struct Named {
+  py::array array;
+  const char* name;
+};
+
+// Each array in `written` apart from the others in it and from each array in `read`.
+void check_disjoint(const std::vector<Named>& written, const std::vector<Named>& read) {
+  for (size_t i = 0; i < written.size(); ++i) {
+    for (size_t j = i + 1; j < written.size(); ++j)
+      check_no_overlap(written[i].array, written[i].name, written[j].array, written[j].name, false);
+    for (const Named& in : read)
+      check_no_overlap(written[i].array, written[i].name, in.array, in.name, false);
+  }
+}
+
+void add_if_present(std::vector<Named>* list, const OptionalArray& a, const char* name) {
+  if (a.present) list->push_back({a.array, name});
+}
+
+py::tuple batchnorm_forward_train(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj,
+                                  py::handle rm_obj, py::handle rv_obj, py::handle out_obj,
+                                  py::handle mean_obj, py::handle inv_std_obj, double momentum,
+                                  double eps) {
+  DType dt;
+  py::array x = input(x_obj, "x", &dt, 2);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  const OptionalArray gamma = optional_input(gamma_obj, "gamma", dt, C);
+  const OptionalArray beta = optional_input(beta_obj, "beta", dt, C);
+  py::array rm = inout(rm_obj, "running_mean", dt, {C});
+  py::array rv = inout(rv_obj, "running_var", dt, {C});
+  if (N < 2)
+    throw py::value_error("x: batch norm in training mode needs at least 2 samples per batch "
+                          "to estimate a variance, got a batch of " + std::to_string(N));
+  py::array out = output(out_obj, "out", dt, {N, C});
+  py::array mean = output(mean_obj, "mean", dt, {C});
+  py::array inv_std = output(inv_std_obj, "inv_std", dt, {C});
+  check_no_overlap(out, "out", x, "x", true);  // read elementwise after the statistics
+  std::vector<Named> read;
+  add_if_present(&read, gamma, "gamma");
+  add_if_present(&read, beta, "beta");
+  check_disjoint({{out, "out"}, {mean, "mean"}, {inv_std, "inv_std"}, {rm, "running_mean"},
+                  {rv, "running_var"}}, read);
+  check_disjoint({{mean, "mean"}, {inv_std, "inv_std"}, {rm, "running_mean"},
+                  {rv, "running_var"}}, {{x, "x"}});
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    T *Y = ptr<T>(out), *Mu = ptr<T>(mean), *Is = ptr<T>(inv_std);
+    T *Rm = ptr<T>(rm), *Rv = ptr<T>(rv);
+    const T *X = cptr<T>(x), *G = gamma.data<T>(), *B = beta.data<T>();
+    without_gil([&] {
+      nnfast::batchnorm_forward_train<T>(Y, Mu, Is, Rm, Rv, X, G, B, N, C, momentum, eps);
+    });
+  });
+  return py::make_tuple(out, mean, inv_std);
+}
+
+py::array batchnorm_forward_eval(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj,
+                                 py::handle rm_obj, py::handle rv_obj, py::handle out_obj,
+                                 double eps) {
+  DType dt;
+  py::array x = input(x_obj, "x", &dt, 2);
+  const int64_t N = x.shape(0), C = x.shape(1);
+  const OptionalArray gamma = optional_input(gamma_obj, "gamma", dt, C);
+  const OptionalArray beta = optional_input(beta_obj, "beta", dt, C);
+  py::array rm = input_like(rm_obj, "running_mean", dt, {C});
+  py::array rv = input_like(rv_obj, "running_var", dt, {C});
+  py::array out = output(out_obj, "out", dt, {N, C});
+  check_no_overlap(out, "out", x, "x", true);
+  std::vector<Named> read{{rm, "running_mean"}, {rv, "running_var"}};
+  add_if_present(&read, gamma, "gamma");
+  add_if_present(&read, beta, "beta");
+  check_disjoint({{out, "out"}}, read);
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> inv_std(static_cast<size_t>(C));  // scratch, sized before the GIL is released
+    T* Y = ptr<T>(out);
+    T* Is = inv_std.data();
+    const T *X = cptr<T>(x), *G = gamma.data<T>(), *B = beta.data<T>();
+    const T *Rm = cptr<T>(rm), *Rv = cptr<T>(rv);
+    without_gil([&] { nnfast::batchnorm_forward_eval<T>(Y, Is, X, G, B, Rm, Rv, N, C, eps); });
+  });
+  return out;
+}
+
+py::array batchnorm_backward(py::handle grad_obj, py::handle x_obj, py::handle mean_obj,
+                             py::handle inv_std_obj, py::handle gamma_obj, py::handle dx_obj,
+                             py::handle dgamma_obj, py::handle dbeta_obj, bool training) {
+  DType dt;
+  py::array grad = input(grad_obj, "grad_out", &dt, 2);
+  const int64_t N = grad.shape(0), C = grad.shape(1);
+  py::array x = input_like(x_obj, "x", dt, {N, C});
+  py::array mean = input_like(mean_obj, "mean", dt, {C});
+  py::array inv_std = input_like(inv_std_obj, "inv_std", dt, {C});
+  const OptionalArray gamma = optional_input(gamma_obj, "gamma", dt, C);
+  OptionalArray dgamma = optional_inout(dgamma_obj, "grad_gamma", dt, C);
+  OptionalArray dbeta = optional_inout(dbeta_obj, "grad_beta", dt, C);
+  py::array dx = output(dx_obj, "grad_x", dt, {N, C});
+  // grad_x is written elementwise after every read of grad_out and x.
+  check_no_overlap(dx, "grad_x", grad, "grad_out", true);
+  check_no_overlap(dx, "grad_x", x, "x", true);
+  std::vector<Named> read{{mean, "mean"}, {inv_std, "inv_std"}};
+  add_if_present(&read, gamma, "gamma");
+  std::vector<Named> written{{dx, "grad_x"}};
+  add_if_present(&written, dgamma, "grad_gamma");
+  add_if_present(&written, dbeta, "grad_beta");
+  check_disjoint(written, read);
+  written.erase(written.begin());
+  check_disjoint(written, {{grad, "grad_out"}, {x, "x"}});
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    std::vector<T> work(static_cast<size_t>(3 * C));  // scratch, sized before the GIL is released
+    T *D = ptr<T>(dx), *Dg = dgamma.mutable_data<T>(), *Db = dbeta.mutable_data<T>();
+    T* W = work.data();
+    const T *G = cptr<T>(grad), *X = cptr<T>(x), *Mu = cptr<T>(mean);
+    const T *Is = cptr<T>(inv_std), *Ga = gamma.data<T>();
+    without_gil([&] {
+      nnfast::batchnorm_backward<T>(D, Dg, Db, W, G, X, Mu, Is, Ga, N, C, training);
+    });
+  });
+  return dx;
+}
+
+// ------------------------------------------------------------------------- norms, clipping, penalties
+
+// An array updated in place whose dtype sets the call's.
+py::array inout_first(py::handle obj, const char* name, DType* dt) {
+  py::array a = input(obj, name, dt);
+  if (!a.writeable()) throw py::value_error(arg(name) + "array is read-only");
+  return a;
+}
+
+double sum_squares(py::handle x_obj) {
+  DType dt;
+  py::array x = input(x_obj, "x", &dt);
+  const int64_t n = x.size();
+  return by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* X = cptr<T>(x);
+    return without_gil([&] { return nnfast::sum_squares<T>(X, n); });
+  });
+}
+
+py::array scale_inplace(py::handle x_obj, double alpha) {
+  DType dt;
+  py::array x = inout_first(x_obj, "x", &dt);
+  const int64_t n = x.size();
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    T* X = ptr<T>(x);
+    without_gil([&] { nnfast::scale_inplace<T>(X, n, alpha); });
+  });
+  return x;
+}
+
+py::array clip_inplace(py::handle x_obj, double lo, double hi) {
+  DType dt;
+  py::array x = inout_first(x_obj, "x", &dt);
+  if (!(lo <= hi))
+    throw py::value_error("lo, hi: need lo <= hi, got lo=" + std::string(py::repr(py::float_(lo))) +
+                          ", hi=" + std::string(py::repr(py::float_(hi))));
+  const int64_t n = x.size();
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    T* X = ptr<T>(x);
+    without_gil([&] { nnfast::clip_inplace<T>(X, n, lo, hi); });
+  });
+  return x;
+}
+
+void check_penalty_coefficients(double l1, double l2) {
+  if (!(l1 >= 0 && l2 >= 0))
+    throw py::value_error("l1, l2: penalty coefficients must be >= 0, got l1=" +
+                          std::string(py::repr(py::float_(l1))) +
+                          ", l2=" + std::string(py::repr(py::float_(l2))));
+}
+
+double weight_penalty_forward(py::handle w_obj, double l1, double l2) {
+  DType dt;
+  py::array w = input(w_obj, "w", &dt);
+  check_penalty_coefficients(l1, l2);
+  const int64_t n = w.size();
+  return by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* W = cptr<T>(w);
+    return without_gil([&] { return nnfast::weight_penalty_forward<T>(W, n, l1, l2); });
+  });
+}
+
+py::array weight_penalty_backward(py::handle w_obj, py::handle grad_obj, double l1, double l2) {
+  DType dt;
+  py::array w = input(w_obj, "w", &dt);
+  py::array grad = inout(grad_obj, "grad", dt, shape_of(w));
+  check_penalty_coefficients(l1, l2);
+  check_no_overlap(grad, "grad", w, "w", true);
+  const int64_t n = w.size();
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* W = cptr<T>(w);
+    T* G = ptr<T>(grad);
+    without_gil([&] { nnfast::weight_penalty_backward<T>(G, W, n, l1, l2); });
+  });
+  return grad;
+}
+
 // ------------------------------------------------------------------------- fused MLP training step
 
 // Row indices into X: int64, shape (n,), every value in [0, rows).
@@ -769,6 +1091,36 @@ PYBIND11_MODULE(_core, m) {
         py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0,
         py::arg("step"), py::arg("decoupled") = false,
         "one torch.optim.Adam (or AdamW with decoupled=True) step in place");
+
+  m.def("dropout_forward", &dropout_forward, py::arg("x"), py::arg("out") = none,
+        py::arg("mask") = none, py::kw_only(), py::arg("p"), py::arg("seed"), py::arg("offset"),
+        "(out, mask): inverted dropout with the counter-based mask of (seed, offset + i)");
+  m.def("dropout_backward", &dropout_backward, py::arg("grad_out"), py::arg("mask"),
+        py::arg("out") = none, py::kw_only(), py::arg("p"),
+        "grad_in = grad_out / (1 - p) where mask is 1, else 0");
+  m.def("batchnorm_forward_train", &batchnorm_forward_train, py::arg("x"), py::arg("gamma"),
+        py::arg("beta"), py::arg("running_mean"), py::arg("running_var"), py::arg("out") = none,
+        py::arg("mean") = none, py::arg("inv_std") = none, py::kw_only(),
+        py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+        "(out, mean, inv_std): batch norm with batch statistics; running statistics updated");
+  m.def("batchnorm_forward_eval", &batchnorm_forward_eval, py::arg("x"), py::arg("gamma"),
+        py::arg("beta"), py::arg("running_mean"), py::arg("running_var"), py::arg("out") = none,
+        py::kw_only(), py::arg("eps") = 1e-5, "batch norm with the running statistics");
+  m.def("batchnorm_backward", &batchnorm_backward, py::arg("grad_out"), py::arg("x"),
+        py::arg("mean"), py::arg("inv_std"), py::arg("gamma"), py::arg("grad_x") = none,
+        py::arg("grad_gamma") = none, py::arg("grad_beta") = none, py::kw_only(),
+        py::arg("training") = true,
+        "grad_x; grad_gamma and grad_beta accumulated into (+=)");
+  m.def("sum_squares", &sum_squares, py::arg("x"), "sum(x^2), accumulated in float64");
+  m.def("scale_inplace", &scale_inplace, py::arg("x"), py::kw_only(), py::arg("alpha"),
+        "x *= alpha in place");
+  m.def("clip_inplace", &clip_inplace, py::arg("x"), py::kw_only(), py::arg("lo"), py::arg("hi"),
+        "x = min(max(x, lo), hi) in place; NaN stays NaN");
+  m.def("weight_penalty_forward", &weight_penalty_forward, py::arg("w"), py::kw_only(),
+        py::arg("l1"), py::arg("l2"), "l1 * sum|w| + l2 * sum(w^2), accumulated in float64");
+  m.def("weight_penalty_backward", &weight_penalty_backward, py::arg("w"), py::arg("grad"),
+        py::kw_only(), py::arg("l1"), py::arg("l2"),
+        "grad += l1 * sign(w) + 2 l2 * w in place");
 
   py::class_<MlpTrainerBinding>(m, "MlpTrainer",
                                  "One C++ call per batch: gather, forward, loss, backward, update")
