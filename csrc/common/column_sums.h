@@ -1,7 +1,7 @@
 // Column sums of an (N, C) array whose result does not depend on the thread count: the rows
 // are cut into chunks whose bounds depend on (N, C) only, each task sums one chunk of rows of
 // a block of kColumnBlock columns in row order in double, and the chunk sums of a column are
-// added in chunk order. The same rule as bias_grad's, for reductions of K terms per element.
+// added in chunk order. Bias gradients and batch-norm statistics (K terms per element) use it.
 #pragma once
 
 #include <algorithm>
