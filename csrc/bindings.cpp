@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <type_traits>
@@ -883,30 +884,47 @@ py::array row_indices(py::handle obj, const char* name, int64_t rows) {
   return a;
 }
 
+// The layer list MlpTrainer takes (nnfast/fused.py builds it), one dict per op:
+//   {"op": "dense", "weight", "bias", "weight_grad", "bias_grad", "activation",
+//    "negative_slope", "l1", "l2"}  (activation fused into the GEMM epilogue)
+//   {"op": "activation", "activation", "negative_slope"}
+//   {"op": "dropout", "p", "seed", "offset": uint64 (1,), advanced in place}
+//   {"op": "batchnorm", "gamma", "beta", "gamma_grad", "beta_grad" (all None when not affine),
+//    "running_mean", "running_var", "momentum", "eps"}
+// plus optimizer state per parameter, "<name>_state0" (SGD velocity, Adam m) and
+// "<name>_state1" (Adam v), absent or None where the optimizer keeps none.
 // Holds the trainer and a reference to every array it writes into, so Python cannot free
 // them while it lives. Calls are serialized: a trainer has one set of workspaces.
 class MlpTrainerBinding {
  public:
   MlpTrainerBinding(py::list layers, const std::string& loss) {
-    if (layers.empty()) throw py::value_error("layers: at least one Dense layer is needed");
     if (loss == "cross_entropy") loss_ = nnfast::LossKind::cross_entropy;
     else if (loss == "mse") loss_ = nnfast::LossKind::mse;
     else if (loss == "bce_with_logits") loss_ = nnfast::LossKind::bce_with_logits;
     else throw py::value_error("loss: the fused step supports cross_entropy, mse and "
                                "bce_with_logits, not '" + loss + "'");
-    dtype_ = float_dtype(ndarray(layers[0].cast<py::dict>()["weight"], "weight"), "weight");
+    const py::dict first = first_sized_op(layers);
+    const bool dense = op_kind(first) == "dense";
+    py::array sized = ndarray(first[dense ? "weight" : "running_mean"],
+                              dense ? "weight" : "running_mean");
+    dtype_ = float_dtype(sized, dense ? "weight" : "running_mean");
+    in_ = sized.ndim() > 0 ? sized.shape(0) : 0;
     by_dtype(dtype_, [&](auto tag) { build<decltype(tag)>(layers); });
   }
 
   py::tuple step(py::handle X_obj, py::handle targets_obj, py::handle idx_obj,
                  const std::string& kind, double lr, double momentum, bool nesterov,
                  double weight_decay, double beta1, double beta2, double eps, bool decoupled,
-                 int64_t step_count) {
+                 int64_t step_count, std::optional<double> clipnorm,
+                 std::optional<double> clipvalue) {
     py::array X = features(X_obj);
     const int64_t rows = X.shape(0);
     py::array idx = row_indices(idx_obj, "idx", rows);
     const int64_t batch = idx.shape(0);
     const int64_t* rows_ptr = cptr<int64_t>(idx);
+    if (has_batchnorm_ && batch < 2)
+      throw py::value_error("idx: batch norm in training mode needs at least 2 samples per "
+                            "batch, got a batch of " + std::to_string(batch));
     py::array targets;
     if (loss_ == nnfast::LossKind::cross_entropy) {
       targets = ndarray(targets_obj, "targets");
@@ -932,6 +950,9 @@ class MlpTrainerBinding {
     if (opt.kind == nnfast::OptimizerKind::sgd && momentum != 0.0 && !has_state0_)
       throw py::value_error("momentum: SGD momentum needs a velocity array for every parameter");
     if (step_count < 1) throw py::value_error("step: counts from 1");
+    if (clipnorm && clipvalue) throw py::value_error("clipnorm, clipvalue: give one, not both");
+    check_clip_limit(clipnorm, "clipnorm");
+    check_clip_limit(clipvalue, "clipvalue");
     opt.lr = lr;
     opt.momentum = momentum;
     opt.nesterov = nesterov;
@@ -941,6 +962,8 @@ class MlpTrainerBinding {
     opt.eps = eps;
     opt.decoupled = decoupled;
     opt.step = step_count;
+    opt.clipnorm = clipnorm.value_or(0.0);
+    opt.clipvalue = clipvalue.value_or(0.0);
 
     const void* x = X.data();
     const void* t = targets.data();
@@ -958,6 +981,7 @@ class MlpTrainerBinding {
     py::array X = features(X_obj);
     const int64_t batch = X.shape(0);
     py::array out = output(out_obj, "out", dtype_, {batch, out_});
+    check_no_overlap(out, "out", X, "X", false);
     if (batch == 0) return out;
     const void* x = X.data();
     void* y = out.mutable_data();
@@ -972,6 +996,27 @@ class MlpTrainerBinding {
   }
 
  private:
+  static void check_clip_limit(const std::optional<double>& limit, const char* name) {
+    if (limit && !(*limit > 0.0))
+      throw py::value_error(arg(name) + "must be positive, got " +
+                            std::string(py::repr(py::float_(*limit))));
+  }
+
+  static std::string op_kind(py::dict spec) {
+    if (!spec.contains("op")) throw py::value_error("layers: every op needs an 'op' entry");
+    return py::str(spec["op"]);
+  }
+
+  // The first op whose arrays fix the model's input width and dtype (a Dense or batch norm).
+  static py::dict first_sized_op(py::list layers) {
+    for (py::handle h : layers) {
+      py::dict spec = h.cast<py::dict>();
+      const std::string kind = op_kind(spec);
+      if (kind == "dense" || kind == "batchnorm") return spec;
+    }
+    throw py::value_error("layers: at least one Dense or BatchNorm1d layer is needed");
+  }
+
   py::array features(py::handle obj) {
     py::array X = ndarray(obj, "X");
     check_dtype(X, "X", dtype_);
@@ -989,49 +1034,116 @@ class MlpTrainerBinding {
     else return f64_.get();
   }
 
-  // An array the trainer updates in place; null (and *present = false) when absent.
+  static bool has(py::dict spec, const std::string& key) {
+    return spec.contains(key) && !spec[key.c_str()].is_none();
+  }
+
+  static double number(py::dict spec, const char* key, double fallback) {
+    return has(spec, key) ? spec[key].cast<double>() : fallback;
+  }
+
+  // An array the trainer updates in place; null where absent and optional.
   template <typename T>
-  T* array_arg(py::dict spec, const char* key, const Shape& shape, bool* present = nullptr) {
-    if (!spec.contains(key) || spec[key].is_none()) {
-      if (!present) throw py::value_error(std::string(key) + ": missing");
-      *present = false;
+  T* array_arg(py::dict spec, const std::string& key, const Shape& shape, bool optional) {
+    if (!has(spec, key)) {
+      if (!optional) throw py::value_error(key + ": missing");
       return nullptr;
     }
-    py::array a = inout(spec[key], key, dtype_, shape);
+    py::array a = inout(spec[key.c_str()], key.c_str(), dtype_, shape);
     keep_alive_.append(a);
     return ptr<T>(a);
   }
 
+  // The parameter `name` with its gradient "<name>_grad" and optimizer state.
+  template <typename T>
+  nnfast::Param<T> param(py::dict spec, const std::string& name, const Shape& shape) {
+    nnfast::Param<T> p;
+    p.value = array_arg<T>(spec, name, shape, false);
+    p.grad = array_arg<T>(spec, name + "_grad", shape, false);
+    p.state0 = array_arg<T>(spec, name + "_state0", shape, true);
+    p.state1 = array_arg<T>(spec, name + "_state1", shape, true);
+    p.size = 1;
+    for (py::ssize_t d : shape) p.size *= d;
+    has_state0_ = has_state0_ && p.state0;
+    has_state1_ = has_state1_ && p.state1;
+    return p;
+  }
+
+  template <typename T>
+  std::unique_ptr<nnfast::TrainOp<T>> dense_op(py::dict spec, int64_t width) {
+    py::array w = ndarray(spec["weight"], "weight");
+    check_ndim(w, "weight", 2);
+    const int64_t in = w.shape(0), out = w.shape(1);
+    if (in != width)
+      throw py::value_error("weight: layer widths do not chain (" + std::to_string(width) +
+                            " outputs into " + std::to_string(in) + " inputs)");
+    const Activation act = parse_activation(spec["activation"], false);
+    const T slope = static_cast<T>(number(spec, "negative_slope", 0.01));
+    nnfast::Param<T> weight = param<T>(spec, "weight", {in, out});
+    weight.l1 = number(spec, "l1", 0.0);
+    weight.l2 = number(spec, "l2", 0.0);
+    if (!(weight.l1 >= 0.0 && weight.l2 >= 0.0))
+      throw py::value_error("l1, l2: penalty coefficients must be >= 0");
+    const nnfast::Param<T> bias = param<T>(spec, "bias", {out});
+    return std::make_unique<nnfast::DenseOp<T>>(in, out, act, slope, weight, bias);
+  }
+
+  template <typename T>
+  std::unique_ptr<nnfast::TrainOp<T>> dropout_op(py::dict spec, int64_t width) {
+    const double p = dropout_probability(spec["p"].cast<double>());
+    const uint64_t seed = uint64_arg(spec["seed"], "seed");
+    py::array offset = ndarray(spec["offset"], "offset");
+    if (!offset.dtype().is(py::dtype::of<uint64_t>()))
+      throw py::type_error("offset: expected a uint64 counter array, got dtype " +
+                           std::string(py::str(offset.dtype())));
+    check_shape(offset, "offset", {1});
+    check_layout(offset, "offset");
+    if (!offset.writeable()) throw py::value_error("offset: array is read-only");
+    keep_alive_.append(offset);
+    return std::make_unique<nnfast::DropoutOp<T>>(width, p, seed, ptr<uint64_t>(offset));
+  }
+
+  template <typename T>
+  std::unique_ptr<nnfast::TrainOp<T>> batchnorm_op(py::dict spec, int64_t width) {
+    T* running_mean = array_arg<T>(spec, "running_mean", {width}, false);
+    T* running_var = array_arg<T>(spec, "running_var", {width}, false);
+    nnfast::Param<T> gamma, beta;
+    if (has(spec, "gamma")) {
+      gamma = param<T>(spec, "gamma", {width});
+      beta = param<T>(spec, "beta", {width});
+    }
+    has_batchnorm_ = true;
+    return std::make_unique<nnfast::BatchNormOp<T>>(width, number(spec, "momentum", 0.1),
+                                                    number(spec, "eps", 1e-5), gamma, beta,
+                                                    running_mean, running_var);
+  }
+
   template <typename T>
   void build(py::list layers) {
-    std::vector<nnfast::DenseLayerRef<T>> refs;
+    std::vector<std::unique_ptr<nnfast::TrainOp<T>>> ops;
     has_state0_ = has_state1_ = true;
+    int64_t width = in_;
     for (py::handle h : layers) {
       py::dict spec = h.cast<py::dict>();
-      py::array w = ndarray(spec["weight"], "weight");
-      check_ndim(w, "weight", 2);
-      nnfast::DenseLayerRef<T> r;
-      r.in = w.shape(0);
-      r.out = w.shape(1);
-      if (!refs.empty() && refs.back().out != r.in)
-        throw py::value_error("weight: layer widths do not chain (" +
-                              std::to_string(refs.back().out) + " outputs into " +
-                              std::to_string(r.in) + " inputs)");
-      r.activation = parse_activation(spec["activation"], false);
-      r.negative_slope = static_cast<T>(spec["negative_slope"].cast<double>());
-      r.weight = array_arg<T>(spec, "weight", {r.in, r.out});
-      r.bias = array_arg<T>(spec, "bias", {r.out});
-      r.weight_grad = array_arg<T>(spec, "weight_grad", {r.in, r.out});
-      r.bias_grad = array_arg<T>(spec, "bias_grad", {r.out});
-      r.weight_state0 = array_arg<T>(spec, "weight_state0", {r.in, r.out}, &has_state0_);
-      r.bias_state0 = array_arg<T>(spec, "bias_state0", {r.out}, &has_state0_);
-      r.weight_state1 = array_arg<T>(spec, "weight_state1", {r.in, r.out}, &has_state1_);
-      r.bias_state1 = array_arg<T>(spec, "bias_state1", {r.out}, &has_state1_);
-      refs.push_back(r);
+      const std::string kind = op_kind(spec);
+      if (kind == "dense") {
+        ops.push_back(dense_op<T>(spec, width));
+      } else if (kind == "activation") {
+        ops.push_back(std::make_unique<nnfast::ActivationOp<T>>(
+            width, parse_activation(spec["activation"], false),
+            static_cast<T>(number(spec, "negative_slope", 0.01))));
+      } else if (kind == "dropout") {
+        ops.push_back(dropout_op<T>(spec, width));
+      } else if (kind == "batchnorm") {
+        ops.push_back(batchnorm_op<T>(spec, width));
+      } else {
+        throw py::value_error("op: expected 'dense', 'activation', 'dropout' or 'batchnorm', "
+                              "got '" + kind + "'");
+      }
+      width = ops.back()->out_width();
     }
-    in_ = refs.front().in;
-    out_ = refs.back().out;
-    auto made = std::make_unique<nnfast::MlpTrainer<T>>(std::move(refs), loss_);
+    out_ = width;
+    auto made = std::make_unique<nnfast::MlpTrainer<T>>(std::move(ops), loss_);
     if constexpr (std::is_same_v<T, float>) f32_ = std::move(made);
     else f64_ = std::move(made);
   }
@@ -1039,7 +1151,7 @@ class MlpTrainerBinding {
   DType dtype_ = DType::f32;
   nnfast::LossKind loss_ = nnfast::LossKind::cross_entropy;
   int64_t in_ = 0, out_ = 0;
-  bool has_state0_ = true, has_state1_ = true;
+  bool has_state0_ = true, has_state1_ = true, has_batchnorm_ = false;
   py::list keep_alive_;
   std::mutex mutex_;
   std::unique_ptr<nnfast::MlpTrainer<float>> f32_;
@@ -1129,7 +1241,7 @@ PYBIND11_MODULE(_core, m) {
            py::kw_only(), py::arg("kind"), py::arg("lr"), py::arg("momentum") = 0.0,
            py::arg("nesterov") = false, py::arg("weight_decay") = 0.0, py::arg("beta1") = 0.9,
            py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("decoupled") = false,
-           py::arg("step") = 1)
+           py::arg("step") = 1, py::arg("clipnorm") = none, py::arg("clipvalue") = none)
       .def("predict", &MlpTrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
 
 

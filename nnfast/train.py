@@ -329,7 +329,7 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     single = np.ndim(X) == 1
     X = check_inputs(model, np.atleast_2d(X) if single else X)
     compiled = fused_step.predictor(model)
-    if compiled is not None:  # the compiled path has no train/eval-dependent layers
+    if compiled is not None:  # the compiled forward runs in eval mode, as the path below
         out = np.empty((X.shape[0], model.out_features), dtype=X.dtype)
         for s in range(0, X.shape[0], batch_size):
             compiled.predict(X[s:s + batch_size], out[s:s + batch_size])

@@ -39,11 +39,21 @@ def data(loss_name, dtype, rng, n=101, out=5):
     return X, rng.standard_normal((n, out)).astype(dtype)
 
 
-def run_both(act, loss_name, opt_name, dtype, rng, steps, batch=16):
+def reference_step(model, opt, loss_fn, xb, yb):
+    """One layer-by-layer step as fit() takes it; returns the loss fit() logs."""
+    opt.zero_grad()
+    value = loss_fn(model(xb), yb) + model.penalty()
+    model.backward(loss_fn.backward())
+    opt.step()
+    return value
+
+
+def run_models(model_fn, opt_fn, loss_name, dtype, rng, steps, batch=16):
+    """Train two copies of model_fn() for `steps` batches: one with the fused step (cpp), one
+    layer by layer on the NumPy reference, on the same batches."""
     X, y = data(loss_name, dtype, rng)
-    fused_model, ref_model = make_model(act, dtype, 5), make_model(act, dtype, 5)
-    fused_opt = OPTIMIZERS[opt_name](fused_model.parameters())
-    ref_opt = OPTIMIZERS[opt_name](ref_model.parameters())
+    fused_model, ref_model = model_fn(), model_fn()
+    fused_opt, ref_opt = opt_fn(fused_model.parameters()), opt_fn(ref_model.parameters())
     loss_fn = losses.get(loss_name)
     with nnfast.backend("cpp"):
         assert fused.unsupported_reason(fused_model, loss_fn, fused_opt, y) is None
@@ -55,11 +65,13 @@ def run_both(act, loss_name, opt_name, dtype, rng, steps, batch=16):
         with nnfast.backend("cpp"):
             fused_losses.append(trainer.step(X, y, idx)[0])
         with nnfast.backend("numpy"):
-            ref_opt.zero_grad()
-            ref_losses.append(loss_fn(ref_model(X[idx]), y[idx]))
-            ref_model.backward(loss_fn.backward())
-            ref_opt.step()
+            ref_losses.append(reference_step(ref_model, ref_opt, loss_fn, X[idx], y[idx]))
     return fused_model, ref_model, fused_losses, ref_losses
+
+
+def run_both(act, loss_name, opt_name, dtype, rng, steps, batch=16):
+    return run_models(lambda: make_model(act, dtype, 5), OPTIMIZERS[opt_name], loss_name, dtype,
+                      rng, steps, batch)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -106,7 +118,9 @@ def test_fit_uses_fused_step_and_matches_layer_path(rng, monkeypatch):
     (lambda: nn.Sequential(nn.Dense(4, 3), nn.Softmax()), "cross_entropy", False, "Softmax"),
     (lambda: nn.Sequential(nn.Dense(4, 3)), "cross_entropy", True, "one-hot"),
     (lambda: nn.Sequential(nn.Dense(4, 1), nn.Sigmoid()), "bce", False, "BinaryCrossEntropy"),
-    (lambda: nn.Sequential(nn.ReLU(), nn.Dense(4, 3)), "cross_entropy", False, "not fusable"),
+    (lambda: nn.Sequential(nn.Dense(4, 4), nn.Residual(nn.Dense(4, 4))), "cross_entropy", False,
+     "layer 1 (Residual) is not fusable"),
+    (lambda: nn.Sequential(nn.ReLU(), nn.Dropout(0.5)), "cross_entropy", False, "without Dense"),
 ])
 def test_unsupported_combinations_say_why(model_fn, loss, target_2d, why):
     model = model_fn()
@@ -145,7 +159,7 @@ def test_fused_predict_matches_forward(rng):
         out = np.empty((7, 5))
         assert trainer.trainer.predict(X, out) is out
     with nnfast.backend("numpy"):
-        np.testing.assert_allclose(out, model(X), rtol=1e-12)
+        np.testing.assert_allclose(out, model(X), rtol=1e-12, atol=1e-14)
 
 
 def test_model_predict_uses_compiled_forward_and_tracks_new_weights(rng):
@@ -160,3 +174,200 @@ def test_model_predict_uses_compiled_forward_and_tracks_new_weights(rng):
         expected = model.predict(x)
     assert first.shape == (5,)
     np.testing.assert_allclose(second, expected, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- training features
+# Dropout, BatchNorm1d, L1/L2 penalties and gradient clipping in the fused step, against the
+# layer-by-layer NumPy reference over 50 steps.
+
+
+def assert_same_training(fused_model, ref_model, fused_losses, ref_losses, dtype):
+    np.testing.assert_allclose(fused_losses, ref_losses, **TOL[dtype])
+    for p, q in zip(fused_model.parameters(), ref_model.parameters()):
+        np.testing.assert_allclose(p.data, q.data, **TOL[dtype], err_msg=p.name)
+        np.testing.assert_allclose(p.grad, q.grad, **TOL[dtype], err_msg=f"grad of {p.name}")
+    for a, b in zip(fused_model.buffers(), ref_model.buffers()):
+        np.testing.assert_allclose(a, b, **TOL[dtype], err_msg="running statistics")
+    for a, b in zip(fused_model.layers, ref_model.layers):
+        assert getattr(a, "offset", None) == getattr(b, "offset", None)  # dropout counters
+
+
+def dropout_model(dtype):
+    # Input dropout first (no parameters before it: the backward stops at the first Dense),
+    # dropout after a fused activation, and p = 0 (the identity, whose counter stays at 0).
+    return nn.Sequential(nn.Dropout(0.1, seed=4), nn.Dense(13, 17, seed=0, dtype=dtype), nn.ReLU(),
+                         nn.Dropout(0.3, seed=5), nn.Dense(17, 9, seed=1, dtype=dtype), nn.Tanh(),
+                         nn.Dropout(0.0, seed=6), nn.Dense(9, 5, seed=2, dtype=dtype))
+
+
+def batchnorm_model(dtype):
+    # BatchNorm between Dense and its activation (a standalone activation op), without
+    # affine parameters, and right before the output.
+    return nn.Sequential(nn.Dense(13, 17, seed=0, dtype=dtype), nn.BatchNorm1d(17, dtype=dtype),
+                         nn.ReLU(), nn.Dense(17, 9, seed=1, dtype=dtype),
+                         nn.BatchNorm1d(9, momentum=0.3, affine=False, dtype=dtype), nn.GELU(),
+                         nn.Dense(9, 5, seed=2, dtype=dtype), nn.BatchNorm1d(5, dtype=dtype))
+
+
+def penalty_model(dtype):
+    return nn.Sequential(nn.Dense(13, 17, seed=0, dtype=dtype, l1=1e-3, l2=1e-2), nn.Sigmoid(),
+                         nn.Dense(17, 9, seed=1, dtype=dtype), nn.LeakyReLU(0.1),
+                         nn.Dense(9, 5, seed=2, dtype=dtype, l2=5e-2))
+
+
+def everything_model(dtype):
+    return nn.Sequential(nn.Dense(13, 17, seed=0, dtype=dtype, l2=1e-2), nn.ReLU(),
+                         nn.BatchNorm1d(17, dtype=dtype), nn.Dropout(0.25, seed=9),
+                         nn.Dense(17, 5, seed=1, dtype=dtype, l1=1e-3))
+
+
+# A Dense right before a BatchNorm1d has a bias gradient of exactly 0 in exact arithmetic,
+# rounding noise in practice, which Adam would scale up to steps of size lr: that model
+# trains with SGD, whose steps keep the noise at its size.
+FEATURE_MODELS = {"dropout": (dropout_model, "adam_l2"), "batchnorm": (batchnorm_model, "momentum_wd"),
+                  "penalty": (penalty_model, "adam_l2"), "everything": (everything_model, "adamw")}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("model_name", FEATURE_MODELS)
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
+def test_fused_training_features_match_reference(rng, dtype, model_name, loss_name):
+    model_fn, opt_name = FEATURE_MODELS[model_name]
+    runs = run_models(lambda: model_fn(dtype), OPTIMIZERS[opt_name], loss_name, dtype, rng, 50)
+    assert_same_training(*runs, dtype)
+    fused_model = runs[0]
+    if model_name == "dropout":
+        assert [layer.offset for layer in fused_model.layers[::3]] == [50 * 16 * 13, 50 * 16 * 17, 0]
+
+
+CLIPPED = {
+    "clipnorm_adam": lambda p: optim.Adam(p, lr=1e-2, clipnorm=0.05),
+    "clipnorm_sgd": lambda p: optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3, clipnorm=0.05),
+    "clipvalue_adamw": lambda p: optim.AdamW(p, lr=1e-2, clipvalue=0.002),
+    "clipvalue_sgd": lambda p: optim.SGD(p, lr=0.05, nesterov=True, momentum=0.8, clipvalue=0.002),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("opt_name", CLIPPED)
+def test_fused_gradient_clipping_matches_reference(rng, dtype, opt_name):
+    runs = run_models(lambda: everything_model(dtype), CLIPPED[opt_name], "cross_entropy", dtype, rng, 50)
+    assert_same_training(*runs, dtype)
+    grads = [p.grad for p in runs[0].parameters()]  # the last step's gradients, as clipped
+    if opt_name.startswith("clipnorm"):  # the limits are small enough to clip every step
+        np.testing.assert_allclose(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads)),
+                                   0.05, rtol=1e-4)
+    else:
+        assert max(float(np.abs(g).max()) for g in grads) == np.asarray(0.002, dtype)
+
+
+def test_switching_training_paths_continues_the_dropout_stream(rng):
+    """25 fused steps then 25 layer-by-layer steps train as 50 layer-by-layer steps: the
+    fused step leaves the dropout counters and running statistics where the layers would."""
+    X, y = data("cross_entropy", np.float64, rng)
+    loss_fn = losses.CrossEntropy()
+    switched, reference = everything_model(np.float64), everything_model(np.float64)
+    switched_opt = optim.Adam(switched.parameters(), lr=1e-2, clipnorm=0.5)
+    reference_opt = optim.Adam(reference.parameters(), lr=1e-2, clipnorm=0.5)
+    with nnfast.backend("cpp"):
+        trainer = fused.FusedTrainer(switched, loss_fn, switched_opt)
+    for s in range(50):
+        idx = rng.choice(len(X), 16, replace=False)
+        if s < 25:
+            with nnfast.backend("cpp"):
+                trainer.step(X, y, idx)
+        else:
+            with nnfast.backend("numpy"):
+                reference_step(switched, switched_opt, loss_fn, X[idx], y[idx])
+        with nnfast.backend("numpy"):
+            reference_step(reference, reference_opt, loss_fn, X[idx], y[idx])
+    for p, q in zip(switched.parameters(), reference.parameters()):
+        np.testing.assert_allclose(p.data, q.data, **TOL[np.float64])
+    for a, b in zip(switched.buffers(), reference.buffers()):
+        np.testing.assert_allclose(a, b, **TOL[np.float64])
+    assert switched.layers[3].offset == reference.layers[3].offset == 50 * 16 * 17
+
+
+def test_fused_step_is_bitwise_the_same_on_any_thread_count(rng):
+    from nnfast import _core
+    X, y = data("cross_entropy", np.float32, rng, n=600)
+    was_set, before = _core.num_threads_is_set(), _core.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            _core.set_num_threads(threads)
+            _core._set_min_work_per_thread_override(0)  # every kernel opens a team
+            model = everything_model(np.float32)
+            opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, clipnorm=0.5)
+            with nnfast.backend("cpp"):
+                trainer = fused.FusedTrainer(model, losses.CrossEntropy(), opt)
+                losses_seen = [trainer.step(X, y, np.arange(s * 200, (s + 1) * 200) % 600)[0]
+                               for s in range(6)]
+            results.append((losses_seen, [p.data.copy() for p in model.parameters()] + model.buffers()))
+    finally:
+        _core._set_min_work_per_thread_override(-1)
+        _core.set_num_threads(before if was_set else 0)
+    (losses_1, arrays_1), (losses_3, arrays_3) = results
+    assert losses_1 == losses_3
+    for a, b in zip(arrays_1, arrays_3):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_fuses_dropout_batchnorm_penalties_and_clipping(rng, monkeypatch):
+    X, y = data("mse", np.float32, rng, n=300)
+    calls = []
+    original = fused.FusedTrainer.step
+    monkeypatch.setattr(fused.FusedTrainer, "step", lambda self, *a: calls.append(1) or original(self, *a))
+    results = {}
+    for name in ("cpp", "numpy"):
+        model = everything_model(np.float32)
+        with nnfast.backend(name):
+            history = model.fit(X, y, loss="mse", optimizer=optim.SGD(lr=0.05, momentum=0.9, clipnorm=1.0),
+                                epochs=3, batch_size=32, seed=7, verbose=0)
+            results[name] = (model, history, model.predict(X[:50]), model.evaluate(X, y)["loss"])
+    assert len(calls) == 3 * 10
+    (fm, fh, fp, fe), (rm, rh, rp, re) = results["cpp"], results["numpy"]
+    np.testing.assert_allclose(fh["loss"], rh["loss"], rtol=1e-4)
+    for a, b in zip(fm.parameters(), rm.parameters()):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-3, atol=1e-4)
+    for a, b in zip(fm.buffers(), rm.buffers()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    assert fm.layers[3].offset == rm.layers[3].offset == 3 * 300 * 17
+    np.testing.assert_allclose(fp, rp, rtol=1e-3, atol=1e-4)  # eval mode: running statistics, no dropout
+    np.testing.assert_allclose(fe, re, rtol=1e-3)
+
+
+def test_compiled_predict_runs_in_eval_mode(rng):
+    model = everything_model(np.float64)
+    model.layers[2].running_mean[:] = rng.standard_normal(17)
+    model.layers[2].running_var[:] = rng.uniform(0.5, 2.0, 17)
+    X = rng.standard_normal((9, 13))
+    with nnfast.backend("cpp"):
+        out = model.predict(X)
+    assert model._fused_predictor is not None
+    with nnfast.backend("numpy"):
+        np.testing.assert_allclose(out, model.eval()(X), rtol=1e-12, atol=1e-14)
+    assert model.layers[3].offset == 0  # no mask drawn
+
+
+def test_fused_step_rejects_bad_training_arguments(rng):
+    model = everything_model(np.float32)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with nnfast.backend("cpp"):
+        trainer = fused.FusedTrainer(model, losses.CrossEntropy(), opt)
+    X, y = data("cross_entropy", np.float32, rng, n=20)
+    with pytest.raises(ValueError, match="batch norm in training mode needs at least 2 samples"):
+        trainer.step(X, y, np.array([3]))
+    with pytest.raises(ValueError, match="clipnorm, clipvalue: give one, not both"):
+        trainer.trainer.step(X, y, np.arange(4), kind="sgd", lr=0.1, clipnorm=1.0, clipvalue=1.0)
+    with pytest.raises(ValueError, match="clipnorm: must be positive"):
+        trainer.trainer.step(X, y, np.arange(4), kind="sgd", lr=0.1, clipnorm=-1.0)
+    assert model.layers[3].offset == 0 and opt.step_count == 0  # nothing ran
+    specs = fused._compiled_ops(fused._plan(model), np.zeros(1, np.uint64))
+    assert [spec["op"] for spec in specs] == ["dense", "batchnorm", "dropout", "dense"]
+    specs[2]["offset"] = np.zeros(1, np.int64)
+    with pytest.raises(TypeError, match="offset: expected a uint64 counter array"):
+        nnfast.get_backend("cpp").MlpTrainer(specs, "cross_entropy")
+    specs[2] = {"op": "conv"}
+    with pytest.raises(ValueError, match="op: expected 'dense', 'activation', 'dropout' or 'batchnorm'"):
+        nnfast.get_backend("cpp").MlpTrainer(specs, "cross_entropy")

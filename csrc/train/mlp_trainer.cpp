@@ -5,11 +5,10 @@
 #include <cstring>
 #include <utility>
 
+#include "common/activation.h"
 #include "common/parallel.h"
 #include "common/threading.h"
-#include "gemm/gemm.h"
-#include "kernels/activations.h"
-#include "kernels/bias_grad.h"
+#include "kernels/norms_penalties.h"
 #include "kernels/optimizers.h"
 
 namespace nnfast {
@@ -17,30 +16,29 @@ namespace nnfast {
 namespace {
 constexpr int64_t kMinRowsPerThread = 16;
 constexpr int64_t kMinElementsPerThread = 1 << 14;
+// As torch's clip_grad_norm_ (nnfast/optim/clip.py): a norm just at max_norm is left alone.
+constexpr double kClipNormEps = 1e-6;
 }  // namespace
 
 template <typename T>
-MlpTrainer<T>::MlpTrainer(std::vector<DenseLayerRef<T>> layers, LossKind loss)
-    : layers_(std::move(layers)), loss_(loss), outputs_(layers_.size()), preacts_(layers_.size()) {}
-
-// ReLU, leaky ReLU (positive slope), sigmoid and tanh have derivatives computable from
-// their output alone; GELU needs its input, so that layer keeps a pre-activation copy.
-template <typename T>
-bool MlpTrainer<T>::keeps_preactivation(size_t l) const {
-  const auto& layer = layers_[l];
-  return layer.activation == Activation::gelu || layer.activation == Activation::gelu_tanh ||
-         (layer.activation == Activation::leaky_relu && !(layer.negative_slope > T(0)));
+MlpTrainer<T>::MlpTrainer(std::vector<std::unique_ptr<TrainOp<T>>> ops, LossKind loss)
+    : ops_(std::move(ops)), loss_(loss) {
+  first_trained_ = ops_.size();
+  for (size_t i = 0; i < ops_.size(); ++i)
+    if (!ops_[i]->params().empty()) {
+      first_trained_ = i;
+      break;
+    }
 }
 
 template <typename T>
 void MlpTrainer<T>::reserve(int64_t batch) {
   if (batch <= capacity_) return;
-  int64_t widest = layers_.front().in;
-  input_.reserve(batch * layers_.front().in);
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    widest = std::max(widest, layers_[l].out);
-    outputs_[l].reserve(batch * layers_[l].out);
-    if (keeps_preactivation(l)) preacts_[l].reserve(batch * layers_[l].out);
+  int64_t widest = ops_.front()->in_width();
+  input_.reserve(batch * ops_.front()->in_width());
+  for (auto& op : ops_) {
+    widest = std::max(widest, op->out_width());
+    op->reserve(batch);
   }
   grad_a_.reserve(batch * widest);
   grad_b_.reserve(batch * widest);
@@ -49,33 +47,20 @@ void MlpTrainer<T>::reserve(int64_t batch) {
   capacity_ = batch;
 }
 
-// x0 (batch, in_0) -> outputs_[l] (batch, out_l); the last layer writes into last_out.
+// x0 (batch, in) -> the last op's output (batch, out).
 template <typename T>
-void MlpTrainer<T>::forward(const T* x0, int64_t batch, T* last_out) {
+const T* MlpTrainer<T>::forward(const T* x0, int64_t batch, bool training) {
   const T* x = x0;
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    const auto& layer = layers_[l];
-    T* y = (l + 1 == layers_.size() && last_out) ? last_out : outputs_[l].data();
-    if (keeps_preactivation(l)) {
-      T* z = preacts_[l].data();
-      gemm<T>(false, false, batch, layer.out, layer.in, T(1), x, layer.in, layer.weight,
-              layer.out, T(0), z, layer.out, {layer.bias, Activation::identity, T(0)});
-      activation_forward<T>(y, z, batch * layer.out, layer.activation, layer.negative_slope);
-    } else {
-      gemm<T>(false, false, batch, layer.out, layer.in, T(1), x, layer.in, layer.weight,
-              layer.out, T(0), y, layer.out, {layer.bias, layer.activation, layer.negative_slope});
-    }
-    x = y;
-  }
+  for (auto& op : ops_) x = op->forward(x, batch, training);
+  return x;
 }
 
-// From the last layer's output (batch, C) and the targets: the batch-mean loss, the count
+// From the last op's output (batch, C) and the targets: the batch-mean loss, the count
 // of correct predictions, and d loss / d output written into grad_a_ (batch, C).
 template <typename T>
-StepResult MlpTrainer<T>::loss_and_gradient(const void* targets, const int64_t* idx,
-                                            int64_t batch) {
-  const int64_t C = layers_.back().out;
-  const T* out = outputs_.back().data();
+StepResult MlpTrainer<T>::loss_and_gradient(const T* out, const void* targets,
+                                            const int64_t* idx, int64_t batch) {
+  const int64_t C = ops_.back()->out_width();
   T* grad = grad_a_.data();
   double* row_loss = row_loss_.data();
   int64_t* row_correct = row_correct_.data();
@@ -143,9 +128,32 @@ StepResult MlpTrainer<T>::loss_and_gradient(const void* targets, const int64_t* 
   return result;
 }
 
+// The L1/L2 penalties on the weights as they are before this step's update, summed in
+// parameter order as Sequential.penalty() does.
 template <typename T>
-void MlpTrainer<T>::update(T* param, const T* grad, T* state0, T* state1, int64_t n,
-                           const OptimizerConfig& opt) const {
+double MlpTrainer<T>::penalty() const {
+  double total = 0.0;
+  for (const auto& op : ops_)
+    for (const Param<T>& p : op->params())
+      if (p.l1 != 0.0 || p.l2 != 0.0) total += weight_penalty_forward<T>(p.value, p.size, p.l1, p.l2);
+  return total;
+}
+
+// clip_grad_norm: the norm of all gradients as one vector (each array's sum of squares in
+// fixed chunks, arrays in parameter order), then every gradient scaled if it exceeds max_norm.
+template <typename T>
+void MlpTrainer<T>::clip_by_global_norm(double max_norm) const {
+  double sum = 0.0;
+  for (const auto& op : ops_)
+    for (const Param<T>& p : op->params()) sum += sum_squares<T>(p.grad, p.size);
+  const double scale = max_norm / (std::sqrt(sum) + kClipNormEps);
+  if (!(scale < 1.0)) return;  // also for a NaN norm: nothing sensible to scale by
+  for (const auto& op : ops_)
+    for (const Param<T>& p : op->params()) scale_inplace<T>(p.grad, p.size, scale);
+}
+
+template <typename T>
+void MlpTrainer<T>::update(const Param<T>& p, const OptimizerConfig& opt) const {
   if (opt.kind == OptimizerKind::adam) {
     AdamOptions adam;
     adam.lr = opt.lr;
@@ -155,14 +163,14 @@ void MlpTrainer<T>::update(T* param, const T* grad, T* state0, T* state1, int64_
     adam.weight_decay = opt.weight_decay;
     adam.step = opt.step;
     adam.decoupled = opt.decoupled;
-    adam_update<T>(param, grad, state0, state1, n, adam);
+    adam_update<T>(p.value, p.grad, p.state0, p.state1, p.size, adam);
   } else {
     SgdOptions sgd;
     sgd.lr = opt.lr;
     sgd.momentum = opt.momentum;
     sgd.nesterov = opt.nesterov;
     sgd.weight_decay = opt.weight_decay;
-    sgd_update<T>(param, grad, opt.momentum != 0.0 ? state0 : nullptr, n, sgd);
+    sgd_update<T>(p.value, p.grad, opt.momentum != 0.0 ? p.state0 : nullptr, p.size, sgd);
   }
 }
 
@@ -170,38 +178,35 @@ template <typename T>
 StepResult MlpTrainer<T>::step(const T* X, const void* targets, const int64_t* idx,
                                int64_t batch, const OptimizerConfig& opt) {
   reserve(batch);
-  const int64_t in0 = layers_.front().in;
+  const int64_t in0 = ops_.front()->in_width();
   T* x0 = input_.data();
   const int gather_threads = threads_for(batch * in0, kMinElementsPerThread);
   parallel_tasks(batch, gather_threads, [&](int64_t i) {
     std::memcpy(x0 + i * in0, X + idx[i] * in0, sizeof(T) * in0);
   });
 
-  forward(x0, batch, nullptr);
-  const StepResult result = loss_and_gradient(targets, idx, batch);
+  const T* out = forward(x0, batch, true);
+  StepResult result = loss_and_gradient(out, targets, idx, batch);
+  result.loss += penalty();
 
-  // grad_a_ holds d loss / d (output of layer l); walk back, ping-ponging with grad_b_.
+  // Each op's input gradient is computed before its update: it needs this step's weights.
+  const bool deferred = opt.clipnorm > 0.0;
   T* dy = grad_a_.data();
-  T* dx = grad_b_.data();
-  for (size_t l = layers_.size(); l-- > 0;) {
-    auto& layer = layers_[l];
-    const T* x = l ? outputs_[l - 1].data() : x0;
-    const T* y = outputs_[l].data();
-    const T* z = keeps_preactivation(l) ? preacts_[l].data() : y;
-    const int64_t n = batch * layer.out;
-    if (layer.activation != Activation::identity)
-      activation_backward<T>(dy, dy, z, y, n, layer.activation, layer.negative_slope);
-    // dy is now d loss / d pre-activation (batch, out).
-    gemm<T>(true, false, layer.in, layer.out, batch, T(1), x, layer.in, dy, layer.out, T(0),
-            layer.weight_grad, layer.out, {});
-    bias_grad<T>(layer.bias_grad, dy, batch, layer.out, T(0));
-    if (l > 0)  // before the update: the input gradient needs this step's weights
-      gemm<T>(false, true, batch, layer.in, layer.out, T(1), dy, layer.out, layer.weight,
-              layer.out, T(0), dx, layer.in, {});
-    update(layer.weight, layer.weight_grad, layer.weight_state0, layer.weight_state1,
-           layer.in * layer.out, opt);
-    update(layer.bias, layer.bias_grad, layer.bias_state0, layer.bias_state1, layer.out, opt);
-    std::swap(dy, dx);
+  for (size_t i = ops_.size(); i-- > first_trained_;) {
+    TrainOp<T>& op = *ops_[i];
+    T* spare = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
+    dy = op.backward(dy, spare, batch, i > first_trained_);
+    for (const Param<T>& p : op.params()) {
+      if (p.l1 != 0.0 || p.l2 != 0.0) weight_penalty_backward<T>(p.grad, p.value, p.size, p.l1, p.l2);
+      if (deferred) continue;
+      if (opt.clipvalue > 0.0) clip_inplace<T>(p.grad, p.size, -opt.clipvalue, opt.clipvalue);
+      update(p, opt);
+    }
+  }
+  if (deferred) {
+    clip_by_global_norm(opt.clipnorm);
+    for (const auto& op : ops_)
+      for (const Param<T>& p : op->params()) update(p, opt);
   }
   return result;
 }
@@ -209,7 +214,8 @@ StepResult MlpTrainer<T>::step(const T* X, const void* targets, const int64_t* i
 template <typename T>
 void MlpTrainer<T>::predict(const T* X, int64_t batch, T* out) {
   reserve(batch);
-  forward(X, batch, out);
+  const T* y = forward(X, batch, false);
+  std::memcpy(out, y, sizeof(T) * batch * ops_.back()->out_width());
 }
 
 template class MlpTrainer<float>;
