@@ -11,6 +11,7 @@ stay faster. kMin*ElementsPerThread in csrc/common/threading.h is that n / 2.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -36,7 +37,7 @@ def kernels(n, rng):
     }
 
 
-def time_call(fn, min_seconds=0.02):
+def time_call(fn, min_seconds=0.005):
     fn()
     calls = 1
     while True:
@@ -62,7 +63,8 @@ def measure(rounds):
                 _core._set_min_work_per_thread_override(0)
                 two.append(time_call(fn))
                 _core._set_min_work_per_thread_override(-1)
-            results.setdefault(name, []).append((n, statistics.median(one), statistics.median(two)))
+            results.setdefault(name, []).append(
+                (n, min(one), min(two), statistics.median(one), statistics.median(two)))
     _core.set_num_threads(0)
     return results
 
@@ -78,17 +80,25 @@ def crossover(rows):
     return best
 
 
+def per_thread(n):
+    return "none" if n is None else f"{n} elements ({n // 2} per thread)"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     results = measure(args.rounds)
+    print(f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} at the start")
     for name, rows in results.items():
-        print(f"\n{name}\n{'n':>9} {'1 thread us':>12} {'2 threads us':>13} {'2t/1t':>7}")
-        for n, one, two in rows:
-            print(f"{n:>9} {one * 1e6:>12.2f} {two * 1e6:>13.2f} {two / one:>7.2f}")
-        n = crossover(rows)
-        print(f"crossover: {n} elements ({n // 2 if n else None} per thread)")
+        print(f"\n{name}\n{'n':>9} {'best: 1 thread us':>18} {'2 threads us':>13} {'2t/1t':>6}"
+              f" {'median: 1 thread us':>20} {'2 threads us':>13} {'2t/1t':>6}")
+        for n, best1, best2, med1, med2 in rows:
+            print(f"{n:>9} {best1 * 1e6:>18.2f} {best2 * 1e6:>13.2f} {best2 / best1:>6.2f}"
+                  f" {med1 * 1e6:>20.2f} {med2 * 1e6:>13.2f} {med2 / med1:>6.2f}")
+        print(f"crossover, best of rounds: {per_thread(crossover([r[:3] for r in rows]))}")
+        print(f"crossover, median of rounds: "
+              f"{per_thread(crossover([(r[0], r[3], r[4]) for r in rows]))}")
 
 
 if __name__ == "__main__":

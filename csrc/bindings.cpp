@@ -589,6 +589,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("num_threads_is_set", &nnfast::num_threads_is_set);
   m.def("_set_min_work_per_thread_override", &nnfast::set_min_work_per_thread_override,
         py::arg("n"), "benchmark hook: force the OpenMP threshold (-1 restores)");
+  m.def(
+      "contention_stats",
+      [] {
+        const nnfast::ContentionStats stats = nnfast::contention_stats();
+        py::dict result;
+        result["contended_regions"] = stats.contended_regions;
+        result["backing_off"] = stats.backing_off;
+        return result;
+      },
+      "parallel regions that waited for a descheduled thread, and whether kernels run on one "
+      "thread for now because of them");
+  m.def("_report_team_wait", &nnfast::report_team_wait, py::arg("own_ns"), py::arg("wait_ns"),
+        "test hook: feed the contention backoff one region's timings");
   m.def("gemm_isa", &nnfast::gemm_isa);
 #ifdef _OPENMP
   m.attr("openmp") = _OPENMP;
