@@ -11,11 +11,13 @@
 
 namespace nnfast {
 
-// Below these element counts per thread one thread is faster than two: OpenMP's fork/join
-// costs a few microseconds. Measured with benchmarks/measure_omp_threshold.py on the 2-core
-// Xeon (Sapphire Rapids, KVM) in benchmarks/RESULTS_primitives.md.
-constexpr int64_t kMinCheapElementsPerThread = 1 << 15;     // add, mul, max, sqrt, div
-constexpr int64_t kMinCostlyElementsPerThread = 1 << 12;    // exp, log, tanh, erf
+// Below these element counts per thread one thread is faster than two: a libgomp fork/join
+// costs about 1 us. Measured with benchmarks/measure_omp_threshold.py on the 2-core Xeon
+// (Sapphire Rapids, KVM; benchmarks/RESULTS_primitives.md): two threads win from 32768
+// elements for relu and SGD (0.92x, 0.78x the one-thread time), and from 4096 for tanh
+// (1.00x) and softmax (0.73x).
+constexpr int64_t kMinCheapElementsPerThread = 1 << 14;   // add, mul, max, sqrt, div
+constexpr int64_t kMinCostlyElementsPerThread = 1 << 11;  // exp, log, tanh, erf
 
 void set_num_threads(int n);  // n <= 0: follow omp_get_max_threads() again
 bool num_threads_is_set();
