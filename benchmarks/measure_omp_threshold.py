@@ -11,7 +11,8 @@ _core._set_min_work_per_thread_override(0)), and prints two statistics of those 
   median  what it gives while other processes share the cores (a team member that is not
           running delays the whole region by a scheduler time slice, milliseconds).
 
-The crossover is the smallest n from which two threads are faster at every larger size.
+The crossover is the smallest n at which two threads are faster. Cells where two threads
+take more than 10x longer are stalls (a team member descheduled), counted separately.
 kMin*ElementsPerThread in csrc/common/threading.h is about the p10 crossover n / 2.
 """
 from __future__ import annotations
@@ -71,14 +72,12 @@ def measure(calls):
 
 
 def crossover(rows):
-    """Smallest n from which two threads are faster at every larger size."""
-    best = None
-    for n, one, two in reversed(rows):
-        if two < one:
-            best = n
-        else:
-            break
-    return best
+    """Smallest n at which two threads are faster."""
+    return next((n for n, one, two in rows if two < one), None)
+
+
+def stalls(rows):
+    return sum(two > 10 * one for _, one, two in rows)
 
 
 def describe(n):
@@ -98,8 +97,9 @@ def main():
               f" {'median 1t':>10} {'median 2t':>10} {'2t/1t':>6}")
         for n, p1, p2, m1, m2 in rows:
             print(f"{n:>9} {p1:>9.2f} {p2:>9.2f} {p2 / p1:>6.2f} {m1:>10.2f} {m2:>10.2f} {m2 / m1:>6.2f}")
-        print(f"crossover (p10):    {describe(crossover([r[:3] for r in rows]))}")
-        print(f"crossover (median): {describe(crossover([(r[0], r[3], r[4]) for r in rows]))}")
+        p10, median = [r[:3] for r in rows], [(r[0], r[3], r[4]) for r in rows]
+        print(f"crossover (p10):    {describe(crossover(p10))}; stalled sizes: {stalls(p10)}")
+        print(f"crossover (median): {describe(crossover(median))}; stalled sizes: {stalls(median)}")
 
 
 if __name__ == "__main__":

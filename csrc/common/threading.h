@@ -13,7 +13,7 @@ namespace nnfast {
 
 // Below these element counts per thread one thread is faster than two: a libgomp fork/join
 // costs about 1 us. Measured with benchmarks/measure_omp_threshold.py on the 2-core Xeon
-// (Sapphire Rapids, KVM; benchmarks/RESULTS_primitives.md): two threads win from 32768
+// (AVX-512, KVM guest; benchmarks/RESULTS_primitives.md): two threads win from 32768
 // elements for relu and SGD (0.92x, 0.78x the one-thread time), and from 4096 for tanh
 // (1.00x) and softmax (0.73x).
 constexpr int64_t kMinCheapElementsPerThread = 1 << 14;   // add, mul, max, sqrt, div
