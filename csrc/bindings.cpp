@@ -12,6 +12,7 @@
 #include "common/fpu_guard.h"
 #include "common/threading.h"
 #include "gemm/gemm.h"
+#include "gemm/gemm_dispatch.h"
 #include "kernels/activations.h"
 
 namespace py = pybind11;
@@ -147,13 +148,13 @@ py::array gemm(py::array a, py::array b, py::object out_obj, bool trans_a, bool 
     py::gil_scoped_release release;
     nnfast::FpuGuard fpu;
     if (dt == DType::f32) {
-      nnfast::GemmEpilogue<float> ep{bias ? cptr<float>(bias) : nullptr, act,
+      nnfast::GemmEpilogue<float> ep{bias_obj.is_none() ? nullptr : cptr<float>(bias), act,
                                      static_cast<float>(negative_slope)};
       nnfast::gemm<float>(trans_a, trans_b, M, N, K, static_cast<float>(alpha), cptr<float>(a),
                           lda, cptr<float>(b), ldb, static_cast<float>(beta), ptr<float>(out), N,
                           ep);
     } else {
-      nnfast::GemmEpilogue<double> ep{bias ? cptr<double>(bias) : nullptr, act,
+      nnfast::GemmEpilogue<double> ep{bias_obj.is_none() ? nullptr : cptr<double>(bias), act,
                                       negative_slope};
       nnfast::gemm<double>(trans_a, trans_b, M, N, K, alpha, cptr<double>(a), lda,
                            cptr<double>(b), ldb, beta, ptr<double>(out), N, ep);
@@ -250,6 +251,23 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &nnfast::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &nnfast::num_threads);
   m.def("gemm_isa", &nnfast::gemm_isa);
+
+  // GEMM microkernel selection (NNFAST_ISA, or _set_gemm_isa for tests) and the FMA peak.
+  m.def("_gemm_isas", [] {
+    py::list names;
+    for (const std::string& name : nnfast::supported_gemm_isas()) names.append(name);
+    return names;
+  }, "ISAs this CPU can run, slowest first");
+  m.def("_set_gemm_isa", [](const std::string& name) {
+    if (!nnfast::select_gemm_isa(name))
+      throw py::value_error("gemm ISA '" + name + "' is unknown or not supported by this CPU");
+  }, py::arg("name"));
+  m.def("_fma_peak_gflops", [](double seconds) {
+    py::gil_scoped_release release;
+    return nnfast::fma_peak_gflops(seconds);
+  }, py::arg("seconds") = 0.2, "one core's FMA GFLOP/s with the active ISA's vectors");
+  if (const std::string why = nnfast::gemm_isa_env_warning(); !why.empty())
+    py::module_::import("warnings").attr("warn")(why, py::handle(PyExc_RuntimeWarning));
 #ifdef _OPENMP
   m.attr("openmp") = _OPENMP;
 #else

@@ -1,0 +1,322 @@
+// The GEMM driver: cache blocking, packing and threads around the active ISA's microkernel
+// (gemm_kernel.h). No ISA-specific code lives here.
+//
+// Loops, for one thread's rectangle of C (BLIS's five loops, roles named for row-major C):
+//   ic: rows of A in blocks of mc            (the packed A block streams from L3)
+//    pc: the reduction in blocks of kc       (beta applies on the first, epilogue on the last)
+//     jc: columns of B in blocks of nc       (the packed B block, kc x nc, stays in L2)
+//      ir: MR-row micro-panels of A          (one micro-panel, MR x kc, is reused from L1 ...)
+//       jr: NR-column micro-panels of B      (... against every micro-panel of the B block)
+// Operands that are already laid out well enough are not packed: B when it is not
+// transposed and small enough to stay in L2, or read only a few times; A when few B
+// micro-panels reuse each A micro-panel (small N), since packing A costs as much as
+// reading it. The kernels take strided operands directly, so small matrices (batch-1
+// inference, 64 x 10 layers) run without touching a packing buffer.
+//
+// Threads: C is split into a grid of rectangles, one per thread, whole tiles each, and
+// every thread runs the loops above on its own with its own packing buffers. K is never
+// split, and the blocking (kc) depends only on the shape, so every element of C is
+// computed by the same operations in the same order on any number of threads.
+#include <algorithm>
+#include <cstdlib>
+#include <cstdint>
+#include <new>
+
+#include "common/threading.h"
+#include "gemm/gemm.h"
+#include "gemm/gemm_dispatch.h"
+#include "gemm/gemm_kernel.h"
+#include "gemm/gemm_pack.h"
+
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace nnfast {
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+struct CacheSizes {
+  int64_t l1d = 32 << 10;
+  int64_t l2 = 512 << 10;
+};
+
+// Per-core data caches, for the blocking. The defaults suit every x86-64 of the last decade
+// closely enough when the OS does not say.
+const CacheSizes& cache_sizes() {
+  static const CacheSizes sizes = [] {
+    CacheSizes s;
+#if defined(__linux__) && defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+    const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (l1 >= (16 << 10) && l1 <= (1 << 20)) s.l1d = l1;
+    if (l2 >= (128 << 10) && l2 <= (64 << 20)) s.l2 = l2;
+#endif
+    return s;
+  }();
+  return sizes;
+}
+
+// Grow-only, 64-byte-aligned scratch owned by the calling thread: sized before the parallel
+// region (no allocation inside it), reused by every later call of the same or smaller size.
+class Workspace {
+ public:
+  ~Workspace() { std::free(raw_); }
+  void* get(size_t bytes) {
+    if (bytes > size_) {
+      std::free(raw_);
+      raw_ = nullptr;
+      size_ = 0;
+      raw_ = std::malloc(bytes + kAlign);
+      if (!raw_) throw std::bad_alloc();
+      size_ = bytes;
+    }
+    const auto address = reinterpret_cast<std::uintptr_t>(raw_);
+    return reinterpret_cast<void*>((address + kAlign - 1) & ~std::uintptr_t(kAlign - 1));
+  }
+
+ private:
+  static constexpr size_t kAlign = 64;
+  void* raw_ = nullptr;
+  size_t size_ = 0;
+};
+
+Workspace& caller_workspace() {
+  thread_local Workspace ws;
+  return ws;
+}
+
+template <typename T>
+struct Problem {
+  bool trans_a, trans_b;
+  int64_t M, N, K;
+  T alpha;
+  const T* A;
+  int64_t lda;
+  const T* B;
+  int64_t ldb;
+  T beta;
+  T* C;
+  int64_t ldc;
+  GemmEpilogue<T> ep;
+};
+
+struct Plan {
+  int mr, nr;
+  int64_t kc;         // reduction block: depends only on K and the kernel
+  int64_t mc, nc;     // A rows / B columns per packed block (multiples of mr / nr)
+  bool pack_a, pack_b;
+  int grid_m, grid_n;  // threads along M and N
+  int64_t rows_per_thread, cols_per_thread;  // multiples of mr / nr
+};
+
+// The reduction block: an A micro-panel (mr x kc) plus a B micro-panel (kc x nr) in about
+// half of L1, and K split into equal blocks so the last one is not a sliver.
+int64_t choose_kc(int64_t K, int mr, int nr, size_t elem) {
+  const int64_t cap = std::max<int64_t>(
+      64, (cache_sizes().l1d / 2) / (static_cast<int64_t>(mr + nr) * static_cast<int64_t>(elem)));
+  const int64_t kc_max = std::max<int64_t>(64, cap / 16 * 16);
+  const int64_t blocks = ceil_div(K, kc_max);
+  return round_up(ceil_div(K, blocks), 4);
+}
+
+// Elements below which one thread is faster than waking others (OpenMP fork/join costs a
+// few microseconds; this is about that much work).
+constexpr int64_t kMinFmaPerThread = int64_t(1) << 17;
+
+template <typename T>
+Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  Plan p;
+  p.mr = kern.mr;
+  p.nr = kern.nr;
+  const size_t elem = sizeof(T);
+  const int64_t M = pr.M, N = pr.N, K = pr.K;
+  p.kc = choose_kc(K, p.mr, p.nr, elem);
+  const int64_t l2 = cache_sizes().l2;
+
+  // Threads: the grid (gm x gn) of whole-tile rectangles with the least estimated time per
+  // thread: its FMAs (padded to tiles) plus what it packs.
+  const int64_t mtiles = ceil_div(M, p.mr), ntiles = ceil_div(N, p.nr);
+  const int threads = static_cast<int>(
+      std::min<int64_t>(threads_for(M * N * K, kMinFmaPerThread), mtiles * ntiles));
+  p.grid_m = 1;
+  p.grid_n = 1;
+  double best = -1;
+  for (int gm = 1; gm <= threads; ++gm) {
+    if (threads % gm) continue;
+    const int gn = threads / gm;
+    if (gm > mtiles || gn > ntiles) continue;
+    const double rows = static_cast<double>(ceil_div(mtiles, gm) * p.mr);
+    const double cols = static_cast<double>(ceil_div(ntiles, gn) * p.nr);
+    // A packing touches every A element once per thread column; B likewise per thread row.
+    // Weighted by the FMAs one element copy costs, about one vector's width.
+    const double cost = rows * cols * K + p.nr * (rows * K + cols * K);
+    if (best < 0 || cost < best) {
+      best = cost;
+      p.grid_m = gm;
+      p.grid_n = gn;
+    }
+  }
+  p.rows_per_thread = ceil_div(mtiles, p.grid_m) * p.mr;
+  p.cols_per_thread = ceil_div(ntiles, p.grid_n) * p.nr;
+
+  // B is read by every A micro-panel of a thread. Unpacked it is fine when it is not
+  // transposed and either fits in half of L2 or is read by at most two micro-panels.
+  const int64_t b_bytes = K * std::min(N, p.cols_per_thread) * static_cast<int64_t>(elem);
+  p.pack_b = pr.trans_b || (b_bytes > l2 / 2 && std::min(M, p.rows_per_thread) > 2 * p.mr);
+  // An A micro-panel is read once per B micro-panel: pack it when that is many times.
+  p.pack_a = std::min(N, p.cols_per_thread) > 8 * p.nr;
+
+  // Block sizes: the packed B block (kc x nc) in half of L2; the packed A block as tall as
+  // the thread's rows, up to ~4 MiB (it streams; taller only saves re-packing B).
+  p.nc = std::max<int64_t>(p.nr, (l2 / 2) / (p.kc * static_cast<int64_t>(elem)) / p.nr * p.nr);
+  const int64_t mc_cap = std::max<int64_t>(p.mr, ((4 << 20) / (p.kc * static_cast<int64_t>(elem))) / p.mr * p.mr);
+  p.mc = std::min(p.rows_per_thread, mc_cap);
+  return p;
+}
+
+// One thread's rectangle of C: rows [m0, m1), columns [n0, n1).
+template <typename T>
+void gemm_rectangle(const Problem<T>& pr, const Plan& plan, const MicroKernel<T>& kern,
+                    int64_t m0, int64_t m1, int64_t n0, int64_t n1, T* a_buf, T* b_buf) {
+  const int mr = plan.mr, nr = plan.nr;
+  MicroTile<T> t;
+  t.alpha = pr.alpha;
+  t.slope = pr.ep.negative_slope;
+  for (int64_t ic = m0; ic < m1; ic += plan.mc) {
+    const int64_t mcur = std::min(plan.mc, m1 - ic);
+    for (int64_t pc = 0; pc < pr.K; pc += plan.kc) {
+      const int64_t kcur = std::min(plan.kc, pr.K - pc);
+      const bool last_k = pc + kcur == pr.K;
+      t.k = kcur;
+      t.beta = pc == 0 ? pr.beta : T(1);
+      t.act = last_k ? pr.ep.activation : Activation::identity;
+
+      const T* a_block;
+      int64_t a_panel_step;
+      if (plan.pack_a) {
+        pack_a_panels(a_buf, pr.A, pr.lda, pr.trans_a, ic, mcur, pc, kcur, mr);
+        a_block = a_buf;
+        t.a_rs = 1;
+        t.a_cs = mr;
+        a_panel_step = mr * kcur;
+      } else if (pr.trans_a) {
+        a_block = pr.A + pc * pr.lda + ic;
+        t.a_rs = 1;
+        t.a_cs = pr.lda;
+        a_panel_step = mr;
+      } else {
+        a_block = pr.A + ic * pr.lda + pc;
+        t.a_rs = pr.lda;
+        t.a_cs = 1;
+        a_panel_step = mr * pr.lda;
+      }
+
+      for (int64_t jc = n0; jc < n1; jc += plan.nc) {
+        const int64_t ncur = std::min(plan.nc, n1 - jc);
+        const T* b_block;
+        int64_t b_panel_step;
+        if (plan.pack_b) {
+          pack_b_panels(b_buf, pr.B, pr.ldb, pr.trans_b, pc, kcur, jc, ncur, nr);
+          b_block = b_buf;
+          t.b_rs = nr;
+          b_panel_step = nr * kcur;
+        } else {
+          b_block = pr.B + pc * pr.ldb + jc;
+          t.b_rs = pr.ldb;
+          b_panel_step = nr;
+        }
+        for (int64_t ir = 0; ir < mcur; ir += mr) {
+          t.a = a_block + (ir / mr) * a_panel_step;
+          t.m = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
+          for (int64_t jr = 0; jr < ncur; jr += nr) {
+            t.b = b_block + (jr / nr) * b_panel_step;
+            t.n = static_cast<int>(std::min<int64_t>(nr, ncur - jr));
+            t.c = pr.C + (ic + ir) * pr.ldc + jc + jr;
+            t.ldc = pr.ldc;
+            t.bias = last_k && pr.ep.bias ? pr.ep.bias + jc + jr : nullptr;
+            kern.run(t);
+          }
+        }
+      }
+    }
+  }
+}
+
+// K == 0 or alpha == 0: C = act(beta * C + bias), C not read when beta == 0.
+template <typename T>
+void scale_bias_activate(const Problem<T>& pr) {
+  for (int64_t i = 0; i < pr.M; ++i) {
+    T* c = pr.C + i * pr.ldc;
+    for (int64_t j = 0; j < pr.N; ++j) {
+      T x = pr.beta == T(0) ? T(0) : pr.beta * c[j];
+      if (pr.ep.bias) x += pr.ep.bias[j];
+      c[j] = x;
+    }
+    activate_tile(c, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
+  }
+}
+
+template <typename T>
+const MicroKernel<T>& kernel_for(const IsaKernels& isa);
+template <>
+const MicroKernel<float>& kernel_for<float>(const IsaKernels& isa) { return isa.f32; }
+template <>
+const MicroKernel<double>& kernel_for<double>(const IsaKernels& isa) { return isa.f64; }
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+          const GemmEpilogue<T>& epilogue) {
+  if (M <= 0 || N <= 0) return;
+  const Problem<T> pr{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue};
+  if (K <= 0 || alpha == T(0)) return scale_bias_activate(pr);
+
+  const MicroKernel<T>& kern = kernel_for<T>(active_gemm_isa());
+  const Plan plan = make_plan(pr, kern);
+  const int threads = plan.grid_m * plan.grid_n;
+  const int64_t a_elems = plan.pack_a ? round_up(plan.mc, plan.mr) * plan.kc : 0;
+  const int64_t b_elems = plan.pack_b ? round_up(plan.nc, plan.nr) * plan.kc : 0;
+  // Per-thread slices rounded to whole cache lines, so threads never share one.
+  const int64_t slice = round_up(a_elems + b_elems, 64 / static_cast<int64_t>(sizeof(T)));
+  T* buffers = slice ? static_cast<T*>(caller_workspace().get(sizeof(T) * slice * threads))
+                     : nullptr;
+
+  auto run_thread = [&](int tid) {
+    const int gi = tid / plan.grid_n, gj = tid % plan.grid_n;
+    const int64_t m0 = gi * plan.rows_per_thread, n0 = gj * plan.cols_per_thread;
+    const int64_t m1 = std::min(M, m0 + plan.rows_per_thread);
+    const int64_t n1 = std::min(N, n0 + plan.cols_per_thread);
+    if (m0 >= m1 || n0 >= n1) return;
+    T* a_buf = buffers ? buffers + tid * slice : nullptr;
+    T* b_buf = buffers ? a_buf + a_elems : nullptr;
+    gemm_rectangle(pr, plan, kern, m0, m1, n0, n1, a_buf, b_buf);
+  };
+  if (threads == 1) {
+    run_thread(0);
+    return;
+  }
+#ifdef _OPENMP
+  // The runtime may grant fewer threads than asked (nesting, thread limits): every
+  // rectangle still gets done, by whoever is there.
+#pragma omp parallel num_threads(threads)
+  for (int tid = omp_get_thread_num(); tid < threads; tid += omp_get_num_threads())
+    run_thread(tid);
+#endif
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t,
+                          const GemmEpilogue<float>&);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                           int64_t, const double*, int64_t, double, double*, int64_t,
+                           const GemmEpilogue<double>&);
+
+}  // namespace nnfast
