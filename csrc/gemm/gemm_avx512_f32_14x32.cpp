@@ -3,11 +3,12 @@
 // FMAs, under the 2 loads + 2 FMAs per cycle a core sustains.
 #include "gemm/gemm_avx512_vec.h"
 #include "gemm/gemm_simd_tile.h"
+#include "gemm/gemm_x86_pack.h"
 
 namespace nnfast {
 
 MicroKernel<float> gemm_avx512_f32_14x32() {
-  return {&simd_kernel<Avx512F32, 14, 2>, 14, 32};
+  return {&simd_kernel<Avx512F32, 14, 2>, 14, 32, &pack_panels_x86<float>};
 }
 
 }  // namespace nnfast

@@ -2,11 +2,12 @@
 // register budget as the float32 tile.
 #include "gemm/gemm_avx512_vec.h"
 #include "gemm/gemm_simd_tile.h"
+#include "gemm/gemm_x86_pack.h"
 
 namespace nnfast {
 
 MicroKernel<double> gemm_avx512_f64_14x16() {
-  return {&simd_kernel<Avx512F64, 14, 2>, 14, 16};
+  return {&simd_kernel<Avx512F64, 14, 2>, 14, 16, &pack_panels_x86<double>};
 }
 
 }  // namespace nnfast

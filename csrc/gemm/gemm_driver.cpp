@@ -26,7 +26,6 @@
 #include "gemm/gemm.h"
 #include "gemm/gemm_dispatch.h"
 #include "gemm/gemm_kernel.h"
-#include "gemm/gemm_pack.h"
 
 #if defined(__linux__)
 #include <unistd.h>
@@ -86,9 +85,10 @@ class Workspace {
   size_t size_ = 0;
 };
 
-Workspace& caller_workspace() {
-  thread_local Workspace ws;
-  return ws;
+// Two per calling thread: packing buffers, and the C^T scratch of run_transposed.
+Workspace& caller_workspace(int which) {
+  thread_local Workspace ws[2];
+  return ws[which];
 }
 
 template <typename T>
@@ -106,27 +106,36 @@ struct Problem {
   GemmEpilogue<T> ep;
 };
 
+// A range split into `parts` contiguous pieces whose sizes differ by at most one: piece i
+// starts at begin(i). Used for threads' rows and for the rows of the register tiles, so
+// that no tile is left with a sliver of rows (a 2-row tile runs at FMA latency, not
+// throughput).
+struct EvenSplit {
+  int64_t size, parts;
+  int64_t begin(int64_t i) const { return i * (size / parts) + std::min(i, size % parts); }
+};
+
 struct Plan {
   int mr, nr;
   int64_t kc;         // reduction block: depends only on K and the kernel
-  int64_t mc, nc;     // A rows / B columns per packed block (multiples of mr / nr)
+  int64_t mc, nc;     // A rows / B columns per block (nc a multiple of nr)
   bool pack_a, pack_b;
-  int grid_m, grid_n;  // threads along M and N
-  int64_t rows_per_thread, cols_per_thread;  // multiples of mr / nr
+  int grid_m, grid_n;  // threads along M (even row split) and N (split in whole nr tiles)
 };
 
-// The reduction block: an A micro-panel (mr x kc) plus a B micro-panel (kc x nr) in about
-// half of L1, and K split into equal blocks so the last one is not a sliver.
-int64_t choose_kc(int64_t K, int mr, int nr, size_t elem) {
-  const int64_t cap = std::max<int64_t>(
-      64, (cache_sizes().l1d / 2) / (static_cast<int64_t>(mr + nr) * static_cast<int64_t>(elem)));
-  const int64_t kc_max = std::max<int64_t>(64, cap / 16 * 16);
+// The reduction block: an A micro-panel (mr x kc) in about half of L1 (it is reused
+// there against every B micro-panel), and K split into equal blocks so the last one is not
+// a sliver.
+int64_t choose_kc(int64_t K, int mr, size_t elem) {
+  const int64_t fit = (cache_sizes().l1d / 2) / (static_cast<int64_t>(mr) * static_cast<int64_t>(elem));
+  int64_t kc_max = std::max<int64_t>(64, std::min<int64_t>(fit, 512) / 16 * 16);
+  if (const char* e = std::getenv("NNFAST_DEV_KC")) kc_max = std::atoi(e);  // DEV
   const int64_t blocks = ceil_div(K, kc_max);
   return round_up(ceil_div(K, blocks), 4);
 }
 
-// Elements below which one thread is faster than waking others (OpenMP fork/join costs a
-// few microseconds; this is about that much work).
+// FMAs below which one thread is faster than waking others (OpenMP fork/join costs a few
+// microseconds; this is about that much work).
 constexpr int64_t kMinFmaPerThread = int64_t(1) << 17;
 
 template <typename T>
@@ -134,13 +143,14 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
   Plan p;
   p.mr = kern.mr;
   p.nr = kern.nr;
-  const size_t elem = sizeof(T);
+  const int64_t elem = static_cast<int64_t>(sizeof(T));
   const int64_t M = pr.M, N = pr.N, K = pr.K;
-  p.kc = choose_kc(K, p.mr, p.nr, elem);
+  p.kc = choose_kc(K, p.mr, sizeof(T));
   const int64_t l2 = cache_sizes().l2;
 
-  // Threads: the grid (gm x gn) of whole-tile rectangles with the least estimated time per
-  // thread: its FMAs (padded to tiles) plus what it packs.
+  // Threads: the grid (gm x gn) with the least estimated time per thread: its FMAs (rows
+  // padded to whole tiles, each tile costing about one row more, columns to whole
+  // vectors) plus what it packs (an element copy costs about nr FMAs).
   const int64_t mtiles = ceil_div(M, p.mr), ntiles = ceil_div(N, p.nr);
   const int threads = static_cast<int>(
       std::min<int64_t>(threads_for(M * N * K, kMinFmaPerThread), mtiles * ntiles));
@@ -150,33 +160,35 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
   for (int gm = 1; gm <= threads; ++gm) {
     if (threads % gm) continue;
     const int gn = threads / gm;
-    if (gm > mtiles || gn > ntiles) continue;
-    const double rows = static_cast<double>(ceil_div(mtiles, gm) * p.mr);
+    if (gm > M || gn > ntiles) continue;
+    const int64_t rows = ceil_div(M, gm);
+    const double row_cost = static_cast<double>(rows + ceil_div(rows, p.mr));
     const double cols = static_cast<double>(ceil_div(ntiles, gn) * p.nr);
-    // A packing touches every A element once per thread column; B likewise per thread row.
-    // Weighted by the FMAs one element copy costs, about one vector's width.
-    const double cost = rows * cols * K + p.nr * (rows * K + cols * K);
+    const double pack = static_cast<double>(p.nr) * (pr.trans_b ? cols * K : 0.0);
+    const double cost = row_cost * cols * K + pack;
     if (best < 0 || cost < best) {
       best = cost;
       p.grid_m = gm;
       p.grid_n = gn;
     }
   }
-  p.rows_per_thread = ceil_div(mtiles, p.grid_m) * p.mr;
-  p.cols_per_thread = ceil_div(ntiles, p.grid_n) * p.nr;
+  const int64_t rows_per_thread = ceil_div(M, p.grid_m);
+  const int64_t cols_per_thread = std::min(N, ceil_div(ntiles, p.grid_n) * p.nr);
 
   // B is read by every A micro-panel of a thread. Unpacked it is fine when it is not
   // transposed and either fits in half of L2 or is read by at most two micro-panels.
-  const int64_t b_bytes = K * std::min(N, p.cols_per_thread) * static_cast<int64_t>(elem);
-  p.pack_b = pr.trans_b || (b_bytes > l2 / 2 && std::min(M, p.rows_per_thread) > 2 * p.mr);
+  const int64_t b_bytes = K * cols_per_thread * elem;
+  p.pack_b = pr.trans_b || (b_bytes > l2 / 2 && rows_per_thread > 2 * p.mr);
   // An A micro-panel is read once per B micro-panel: pack it when that is many times.
-  p.pack_a = std::min(N, p.cols_per_thread) > 8 * p.nr;
+  p.pack_a = cols_per_thread > 8 * p.nr;
+  if (const char* e = std::getenv("NNFAST_DEV_PACKA")) p.pack_a = std::atoi(e);  // DEV
+  if (const char* e = std::getenv("NNFAST_DEV_PACKB")) p.pack_b = std::atoi(e) || pr.trans_b;  // DEV
 
-  // Block sizes: the packed B block (kc x nc) in half of L2; the packed A block as tall as
-  // the thread's rows, up to ~4 MiB (it streams; taller only saves re-packing B).
-  p.nc = std::max<int64_t>(p.nr, (l2 / 2) / (p.kc * static_cast<int64_t>(elem)) / p.nr * p.nr);
-  const int64_t mc_cap = std::max<int64_t>(p.mr, ((4 << 20) / (p.kc * static_cast<int64_t>(elem))) / p.mr * p.mr);
-  p.mc = std::min(p.rows_per_thread, mc_cap);
+  // Block sizes: the packed B block (kc x nc) in half of L2; the A block as tall as the
+  // thread's rows, up to ~4 MiB packed (it streams; taller only saves re-packing B).
+  p.nc = std::max<int64_t>(p.nr, (l2 / 2) / (p.kc * elem) / p.nr * p.nr);
+  const int64_t mc_cap = std::max<int64_t>(p.mr, (int64_t(4) << 20) / (p.kc * elem) / p.mr * p.mr);
+  p.mc = std::min(rows_per_thread, mc_cap);
   return p;
 }
 
@@ -188,8 +200,10 @@ void gemm_rectangle(const Problem<T>& pr, const Plan& plan, const MicroKernel<T>
   MicroTile<T> t;
   t.alpha = pr.alpha;
   t.slope = pr.ep.negative_slope;
+  t.ldc = pr.ldc;
   for (int64_t ic = m0; ic < m1; ic += plan.mc) {
     const int64_t mcur = std::min(plan.mc, m1 - ic);
+    const EvenSplit tiles{mcur, ceil_div(mcur, mr)};
     for (int64_t pc = 0; pc < pr.K; pc += plan.kc) {
       const int64_t kcur = std::min(plan.kc, pr.K - pc);
       const bool last_k = pc + kcur == pr.K;
@@ -197,24 +211,19 @@ void gemm_rectangle(const Problem<T>& pr, const Plan& plan, const MicroKernel<T>
       t.beta = pc == 0 ? pr.beta : T(1);
       t.act = last_k ? pr.ep.activation : Activation::identity;
 
-      const T* a_block;
-      int64_t a_panel_step;
+      // Tile i's A: rows ic + tiles.begin(i) on, either packed into slot i of a_buf
+      // (a_rs = 1, a_cs = mr) or read in place.
       if (plan.pack_a) {
-        pack_a_panels(a_buf, pr.A, pr.lda, pr.trans_a, ic, mcur, pc, kcur, mr);
-        a_block = a_buf;
+        for (int64_t i = 0; i < tiles.parts; ++i) {
+          const int64_t r = ic + tiles.begin(i), h = tiles.begin(i + 1) - tiles.begin(i);
+          const T* src = pr.trans_a ? pr.A + pc * pr.lda + r : pr.A + r * pr.lda + pc;
+          kern.pack(a_buf + i * mr * kcur, src, pr.lda, !pr.trans_a, h, kcur, mr);
+        }
         t.a_rs = 1;
         t.a_cs = mr;
-        a_panel_step = mr * kcur;
-      } else if (pr.trans_a) {
-        a_block = pr.A + pc * pr.lda + ic;
-        t.a_rs = 1;
-        t.a_cs = pr.lda;
-        a_panel_step = mr;
       } else {
-        a_block = pr.A + ic * pr.lda + pc;
-        t.a_rs = pr.lda;
-        t.a_cs = 1;
-        a_panel_step = mr * pr.lda;
+        t.a_rs = pr.trans_a ? 1 : pr.lda;
+        t.a_cs = pr.trans_a ? pr.lda : 1;
       }
 
       for (int64_t jc = n0; jc < n1; jc += plan.nc) {
@@ -222,7 +231,8 @@ void gemm_rectangle(const Problem<T>& pr, const Plan& plan, const MicroKernel<T>
         const T* b_block;
         int64_t b_panel_step;
         if (plan.pack_b) {
-          pack_b_panels(b_buf, pr.B, pr.ldb, pr.trans_b, pc, kcur, jc, ncur, nr);
+          const T* src = pr.trans_b ? pr.B + jc * pr.ldb + pc : pr.B + pc * pr.ldb + jc;
+          kern.pack(b_buf, src, pr.ldb, pr.trans_b, ncur, kcur, nr);
           b_block = b_buf;
           t.b_rs = nr;
           b_panel_step = nr * kcur;
@@ -231,14 +241,15 @@ void gemm_rectangle(const Problem<T>& pr, const Plan& plan, const MicroKernel<T>
           t.b_rs = pr.ldb;
           b_panel_step = nr;
         }
-        for (int64_t ir = 0; ir < mcur; ir += mr) {
-          t.a = a_block + (ir / mr) * a_panel_step;
-          t.m = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
+        for (int64_t i = 0; i < tiles.parts; ++i) {
+          const int64_t r = ic + tiles.begin(i);
+          t.m = static_cast<int>(tiles.begin(i + 1) - tiles.begin(i));
+          t.a = plan.pack_a ? a_buf + i * mr * kcur
+                            : pr.trans_a ? pr.A + pc * pr.lda + r : pr.A + r * pr.lda + pc;
           for (int64_t jr = 0; jr < ncur; jr += nr) {
             t.b = b_block + (jr / nr) * b_panel_step;
             t.n = static_cast<int>(std::min<int64_t>(nr, ncur - jr));
-            t.c = pr.C + (ic + ir) * pr.ldc + jc + jr;
-            t.ldc = pr.ldc;
+            t.c = pr.C + r * pr.ldc + jc + jr;
             t.bias = last_k && pr.ep.bias ? pr.ep.bias + jc + jr : nullptr;
             kern.run(t);
           }
@@ -269,6 +280,69 @@ const MicroKernel<float>& kernel_for<float>(const IsaKernels& isa) { return isa.
 template <>
 const MicroKernel<double>& kernel_for<double>(const IsaKernels& isa) { return isa.f64; }
 
+// Runs `pr` with the active kernels: plan, workspace, threads.
+template <typename T>
+void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  const Plan plan = make_plan(pr, kern);
+  const int threads = plan.grid_m * plan.grid_n;
+  const int64_t a_elems = plan.pack_a ? round_up(plan.mc, plan.mr) * plan.kc : 0;
+  const int64_t b_elems = plan.pack_b ? round_up(plan.nc, plan.nr) * plan.kc : 0;
+  // Per-thread slices rounded to whole cache lines, so threads never share one.
+  const int64_t slice = round_up(a_elems + b_elems, 64 / static_cast<int64_t>(sizeof(T)));
+  T* buffers = slice ? static_cast<T*>(caller_workspace(0).get(sizeof(T) * slice * threads))
+                     : nullptr;
+
+  const EvenSplit thread_rows{pr.M, plan.grid_m};
+  const EvenSplit thread_tiles{ceil_div(pr.N, plan.nr), plan.grid_n};
+  auto run_thread = [&](int tid) {
+    const int gi = tid / plan.grid_n, gj = tid % plan.grid_n;
+    const int64_t m0 = thread_rows.begin(gi), m1 = thread_rows.begin(gi + 1);
+    const int64_t n0 = thread_tiles.begin(gj) * plan.nr;
+    const int64_t n1 = std::min(pr.N, thread_tiles.begin(gj + 1) * plan.nr);
+    if (m0 >= m1 || n0 >= n1) return;
+    T* a_buf = buffers ? buffers + tid * slice : nullptr;
+    T* b_buf = buffers ? a_buf + a_elems : nullptr;
+    gemm_rectangle(pr, plan, kern, m0, m1, n0, n1, a_buf, b_buf);
+  };
+  if (threads == 1) return run_thread(0);
+#ifdef _OPENMP
+  // The runtime may grant fewer threads than asked (nesting, thread limits): every
+  // rectangle still gets done, by whoever is there.
+#pragma omp parallel num_threads(threads)
+  for (int tid = omp_get_thread_num(); tid < threads; tid += omp_get_num_threads())
+    run_thread(tid);
+#endif
+}
+
+// A narrow C (N under half a vector) from a transposed A: computing C^T = op(B)^T op(A)^T
+// instead puts the long M dimension in the kernel's vectors (N would leave most lanes
+// idle, and the tile would be bound by A broadcasts), with both operands read in place:
+// rows of the stored A are contiguous along M. C^T goes to a scratch (N x M), then one
+// pass writes C = act(C^T' + beta C + bias).
+template <typename T>
+bool narrow_output(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  return pr.trans_a && 2 * pr.N <= kern.nr && pr.M >= 2 * kern.nr;
+}
+
+template <typename T>
+void run_transposed(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  T* ct = static_cast<T*>(caller_workspace(1).get(sizeof(T) * pr.M * pr.N));
+  const Problem<T> swapped{!pr.trans_b, false, pr.N, pr.M, pr.K, pr.alpha, pr.B, pr.ldb,
+                           pr.A, pr.lda, T(0), ct, pr.M, GemmEpilogue<T>{}};
+  run_blocked(swapped, kern);
+  for (int64_t i = 0; i < pr.M; ++i) {
+    T* c = pr.C + i * pr.ldc;
+    for (int64_t j = 0; j < pr.N; ++j) {
+      T x = ct[j * pr.M + i];
+      if (pr.beta != T(0)) x += pr.beta * c[j];
+      if (pr.ep.bias) x += pr.ep.bias[j];
+      c[j] = x;
+    }
+    if (pr.ep.activation != Activation::identity)
+      activate_tile(c, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -278,38 +352,9 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   if (M <= 0 || N <= 0) return;
   const Problem<T> pr{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue};
   if (K <= 0 || alpha == T(0)) return scale_bias_activate(pr);
-
   const MicroKernel<T>& kern = kernel_for<T>(active_gemm_isa());
-  const Plan plan = make_plan(pr, kern);
-  const int threads = plan.grid_m * plan.grid_n;
-  const int64_t a_elems = plan.pack_a ? round_up(plan.mc, plan.mr) * plan.kc : 0;
-  const int64_t b_elems = plan.pack_b ? round_up(plan.nc, plan.nr) * plan.kc : 0;
-  // Per-thread slices rounded to whole cache lines, so threads never share one.
-  const int64_t slice = round_up(a_elems + b_elems, 64 / static_cast<int64_t>(sizeof(T)));
-  T* buffers = slice ? static_cast<T*>(caller_workspace().get(sizeof(T) * slice * threads))
-                     : nullptr;
-
-  auto run_thread = [&](int tid) {
-    const int gi = tid / plan.grid_n, gj = tid % plan.grid_n;
-    const int64_t m0 = gi * plan.rows_per_thread, n0 = gj * plan.cols_per_thread;
-    const int64_t m1 = std::min(M, m0 + plan.rows_per_thread);
-    const int64_t n1 = std::min(N, n0 + plan.cols_per_thread);
-    if (m0 >= m1 || n0 >= n1) return;
-    T* a_buf = buffers ? buffers + tid * slice : nullptr;
-    T* b_buf = buffers ? a_buf + a_elems : nullptr;
-    gemm_rectangle(pr, plan, kern, m0, m1, n0, n1, a_buf, b_buf);
-  };
-  if (threads == 1) {
-    run_thread(0);
-    return;
-  }
-#ifdef _OPENMP
-  // The runtime may grant fewer threads than asked (nesting, thread limits): every
-  // rectangle still gets done, by whoever is there.
-#pragma omp parallel num_threads(threads)
-  for (int tid = omp_get_thread_num(); tid < threads; tid += omp_get_num_threads())
-    run_thread(tid);
-#endif
+  if (narrow_output(pr, kern)) return run_transposed(pr, kern);
+  run_blocked(pr, kern);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,

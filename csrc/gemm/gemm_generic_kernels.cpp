@@ -63,8 +63,8 @@ double fma_flops_generic_for(int64_t iterations) {
 
 }  // namespace
 
-MicroKernel<float> gemm_generic_f32_4x8() { return {&GenericKernel<float, 4, 8>::run, 4, 8}; }
-MicroKernel<double> gemm_generic_f64_4x4() { return {&GenericKernel<double, 4, 4>::run, 4, 4}; }
+MicroKernel<float> gemm_generic_f32_4x8() { return {&GenericKernel<float, 4, 8>::run, 4, 8, &pack_panels_portable<float>}; }
+MicroKernel<double> gemm_generic_f64_4x4() { return {&GenericKernel<double, 4, 4>::run, 4, 4, &pack_panels_portable<double>}; }
 
 double fma_flops_generic(int64_t iterations) { return fma_flops_generic_for<float, 32>(iterations); }
 

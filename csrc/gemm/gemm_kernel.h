@@ -38,12 +38,28 @@ struct MicroTile {
 template <typename T>
 using MicroKernelFn = void (*)(const MicroTile<T>& tile);
 
-// A microkernel and its register tile: at most mr rows by nr columns.
+// Packs panels of `panel` rows (columns) of op(A) (op(B)) for the kernels, k-major:
+// dst[(r / panel) * panel * k + p * panel + r % panel] = element (r, p), r < extent, p < k,
+// where element (r, p) is src[r * ld + p] when `interleave` (the operand's rows are the
+// panel's rows: a transpose) and src[p * ld + r] otherwise. Rows past `extent` in the last
+// panel are left unwritten: kernels never read them.
+template <typename T>
+using PackFn = void (*)(T* dst, const T* src, int64_t ld, bool interleave, int64_t extent,
+                        int64_t k, int panel);
+
+// A microkernel, its register tile (at most mr rows by nr columns) and the packing routine
+// compiled alongside it.
 template <typename T>
 struct MicroKernel {
   MicroKernelFn<T> run;
   int mr, nr;
+  PackFn<T> pack;
 };
+
+// The portable packing (any panel width), for the generic kernels and as the fallback.
+template <typename T>
+void pack_panels_portable(T* dst, const T* src, int64_t ld, bool interleave, int64_t extent,
+                          int64_t k, int panel);
 
 // Activations the kernels do not vectorize are applied here, to the tile just stored (still
 // in L1), with the same scalar functions as the elementwise kernels. It is compiled for the

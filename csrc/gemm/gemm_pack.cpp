@@ -1,98 +1,71 @@
-#include "gemm/gemm_pack.h"
-
+// Portable packing: plain loops the compiler vectorizes for the baseline ISA where it can.
 #include <algorithm>
 #include <cstring>
+
+#include "gemm/gemm_kernel.h"
 
 namespace nnfast {
 
 namespace {
 
-// dst[p * R + r] = src[p * ld + r] for r < width: R-wide slices of consecutive rows.
+// Row p of the source feeds every panel in turn, so the source streams through memory in
+// order; each panel's row is a fixed-size copy.
 template <typename T, int R>
-void copy_slices(T* dst, const T* src, int64_t ld, int width, int64_t k) {
-  if (width == R) {
-    for (int64_t p = 0; p < k; ++p) std::memcpy(dst + p * R, src + p * ld, sizeof(T) * R);
-  } else {
-    for (int64_t p = 0; p < k; ++p) std::memcpy(dst + p * R, src + p * ld, sizeof(T) * width);
+void copy_rows(T* dst, const T* src, int64_t ld, int64_t extent, int64_t k) {
+  const int64_t full = extent / R * R;
+  const int64_t tail = extent - full;
+  for (int64_t p = 0; p < k; ++p) {
+    const T* s = src + p * ld;
+    for (int64_t r0 = 0; r0 < full; r0 += R) std::memcpy(dst + r0 * k + p * R, s + r0, sizeof(T) * R);
+    if (tail) std::memcpy(dst + full * k + p * R, s + full, sizeof(T) * tail);
   }
 }
 
-// dst[p * R + r] = src[r * ld + p] for r < rows: interleaves `rows` rows, i.e. transposes a
-// rows x k block into k x R. Blocks of 8 along p keep every source line in use while it is
-// in L1, and let the compiler keep the 8 x R block in registers.
+// Blocks of 8 along p keep every source line in use while it is in L1.
 template <typename T, int R>
-void interleave_rows(T* dst, const T* src, int64_t ld, int rows, int64_t k) {
+void interleave_rows(T* dst, const T* src, int64_t ld, int64_t extent, int64_t k) {
   constexpr int kStep = 8;
-  int64_t p = 0;
-  if (rows == R) {
+  for (int64_t r0 = 0; r0 < extent; r0 += R) {
+    const int rows = static_cast<int>(std::min<int64_t>(R, extent - r0));
+    T* out = dst + r0 * k;
+    const T* in = src + r0 * ld;
+    int64_t p = 0;
     for (; p + kStep <= k; p += kStep)
-      for (int r = 0; r < R; ++r) {
-        const T* s = src + r * ld + p;
-        for (int q = 0; q < kStep; ++q) dst[(p + q) * R + r] = s[q];
-      }
+      for (int r = 0; r < rows; ++r)
+        for (int q = 0; q < kStep; ++q) out[(p + q) * R + r] = in[r * ld + p + q];
+    for (; p < k; ++p)
+      for (int r = 0; r < rows; ++r) out[p * R + r] = in[r * ld + p];
   }
-  for (; p < k; ++p)
-    for (int r = 0; r < rows; ++r) dst[p * R + r] = src[r * ld + p];
 }
 
 template <typename T, int R>
-void pack_panels(T* dst, const T* src, int64_t ld, bool interleave, int64_t extent,
-                 int64_t k) {
-  for (int64_t r0 = 0; r0 < extent; r0 += R) {
-    const int width = static_cast<int>(std::min<int64_t>(R, extent - r0));
-    T* out = dst + r0 * k;
-    if (interleave) interleave_rows<T, R>(out, src + r0 * ld, ld, width, k);
-    else copy_slices<T, R>(out, src + r0, ld, width, k);
-  }
-}
-
-// Panel widths are the kernels' MR and NR: instantiate those, so inner loops have constant
-// trip counts.
-template <typename T>
-void pack_any(T* dst, const T* src, int64_t ld, bool interleave, int64_t extent, int64_t k,
-              int panel) {
-  switch (panel) {
-    case 4: return pack_panels<T, 4>(dst, src, ld, interleave, extent, k);
-    case 6: return pack_panels<T, 6>(dst, src, ld, interleave, extent, k);
-    case 8: return pack_panels<T, 8>(dst, src, ld, interleave, extent, k);
-    case 14: return pack_panels<T, 14>(dst, src, ld, interleave, extent, k);
-    case 16: return pack_panels<T, 16>(dst, src, ld, interleave, extent, k);
-    case 32: return pack_panels<T, 32>(dst, src, ld, interleave, extent, k);
-    default: break;
-  }
-  // A panel width no kernel uses today.
-  for (int64_t r0 = 0; r0 < extent; r0 += panel) {
-    const int64_t width = std::min<int64_t>(panel, extent - r0);
-    for (int64_t p = 0; p < k; ++p)
-      for (int64_t r = 0; r < width; ++r)
-        dst[r0 * k + p * panel + r] = interleave ? src[(r0 + r) * ld + p] : src[p * ld + r0 + r];
-  }
+void pack_r(T* dst, const T* src, int64_t ld, bool interleave, int64_t extent, int64_t k) {
+  if (interleave) interleave_rows<T, R>(dst, src, ld, extent, k);
+  else copy_rows<T, R>(dst, src, ld, extent, k);
 }
 
 }  // namespace
 
 template <typename T>
-void pack_a_panels(T* dst, const T* A, int64_t lda, bool trans, int64_t i0, int64_t m,
-                   int64_t p0, int64_t k, int panel) {
-  // op(A) rows are A's rows (interleave them) or A's columns (copy slices of A's rows).
-  const T* src = trans ? A + p0 * lda + i0 : A + i0 * lda + p0;
-  pack_any(dst, src, lda, !trans, m, k, panel);
+void pack_panels_portable(T* dst, const T* src, int64_t ld, bool interleave, int64_t extent,
+                          int64_t k, int panel) {
+  // Constant trip counts for the kernels' panel widths.
+  switch (panel) {
+    case 4: return pack_r<T, 4>(dst, src, ld, interleave, extent, k);
+    case 8: return pack_r<T, 8>(dst, src, ld, interleave, extent, k);
+    default: break;
+  }
+  for (int64_t r0 = 0; r0 < extent; r0 += panel) {
+    const int64_t rows = std::min<int64_t>(panel, extent - r0);
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t r = 0; r < rows; ++r)
+        dst[r0 * k + p * panel + r] = interleave ? src[(r0 + r) * ld + p] : src[p * ld + r0 + r];
+  }
 }
 
-template <typename T>
-void pack_b_panels(T* dst, const T* B, int64_t ldb, bool trans, int64_t p0, int64_t k,
-                   int64_t j0, int64_t n, int panel) {
-  const T* src = trans ? B + j0 * ldb + p0 : B + p0 * ldb + j0;
-  pack_any(dst, src, ldb, trans, n, k, panel);
-}
-
-template void pack_a_panels<float>(float*, const float*, int64_t, bool, int64_t, int64_t,
-                                   int64_t, int64_t, int);
-template void pack_a_panels<double>(double*, const double*, int64_t, bool, int64_t, int64_t,
-                                    int64_t, int64_t, int);
-template void pack_b_panels<float>(float*, const float*, int64_t, bool, int64_t, int64_t,
-                                   int64_t, int64_t, int);
-template void pack_b_panels<double>(double*, const double*, int64_t, bool, int64_t, int64_t,
-                                    int64_t, int64_t, int);
+template void pack_panels_portable<float>(float*, const float*, int64_t, bool, int64_t, int64_t,
+                                          int);
+template void pack_panels_portable<double>(double*, const double*, int64_t, bool, int64_t,
+                                           int64_t, int);
 
 }  // namespace nnfast

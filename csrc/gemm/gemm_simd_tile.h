@@ -34,29 +34,48 @@ void simd_tile(const MicroTile<typename W::T>& t, typename W::Mask tail) {
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = W::zero();
 
+  // Strided rows are addressed from two bases, rows i < 7 from a and the rest from a + 7
+  // rows, so the offsets 0..6 row strides can share index registers instead of each row
+  // holding its own pointer (14 of them do not fit in the general registers).
   const T* a = t.a;
+  const T* a7 = t.a + (kUnitRowStride ? 7 : 7 * t.a_rs);
   const T* b = t.b;
-  const int64_t a_rs = t.a_rs, a_cs = t.a_cs, b_rs = t.b_rs;
-  for (int64_t p = 0; p < t.k; ++p) {
+  const int64_t a_rs = t.a_rs, a_cs = t.a_cs, b_rs = t.b_rs, k = t.k;
+  for (int64_t p = 0; p < k; ++p) {
     V bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v)
       bv[v] = (kTail && v == NV - 1) ? W::load_tail(tail, b + v * L) : W::load(b + v * L);
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
-      const V ai = W::set1(a[kUnitRowStride ? i : i * a_rs]);
+      const T* row = i < 7 ? a + (kUnitRowStride ? i : i * a_rs)
+                           : a7 + (kUnitRowStride ? i - 7 : (i - 7) * a_rs);
+      const V ai = W::set1(*row);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
     }
     a += a_cs;
+    a7 += a_cs;
     b += b_rs;
   }
 
   // Epilogue: alpha, beta (C read only when beta != 0), bias, and relu / leaky_relu in
   // registers; the other activations right after the store, by the shared scalar code.
+  const Activation act = t.act;
+  if (t.alpha == T(1) && t.beta == T(0) && !t.bias && act == Activation::identity) {
+    // The plain product (every K block but the last of a fresh C): stores only.
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        T* c = t.c + i * t.ldc + v * L;
+        if (kTail && v == NV - 1) W::store_tail(c, tail, acc[i][v]);
+        else W::store(c, acc[i][v]);
+      }
+    return;
+  }
   const V alpha = W::set1(t.alpha), beta = W::set1(t.beta), slope = W::set1(t.slope);
   const bool scale = t.alpha != T(1), accumulate = t.beta != T(0);
-  const Activation act = t.act;
   V bias[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
