@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <new>
 
+#include "common/parallel.h"
 #include "common/threading.h"
 #include "gemm/gemm.h"
 #include "gemm/gemm_dispatch.h"
@@ -30,15 +31,11 @@
 #if defined(__linux__)
 #include <unistd.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace nnfast {
 
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 struct CacheSizes {
@@ -294,7 +291,7 @@ void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern) {
 
   const EvenSplit thread_rows{pr.M, plan.grid_m};
   const EvenSplit thread_tiles{ceil_div(pr.N, plan.nr), plan.grid_n};
-  auto run_thread = [&](int tid) {
+  auto run_thread = [&](int64_t tid) {
     const int gi = tid / plan.grid_n, gj = tid % plan.grid_n;
     const int64_t m0 = thread_rows.begin(gi), m1 = thread_rows.begin(gi + 1);
     const int64_t n0 = thread_tiles.begin(gj) * plan.nr;
@@ -304,14 +301,9 @@ void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern) {
     T* b_buf = buffers ? a_buf + a_elems : nullptr;
     gemm_rectangle(pr, plan, kern, m0, m1, n0, n1, a_buf, b_buf);
   };
-  if (threads == 1) return run_thread(0);
-#ifdef _OPENMP
-  // The runtime may grant fewer threads than asked (nesting, thread limits): every
-  // rectangle still gets done, by whoever is there.
-#pragma omp parallel num_threads(threads)
-  for (int tid = omp_get_thread_num(); tid < threads; tid += omp_get_num_threads())
-    run_thread(tid);
-#endif
+  // One task per rectangle: done by whichever threads the runtime grants, each with the
+  // caller's denormal flushing.
+  parallel_tasks(threads, threads, run_thread);
 }
 
 // A narrow C (N under half a vector) from a transposed A: computing C^T = op(B)^T op(A)^T
