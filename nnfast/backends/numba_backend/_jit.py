@@ -125,8 +125,14 @@ def kernel(*, parallel: bool = False, fastmath=False):
     return decorate
 
 
-def helper(*, fastmath=False):
-    """A function called only from kernels (compiled into them)."""
+def helper(*, fastmath=False, inline: bool = False):
+    """A function called only from kernels (compiled into them).
+
+    inline=True inlines it in Numba's own IR, where the reference counting of the arrays
+    passed to it disappears: a small helper taking arrays and called in a hot loop
+    otherwise pays two atomic operations per array per call.
+    """
     def decorate(fn):
-        return numba.njit(nogil=True, fastmath=fastmath, error_model="numpy")(fn)
+        return numba.njit(nogil=True, fastmath=fastmath, error_model="numpy",
+                          inline="always" if inline else "never")(fn)
     return decorate
