@@ -81,10 +81,10 @@ def _gemm_task(t, a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, bet
 
 @helper()
 def _fill_tail_panel(b_rows, tail_panel):
-    k, n = b_rows.shape
+    n = b_rows.shape[1]
     nr = tail_panel.shape[1]
     start = n - n % nr
-    for p in range(k):
+    for p in range(tail_panel.shape[0]):  # no rows when n is a multiple of nr
         for q in range(nr):
             tail_panel[p, q] = b_rows[p, start + q] if start + q < n else 0
 
@@ -159,20 +159,23 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, b
     """out = act(alpha * op(a) @ op(b) + beta * out + bias).  op(a) (M, K), op(b) (K, N), out (M, N)."""
     m, n, k = gemm_shapes(a, b, trans_a, trans_b)
     act = activation_name(activation, allow_softmax=False)
-    if out is None and beta != 0.0:
-        raise ValueError("out: beta != 0 needs an existing out array")
-    out = output_array(out, "out", (m, n), a.dtype)
     if bias is not None:
         float_array(bias, "bias", dtype=a.dtype, shape=(n,))
+    if out is None:
+        if beta != 0.0:
+            raise ValueError("out: beta != 0 needs an existing out array")
+        out = target = np.empty((m, n), a.dtype)
+    else:
+        output_array(out, "out", (m, n), a.dtype)
+        overlaps = any(np.may_share_memory(out, x) for x in (a, b, bias) if x is not None)
+        target = out.copy() if overlaps else out  # tiles must not overwrite inputs still to be read
     if m == 0 or n == 0:
         return out
-    target = out
-    if any(np.may_share_memory(out, x) for x in (a, b, bias) if x is not None):
-        target = out.copy()  # the tiles must not overwrite inputs still to be read
     # op(a)[i, p] is a[i, p] or, transposed, a[p, i]
     a_row_stride, a_k_stride = (1, m) if trans_a else (k, 1)
     b_rows = _packed_transpose(b) if trans_b else b
-    tail_panel = _workspace("tail_panel", a.dtype, (k, PANEL_BYTES // a.itemsize))
+    panel_width = PANEL_BYTES // a.itemsize
+    tail_panel = _workspace("tail_panel", a.dtype, (k if n % panel_width else 0, panel_width))
     run = _gemm_parallel if m * n * k >= PARALLEL_MIN_MACS else _gemm_serial
     run(a, a_row_stride, a_k_stride, b_rows, tail_panel, target, float(alpha), float(beta),
         _zero_bias(a.dtype, n) if bias is None else bias, ACTIVATION_CODES[act],

@@ -76,7 +76,9 @@ def _adam_range(start, stop, param, grad, m, v, lr, beta1, beta2, eps, weight_de
     decay = dt(1.0 - lr * weight_decay)
     wd_t, one_minus_beta1, beta2_t = dt(weight_decay), dt(1.0 - beta1), dt(beta2)
     one_minus_beta2, eps_t = dt(1.0 - beta2), dt(eps)
-    correction2, step_size = dt(bias_correction2_sqrt), dt(lr / bias_correction1)
+    # A multiply by the reciprocal instead of the reference's division: one division less per
+    # element (the update's cost), a difference of an ulp in v's scale.
+    inv_correction2, step_size = dt(1.0 / bias_correction2_sqrt), dt(lr / bias_correction1)
     for i in range(start, stop):
         p = param[i]
         if decoupled:
@@ -88,7 +90,7 @@ def _adam_range(start, stop, param, grad, m, v, lr, beta1, beta2, eps, weight_de
         v_i = v[i] * beta2_t + one_minus_beta2 * g * g
         m[i] = m_i
         v[i] = v_i
-        param[i] = p - step_size * (m_i / (math.sqrt(v_i) / correction2 + eps_t))
+        param[i] = p - step_size * (m_i / (math.sqrt(v_i) * inv_correction2 + eps_t))
 
 
 @kernel()
