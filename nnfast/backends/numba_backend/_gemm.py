@@ -24,9 +24,10 @@ from ._scalar import ACTIVATION_CODES, IDENTITY
 
 TASK_ROW_BLOCKS, TASK_PANELS = 4, 2  # one task: 4 x MR rows by 2 x NR columns
 TRANSPOSE_PANEL = 16
-# Below this many multiply-adds a GEMM runs on the calling thread: starting the thread pool
-# costs more than the work (about 10 microseconds on an idle machine, far more on a busy one).
-PARALLEL_MIN_MACS = 1 << 17
+# Below this many multiply-adds (about 30 microseconds of work) a GEMM runs on the calling
+# thread: waking the pool costs about 10 microseconds on an idle machine and far more on a
+# busy one, where a sleeping worker waits for a time slice.
+PARALLEL_MIN_MACS = 1 << 20
 
 
 # ----------------------------------------------------------------------------- tasks

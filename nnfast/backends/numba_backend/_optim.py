@@ -13,8 +13,9 @@ from .._checks import float_array, inout_array
 from ._jit import helper, kernel
 
 UPDATE_CHUNK = 1 << 14  # elements per parallel task
-# Smaller parameters are updated on the calling thread: waking the pool costs more.
-PARALLEL_MIN_ELEMENTS = 1 << 17
+# Smaller parameters (under about 100 microseconds of work) are updated on the calling
+# thread: waking the pool costs more than it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 18
 
 
 # ----------------------------------------------------------------------------- SGD
