@@ -5,7 +5,11 @@ exposes its capability flags.
 """
 from __future__ import annotations
 
-from nnfast import _core
+try:
+    from nnfast import _core
+except ImportError as exc:  # say so when the build skipped the extension (no compiler)
+    from nnfast._installation import missing_extension_hint
+    raise ImportError(f"{exc}{missing_extension_hint()}") from exc
 
 name = "cpp"
 device = "cpu"
