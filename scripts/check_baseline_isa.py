@@ -6,7 +6,8 @@ there is no instruction beyond the x86-64 baseline (SSE2).
     scripts/check_baseline_isa.py [--build-temp DIR] [EXTENSION_OR_WHEEL ...]
 
 1. Objects: disassembles (objdump -d) every object file under the build-temp directory
-   (default: setuptools' build/temp.<platform>-<tag> for this interpreter). A
+   (default: setuptools' build/temp.<platform>-<tag> for this interpreter, in the
+   checkout that holds this script). A
    non-microkernel object may not contain an AVX/AVX2/FMA/AVX-512 instruction (a ymm, zmm
    or mask register, or a VEX/EVEX-encoded v-mnemonic) nor SSE3..SSE4.2, POPCNT, LZCNT or
    BMI. Each microkernel object must contain AVX instructions: the control that shows the
@@ -164,14 +165,17 @@ def check_extension(extension: Path, objects: list[Path]) -> list[str]:
 
 
 def default_build_temp() -> Path:
-    # setuptools' own naming: build/temp.linux-x86_64-cpython-311
-    return Path("build") / f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"
+    # Where setuptools builds this interpreter's objects in the checkout holding this script:
+    # build/temp.linux-x86_64-cpython-311
+    project = Path(__file__).resolve().parent.parent
+    return project / "build" / f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build-temp", type=Path, default=None,
-                        help="directory holding the object files (default: %(default)s)")
+                        help="directory holding the object files (default: "
+                             f"{default_build_temp()})")
     parser.add_argument("extensions", nargs="*", type=Path,
                         help="the linked nnfast._core (.so) or wheels that contain it")
     args = parser.parse_args(argv)
