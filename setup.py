@@ -129,6 +129,7 @@ class BuildExt(build_ext):
     def _skip_extensions(self, exc):
         for ext in self.extensions:  # never ship a stale extension from an earlier build
             Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+            ext.optional = True  # and --inplace has none to copy
         bar = "!" * 78
         sys.stderr.write(
             f"\n{bar}\nnnfast: building the compiled extension nnfast._core failed:\n  {exc}\n"
