@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""Prove that nnfast._core runs on any x86-64 CPU: outside the ISA-specific microkernels
-(sources named *_avx2_* / *_avx512_*, which the library calls only after its cpuid check)
-there is no instruction beyond the x86-64 baseline (SSE2).
+"""Prove that nnfast._core runs on any x86-64 CPU: no instruction beyond the x86-64
+baseline (SSE2) runs unless a cpuid check chose it. Such code may live only in
+  - the microkernels, sources named *_avx2_* / *_avx512_*, compiled with ISA flags and
+    called through the dispatch table once cpuid allowed them, and
+  - GCC target_clones clones (`f.arch_x86_64_v3`), which only the ifunc resolver
+    `f.resolver` hands out, after its own cpuid check (`f.default` is baseline).
 
     scripts/check_baseline_isa.py [--build-temp DIR] [EXTENSION_OR_WHEEL ...]
 
 1. Objects: disassembles (objdump -d) every object file under the build-temp directory
    (default: setuptools' build/temp.<platform>-<tag> for this interpreter, in the
-   checkout that holds this script). A
-   non-microkernel object may not contain an AVX/AVX2/FMA/AVX-512 instruction (a ymm, zmm
-   or mask register, or a VEX/EVEX-encoded v-mnemonic) nor SSE3..SSE4.2, POPCNT, LZCNT or
-   BMI. Each microkernel object must contain AVX instructions: the control that shows the
-   detector and the per-file flags work.
-2. Linked extension (a .so, or the _core inside a wheel): every function that holds such an
-   instruction must be defined only by microkernel objects. This catches what (1) cannot:
-   an inline function or template instantiated both in a microkernel object (compiled with
-   -mavx2) and in a generic one, where the linker may keep the AVX2 copy for every caller.
+   checkout that holds this script). Outside microkernels and clones no function may hold
+   an AVX/AVX2/FMA/AVX-512 instruction (a ymm, zmm or mask register, or a VEX/EVEX
+   v-mnemonic) nor SSE3..SSE4.2, POPCNT, LZCNT or BMI. Each microkernel object must hold
+   AVX instructions: the control that shows the detector and the per-file flags work.
+2. Linked extension (a .so, or the _core inside a wheel): every function holding such an
+   instruction must be a microkernel function defined by no generic object, or a clone; and
+   no other function may call or jump to one directly (only a pointer or an ifunc lets a
+   cpuid check come first). This catches what (1) cannot: an inline function or template
+   instantiated both in a microkernel object (compiled with -mavx2) and in a generic one,
+   where the linker may keep the AVX2 copy for every caller.
 
 Exit status 0 when clean, 1 on any violation (each listed), 2 on a usage error.
 """
@@ -55,6 +59,10 @@ PREFIXES = {"rep", "repz", "repnz", "repe", "repne", "lock", "data16", "addr32",
             "cs", "ds", "es", "ss", "fs", "gs"}
 FUNCTION = re.compile(r"^[0-9a-f]+ <(?P<name>[^>]+)>:$")
 INSTRUCTION = re.compile(r"^\s*[0-9a-f]+:\s+(?P<text>\S.*)$")
+# A call or jump to a fixed address: `call 5a3b0 <name>`, `jne 1f0 <name+0x10>`, or through
+# the PLT, `jmp 1040 <name@plt>` (an ifunc's PLT entry leads to its resolver, not a clone).
+DIRECT_BRANCH = re.compile(r"^(?:bnd\s+|notrack\s+)?(?:call|jmp|j[a-z]+)q?\s+[0-9a-f]+ "
+                           r"<(?P<name>[^>+@]+)(?:@plt)?(?:\+0x[0-9a-f]+)?>$")
 # zmm, mask registers and vector registers 16..31 exist only with AVX-512 (EVEX).
 AVX512_REGISTER = re.compile(r"%zmm\d|%k[0-7]\b|%[xy]mm(1[6-9]|2\d|3[01])\b")
 
@@ -90,41 +98,84 @@ def disassemble(path: Path):
             yield function, match["text"]
 
 
-def defined_functions(obj: Path) -> set[str]:
-    out = subprocess.run(["nm", "--defined-only", "-P", str(obj)],
+class Function:
+    """What the check needs to know of one function: its instructions beyond baseline, and
+    the functions it calls or jumps to directly (not through a pointer or the PLT)."""
+
+    def __init__(self):
+        self.total = 0
+        self.beyond: dict[str, int] = {}
+        self.example = ""
+        self.direct_targets: set[str] = set()
+
+
+def scan(path: Path) -> dict[str, Function]:
+    functions: dict[str, Function] = {}
+    for name, text in disassemble(path):
+        f = functions.setdefault(name, Function())
+        f.total += 1
+        if (kind := beyond_baseline(text)) is not None:
+            f.beyond[kind] = f.beyond.get(kind, 0) + 1
+            f.example = f.example or f"{kind}: {text}"
+        if (target := DIRECT_BRANCH.match(text)) and target["name"] != name:
+            f.direct_targets.add(target["name"])
+    return functions
+
+
+def defined_functions(path: Path) -> set[str]:
+    out = subprocess.run(["nm", "--defined-only", "-P", str(path)],
                          check=True, capture_output=True, text=True).stdout
     return {fields[0] for fields in map(str.split, out.splitlines())
             if len(fields) >= 2 and fields[1] in ("T", "t", "W", "w", "i", "u")}
+
+
+def ifunc_clone_target(name: str, resolved: set[str]) -> str | None:
+    """The target of a GCC target_clones clone (`f.arch_x86_64_v3`), which only the ifunc
+    resolver `f.resolver` hands out, after its cpuid check; None for other functions and
+    for `f.default`, the clone every CPU may run."""
+    base, _, rest = name.partition(".")
+    target = rest.split(".")[0]
+    return target if base in resolved and target not in ("default", "resolver") else None
+
+
+def resolved_functions(symbols: set[str]) -> set[str]:
+    return {name[:-len(".resolver")] for name in symbols if name.endswith(".resolver")}
 
 
 def is_microkernel(path: Path) -> bool:
     return any(marker in path.name for marker in MICROKERNEL_MARKERS)
 
 
+def summary(functions: dict[str, Function]) -> str:
+    counts: dict[str, int] = {}
+    for f in functions.values():
+        for kind, n in f.beyond.items():
+            counts[kind] = counts.get(kind, 0) + n
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
+
+
 def check_objects(objects: list[Path], root: Path) -> list[str]:
     problems = []
     for obj in objects:
-        hits: dict[str, int] = {}
-        first: dict[str, str] = {}
-        total = 0
-        for function, text in disassemble(obj):
-            total += 1
-            if (kind := beyond_baseline(text)) is not None:
-                hits[kind] = hits.get(kind, 0) + 1
-                first.setdefault(kind, f"{function}: {text}")
+        functions = scan(obj)
+        resolved = resolved_functions(defined_functions(obj))
+        total = sum(f.total for f in functions.values())
         name = obj.relative_to(root)
-        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(hits.items())) or "none"
+        clones = {f for f in functions if ifunc_clone_target(f, resolved)}
+        beyond = {f for f, info in functions.items() if info.beyond}
         if is_microkernel(obj):
-            status = "ok (microkernel)" if hits else "FAIL"
-            print(f"  {status:<17} {name}: {total} instructions, beyond baseline: {summary}")
-            if not hits:
+            status = "ok (microkernel)" if beyond else "FAIL"
+            if not beyond:
                 problems.append(f"{name}: a microkernel object without any AVX instruction "
                                 "(per-file ISA flags not applied, or the detector is broken)")
         else:
-            status = "ok" if not hits else "FAIL"
-            print(f"  {status:<17} {name}: {total} instructions, beyond baseline: {summary}")
-            problems += [f"{name}: {kind} instruction in baseline code, e.g. {first[kind]}"
-                         for kind in sorted(hits)]
+            bad = sorted(beyond - clones)
+            status = "FAIL" if bad else "ok"
+            problems += [f"{name}: {f}: {functions[f].example} in baseline code" for f in bad]
+        in_clones = beyond & clones
+        note = f" (in {len(in_clones)} ifunc clones)" if in_clones and not is_microkernel(obj) else ""
+        print(f"  {status:<17} {name}: {total} instructions, beyond baseline: "
+              f"{summary(functions)}{note}")
     return problems
 
 
@@ -142,25 +193,31 @@ def check_extension(extension: Path, objects: list[Path]) -> list[str]:
     generic, micro = set(), set()
     for obj in objects:
         (micro if is_microkernel(obj) else generic).update(defined_functions(obj))
-    flagged: dict[str, tuple[int, str]] = {}
-    total = 0
-    for function, text in disassemble(extension):
-        total += 1
-        if (kind := beyond_baseline(text)) is not None:
-            count, example = flagged.get(function, (0, f"{kind}: {text}"))
-            flagged[function] = (count + 1, example)
-    allowed = {f for f in flagged if f in micro and f not in generic}
-    print(f"  linked {extension.name}: {total} instructions; {len(flagged)} functions use "
-          f"instructions beyond baseline, {len(allowed)} of them microkernel-only")
+    functions = scan(extension)
+    resolved = resolved_functions(defined_functions(extension))
+    # Code that runs only after a cpuid check: microkernel functions (called through the
+    # dispatch table) and ifunc clones (picked by their resolver).
+    dispatched = {f for f in functions if (f in micro and f not in generic)
+                  or ifunc_clone_target(f, resolved)}
+    beyond = {f for f, info in functions.items() if info.beyond}
+    total = sum(f.total for f in functions.values())
+    print(f"  linked {extension.name}: {total} instructions; {len(beyond)} functions use "
+          f"instructions beyond baseline, {len(beyond - dispatched)} of them outside the "
+          f"microkernels and ifunc clones")
     problems = []
-    for function, (count, example) in sorted(flagged.items()):
-        if function in allowed:
-            continue
+    for f in sorted(beyond - dispatched):
         origin = ("also defined in a generic object: the linker may have kept the microkernel's "
                   "copy (an inline function or template shared across ISA files)"
-                  if function in micro else "not defined by any microkernel object")
-        problems.append(f"{extension.name}: {function} has {count} such instructions "
-                        f"(e.g. {example}); {origin}")
+                  if f in micro else "neither a microkernel function nor an ifunc clone")
+        problems.append(f"{extension.name}: {f} has {sum(functions[f].beyond.values())} such "
+                        f"instructions (e.g. {functions[f].example}); {origin}")
+    # Baseline code may reach that code only through a pointer or an ifunc, never by a
+    # direct call, which no cpuid check could guard.
+    for f in sorted(set(functions) - dispatched):
+        for target in sorted(functions[f].direct_targets & beyond):
+            problems.append(f"{extension.name}: baseline function {f} calls {target}, which uses "
+                            f"{', '.join(sorted(functions[target].beyond))}, directly: call it "
+                            "through the dispatch table instead")
     return problems
 
 
@@ -195,7 +252,8 @@ def main(argv=None) -> int:
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     print("check_baseline_isa: " + ("FAILED" if problems else
-          "OK, no instruction beyond x86-64 baseline outside the microkernels"))
+          "OK, no instruction beyond x86-64 baseline outside the microkernels and ifunc "
+          "clones, and none of those called directly"))
     return 1 if problems else 0
 
 

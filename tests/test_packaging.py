@@ -65,6 +65,15 @@ GENERIC_USING_SHARED = """
 #include "shared.h"
 void generic(float* x, int n) { scale(x, n, 3.0f); }
 """
+GENERIC_CALLING_MICROKERNEL = """
+void kernel_avx2(float* x, int n);
+void generic(float* x, int n) { kernel_avx2(x, n); }   // no cpuid check can come first
+"""
+GENERIC_WITH_CLONES = """
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void generic(float* x, int n) { for (int i = 0; i < n; ++i) x[i] = x[i] * 3.0f + 1.0f; }
+float* use(float* x) { generic(x, 64); return x; }
+"""
 GENERIC_WITH_AVX = """
 #include <immintrin.h>
 __attribute__((target("avx2"))) void generic(float* x) {
@@ -102,10 +111,25 @@ def test_checker_passes_avx_confined_to_microkernels(tmp_path, capsys):
 
 
 @needs_toolchain
+def test_checker_passes_ifunc_clones_in_generic_code(tmp_path, capsys):
+    temp, library = _build(tmp_path, GENERIC_WITH_CLONES)
+    assert _load_checker().main(["--build-temp", str(temp), str(library)]) == 0
+    assert "in 1 ifunc clones" in capsys.readouterr().out
+
+
+@needs_toolchain
+def test_checker_fails_on_a_direct_call_into_a_microkernel(tmp_path, capsys):
+    temp, library = _build(tmp_path, GENERIC_CALLING_MICROKERNEL)
+    assert _load_checker().main(["--build-temp", str(temp), str(library)]) == 1
+    assert "baseline function _Z7genericPfi calls _Z11kernel_avx2Pfi" in capsys.readouterr().err
+
+
+@needs_toolchain
 def test_checker_fails_on_avx_in_a_generic_object(tmp_path, capsys):
     temp, library = _build(tmp_path, GENERIC_WITH_AVX)
     assert _load_checker().main(["--build-temp", str(temp), str(library)]) == 1
-    assert "generic.o: AVX/AVX2/FMA instruction in baseline code" in capsys.readouterr().err
+    assert re.search(r"generic\.o: _Z7genericPf: AVX/AVX2/FMA: .* in baseline code",
+                     capsys.readouterr().err)
 
 
 @needs_toolchain
