@@ -8,8 +8,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
+#include <type_traits>
 #include <vector>
 
 #include "common/activation.h"
@@ -21,6 +24,7 @@
 #include "kernels/losses.h"
 #include "kernels/optimizers.h"
 #include "kernels/softmax_cross_entropy.h"
+#include "train/mlp_trainer.h"
 
 namespace py = pybind11;
 using nnfast::Activation;
@@ -537,6 +541,189 @@ py::array adam_update(py::handle param_obj, py::handle grad_obj, py::handle m_ob
   return param;
 }
 
+
+// ------------------------------------------------------------------------- fused MLP training step
+
+// Row indices into X: int64, shape (n,), every value in [0, rows).
+py::array row_indices(py::handle obj, const char* name, int64_t rows) {
+  py::array a = ndarray(obj, name);
+  if (!a.dtype().is(py::dtype::of<int64_t>()))
+    throw py::type_error(arg(name) + "expected int64 row indices, got dtype " +
+                         std::string(py::str(a.dtype())));
+  check_ndim(a, name, 1);
+  check_layout(a, name);
+  if (a.shape(0) == 0) throw py::value_error(arg(name) + "empty batch");
+  const int64_t* idx = static_cast<const int64_t*>(a.data());
+  for (py::ssize_t i = 0; i < a.shape(0); ++i)
+    if (idx[i] < 0 || idx[i] >= rows)
+      throw py::value_error(arg(name) + "row " + std::to_string(idx[i]) + " outside [0, " +
+                            std::to_string(rows) + ")");
+  return a;
+}
+
+// Holds the trainer and a reference to every array it writes into, so Python cannot free
+// them while it lives. Calls are serialized: a trainer has one set of workspaces.
+class MlpTrainerBinding {
+ public:
+  MlpTrainerBinding(py::list layers, const std::string& loss) {
+    if (layers.empty()) throw py::value_error("layers: at least one Dense layer is needed");
+    if (loss == "cross_entropy") loss_ = nnfast::LossKind::cross_entropy;
+    else if (loss == "mse") loss_ = nnfast::LossKind::mse;
+    else if (loss == "bce_with_logits") loss_ = nnfast::LossKind::bce_with_logits;
+    else throw py::value_error("loss: the fused step supports cross_entropy, mse and "
+                               "bce_with_logits, not '" + loss + "'");
+    dtype_ = float_dtype(ndarray(layers[0].cast<py::dict>()["weight"], "weight"), "weight");
+    by_dtype(dtype_, [&](auto tag) { build<decltype(tag)>(layers); });
+  }
+
+  py::tuple step(py::handle X_obj, py::handle targets_obj, py::handle idx_obj,
+                 const std::string& kind, double lr, double momentum, bool nesterov,
+                 double weight_decay, double beta1, double beta2, double eps, bool decoupled,
+                 int64_t step_count) {
+    py::array X = features(X_obj);
+    const int64_t rows = X.shape(0);
+    py::array idx = row_indices(idx_obj, "idx", rows);
+    const int64_t batch = idx.shape(0);
+    const int64_t* rows_ptr = cptr<int64_t>(idx);
+    py::array targets;
+    if (loss_ == nnfast::LossKind::cross_entropy) {
+      targets = ndarray(targets_obj, "targets");
+      if (!targets.dtype().is(py::dtype::of<int64_t>()))
+        throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
+                             std::string(py::str(targets.dtype())));
+      check_shape(targets, "targets", {rows});
+      check_layout(targets, "targets");
+      const int64_t* y = cptr<int64_t>(targets);
+      for (int64_t i = 0; i < batch; ++i)  // only this batch's labels are read
+        if (y[rows_ptr[i]] < 0 || y[rows_ptr[i]] >= out_)
+          throw py::value_error("targets: label " + std::to_string(y[rows_ptr[i]]) +
+                                " outside [0, " + std::to_string(out_) + ")");
+    } else {
+      targets = input_like(targets_obj, "targets", dtype_, {rows, out_});
+    }
+    nnfast::OptimizerConfig opt;
+    if (kind == "adam") opt.kind = nnfast::OptimizerKind::adam;
+    else if (kind == "sgd") opt.kind = nnfast::OptimizerKind::sgd;
+    else throw py::value_error("kind: expected 'sgd' or 'adam', got '" + kind + "'");
+    if (opt.kind == nnfast::OptimizerKind::adam && !(has_state0_ && has_state1_))
+      throw py::value_error("kind: Adam needs m and v state arrays for every parameter");
+    if (opt.kind == nnfast::OptimizerKind::sgd && momentum != 0.0 && !has_state0_)
+      throw py::value_error("momentum: SGD momentum needs a velocity array for every parameter");
+    if (step_count < 1) throw py::value_error("step: counts from 1");
+    opt.lr = lr;
+    opt.momentum = momentum;
+    opt.nesterov = nesterov;
+    opt.weight_decay = weight_decay;
+    opt.beta1 = beta1;
+    opt.beta2 = beta2;
+    opt.eps = eps;
+    opt.decoupled = decoupled;
+    opt.step = step_count;
+
+    const void* x = X.data();
+    const void* t = targets.data();
+    const nnfast::StepResult r = without_gil([&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return by_dtype(dtype_, [&](auto tag) {
+        using T = decltype(tag);
+        return trainer<T>()->step(static_cast<const T*>(x), t, rows_ptr, batch, opt);
+      });
+    });
+    return py::make_tuple(r.loss, r.correct < 0 ? py::object(py::none()) : py::int_(r.correct));
+  }
+
+  py::array predict(py::handle X_obj, py::handle out_obj) {
+    py::array X = features(X_obj);
+    const int64_t batch = X.shape(0);
+    py::array out = output(out_obj, "out", dtype_, {batch, out_});
+    if (batch == 0) return out;
+    const void* x = X.data();
+    void* y = out.mutable_data();
+    without_gil([&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      by_dtype(dtype_, [&](auto tag) {
+        using T = decltype(tag);
+        trainer<T>()->predict(static_cast<const T*>(x), batch, static_cast<T*>(y));
+      });
+    });
+    return out;
+  }
+
+ private:
+  py::array features(py::handle obj) {
+    py::array X = ndarray(obj, "X");
+    check_dtype(X, "X", dtype_);
+    check_ndim(X, "X", 2);
+    check_layout(X, "X");
+    if (X.shape(1) != in_)
+      throw py::value_error("X: expected " + std::to_string(in_) + " features, got shape " +
+                            shape_str(shape_of(X)));
+    return X;
+  }
+
+  template <typename T>
+  nnfast::MlpTrainer<T>* trainer() {
+    if constexpr (std::is_same_v<T, float>) return f32_.get();
+    else return f64_.get();
+  }
+
+  // An array the trainer updates in place; null (and *present = false) when absent.
+  template <typename T>
+  T* array_arg(py::dict spec, const char* key, const Shape& shape, bool* present = nullptr) {
+    if (!spec.contains(key) || spec[key].is_none()) {
+      if (!present) throw py::value_error(std::string(key) + ": missing");
+      *present = false;
+      return nullptr;
+    }
+    py::array a = inout(spec[key], key, dtype_, shape);
+    keep_alive_.append(a);
+    return ptr<T>(a);
+  }
+
+  template <typename T>
+  void build(py::list layers) {
+    std::vector<nnfast::DenseLayerRef<T>> refs;
+    has_state0_ = has_state1_ = true;
+    for (py::handle h : layers) {
+      py::dict spec = h.cast<py::dict>();
+      py::array w = ndarray(spec["weight"], "weight");
+      check_ndim(w, "weight", 2);
+      nnfast::DenseLayerRef<T> r;
+      r.in = w.shape(0);
+      r.out = w.shape(1);
+      if (!refs.empty() && refs.back().out != r.in)
+        throw py::value_error("weight: layer widths do not chain (" +
+                              std::to_string(refs.back().out) + " outputs into " +
+                              std::to_string(r.in) + " inputs)");
+      r.activation = parse_activation(spec["activation"], false);
+      r.negative_slope = static_cast<T>(spec["negative_slope"].cast<double>());
+      r.weight = array_arg<T>(spec, "weight", {r.in, r.out});
+      r.bias = array_arg<T>(spec, "bias", {r.out});
+      r.weight_grad = array_arg<T>(spec, "weight_grad", {r.in, r.out});
+      r.bias_grad = array_arg<T>(spec, "bias_grad", {r.out});
+      r.weight_state0 = array_arg<T>(spec, "weight_state0", {r.in, r.out}, &has_state0_);
+      r.bias_state0 = array_arg<T>(spec, "bias_state0", {r.out}, &has_state0_);
+      r.weight_state1 = array_arg<T>(spec, "weight_state1", {r.in, r.out}, &has_state1_);
+      r.bias_state1 = array_arg<T>(spec, "bias_state1", {r.out}, &has_state1_);
+      refs.push_back(r);
+    }
+    in_ = refs.front().in;
+    out_ = refs.back().out;
+    auto made = std::make_unique<nnfast::MlpTrainer<T>>(std::move(refs), loss_);
+    if constexpr (std::is_same_v<T, float>) f32_ = std::move(made);
+    else f64_ = std::move(made);
+  }
+
+  DType dtype_ = DType::f32;
+  nnfast::LossKind loss_ = nnfast::LossKind::cross_entropy;
+  int64_t in_ = 0, out_ = 0;
+  bool has_state0_ = true, has_state1_ = true;
+  py::list keep_alive_;
+  std::mutex mutex_;
+  std::unique_ptr<nnfast::MlpTrainer<float>> f32_;
+  std::unique_ptr<nnfast::MlpTrainer<double>> f64_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -582,6 +769,17 @@ PYBIND11_MODULE(_core, m) {
         py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0,
         py::arg("step"), py::arg("decoupled") = false,
         "one torch.optim.Adam (or AdamW with decoupled=True) step in place");
+
+  py::class_<MlpTrainerBinding>(m, "MlpTrainer",
+                                 "One C++ call per batch: gather, forward, loss, backward, update")
+      .def(py::init<py::list, const std::string&>(), py::arg("layers"), py::arg("loss"))
+      .def("step", &MlpTrainerBinding::step, py::arg("X"), py::arg("targets"), py::arg("idx"),
+           py::kw_only(), py::arg("kind"), py::arg("lr"), py::arg("momentum") = 0.0,
+           py::arg("nesterov") = false, py::arg("weight_decay") = 0.0, py::arg("beta1") = 0.9,
+           py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("decoupled") = false,
+           py::arg("step") = 1)
+      .def("predict", &MlpTrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
+
 
   m.def("set_num_threads", &nnfast::set_num_threads, py::arg("n"),
         "threads for every kernel; n <= 0 follows omp_get_max_threads() again");

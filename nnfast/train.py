@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import Callback
@@ -131,6 +132,10 @@ def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
     if not opt.bound:
         opt.bind(model.parameters())
 
+    fused = None
+    if fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
+        fused = fused_step.FusedTrainer(model, loss_fn, opt)
+
     n = X.shape[0]
     batches = -(-n // batch_size)
     rng = np.random.default_rng(seed)
@@ -151,14 +156,17 @@ def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
         start = time.perf_counter()
         for b in range(batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = X[idx], y[idx]
-            opt.zero_grad()
-            out = model(xb)
-            value = loss_fn(out, yb)
-            model.backward(loss_fn.backward(), need_input_grad=False)
-            opt.step()
+            if fused is not None:
+                value, correct = fused.step(X, y, idx)
+            else:
+                xb, yb = X[idx], y[idx]
+                opt.zero_grad()
+                out = model(xb)
+                value = loss_fn(out, yb)
+                model.backward(loss_fn.backward(), need_input_grad=False)
+                opt.step()
+                correct = loss_fn.correct(out, yb)
             total_loss += value * len(idx)
-            correct = loss_fn.correct(out, yb)
             has_accuracy = has_accuracy and correct is not None
             total_correct += correct or 0
             progress.update(value)
@@ -225,13 +233,19 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     batch_size = _positive_int(batch_size, "batch_size")
     single = np.ndim(X) == 1
     X = check_inputs(model, np.atleast_2d(X) if single else X)
-    was_training = model.training
-    model.eval()
-    try:
-        outs = [model(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    out = outs[0] if len(outs) == 1 else np.concatenate(outs)
+    compiled = fused_step.predictor(model)
+    if compiled is not None:  # the compiled path has no train/eval-dependent layers
+        out = np.empty((X.shape[0], model.out_features), dtype=X.dtype)
+        for s in range(0, X.shape[0], batch_size):
+            compiled.predict(X[s:s + batch_size], out[s:s + batch_size])
+    else:
+        was_training = model.training
+        model.eval()
+        try:
+            outs = [model(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
+        finally:
+            model.train(was_training)
+        out = outs[0] if len(outs) == 1 else np.concatenate(outs)
     return out[0] if single else out
 
 

@@ -38,6 +38,7 @@ bce_with_logits_backward = _core.bce_with_logits_backward
 bias_grad = _core.bias_grad
 sgd_update = _core.sgd_update
 adam_update = _core.adam_update
+MlpTrainer = _core.MlpTrainer  # the fused training step (nnfast/fused.py)
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
 
