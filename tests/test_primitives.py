@@ -322,8 +322,11 @@ def test_batchnorm_train_forward_backward(backend, ref, rng, dtype, shape, affin
                                     grad_beta=grads[1], training=True)
     dx_ref = ref.batchnorm_backward(g, x, mean_ref, inv_std_ref, gamma, grad_gamma=grads_ref[0],
                                     grad_beta=grads_ref[1], training=True)
-    # dx is a difference of O(1) terms that nearly cancel: compare against the terms' size.
-    np.testing.assert_allclose(dx, dx_ref, rtol=RTOL_BN[dtype], atol=RTOL_BN[dtype] * scale * np.abs(dx_ref).max())
+    # dx is a difference of O(1) terms that nearly cancel: compare against the terms' size,
+    # |gamma * inv_std * g| (with N = 2, dx is ~1e-5 of them, and float32 rounding of the
+    # terms alone leaves it with tens of percent of relative error in any implementation).
+    terms = np.abs(g).max() * np.abs(inv_std_ref * (1 if gamma is None else gamma)).max()
+    np.testing.assert_allclose(dx, dx_ref, rtol=RTOL_BN[dtype], atol=RTOL_BN[dtype] * scale * terms)
     if affine:
         for actual, expected in zip(grads, grads_ref):
             assert_close(actual, expected, dtype, scale=scale)
