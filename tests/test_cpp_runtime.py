@@ -66,6 +66,16 @@ def reductions(rng, dtype):
     prob = rng.uniform(0.01, 0.99, pred.shape).astype(dtype)
     grad = rng.standard_normal((4099, 37)).astype(dtype)
     beta_out = rng.standard_normal(37).astype(dtype)
+    weights = rng.standard_normal((784, 129)).astype(dtype)
+
+    def batchnorm():
+        running = np.zeros(37, dtype), np.ones(37, dtype)
+        out, mean, inv_std = cpp.batchnorm_forward_train(grad, None, None, *running)
+        grads = np.zeros(37, dtype), np.zeros(37, dtype)
+        dx = cpp.batchnorm_backward(pred[:, :37].repeat(16, 0)[:4099], grad, mean, inv_std,
+                                    beta_out, grad_gamma=grads[0], grad_beta=grads[1])
+        return [out, mean, inv_std, *running, dx, *grads]
+
     return lambda: [
         cpp.softmax_cross_entropy_forward(logits, labels)[0],
         cpp.softmax_cross_entropy_forward(logits, onehot)[0],
@@ -74,6 +84,10 @@ def reductions(rng, dtype):
         cpp.bce_with_logits_forward(pred, target),
         cpp.bias_grad(grad),
         cpp.bias_grad(grad, beta_out.copy(), beta=0.5),
+        cpp.sum_squares(weights),
+        cpp.weight_penalty_forward(weights, l1=1e-3, l2=1e-2),
+        *cpp.dropout_forward(weights, p=0.3, seed=5, offset=2 ** 64 - 1000),
+        *batchnorm(),
     ]
 
 
@@ -371,6 +385,22 @@ X = np.ones((4, 3), F32)
     (lambda: cpp.adam_update(X.copy(), X, X.copy(), X.copy(), lr=0.1, step=0), ValueError, "step: Adam steps count from 1, got 0"),
     (lambda: cpp.adam_update(X.copy(), X, X.copy(), X.astype(np.float64), lr=0.1, step=1), TypeError, "v: dtype float64"),
     (lambda: cpp.gemm(X, np.ones((3, 2), F32), bias=np.ones(3, F32)), ValueError, r"bias: expected shape \(2,\)"),
+    (lambda: cpp.dropout_forward(X, p=1.0, seed=0, offset=0), ValueError, r"p: dropout probability must lie in \[0, 1\), got 1.0"),
+    (lambda: cpp.dropout_forward(X, p=float("nan"), seed=0, offset=0), ValueError, r"\[0, 1\), got nan"),
+    (lambda: cpp.dropout_forward(X, p=0.5, seed=-1, offset=0), ValueError, r"seed: must lie in \[0, 2\*\*64\), got -1"),
+    (lambda: cpp.dropout_forward(X, p=0.5, seed=0, offset=2 ** 64), ValueError, "offset: must lie in"),
+    (lambda: cpp.dropout_forward(X, p=0.5, seed=1.5, offset=0), TypeError, "seed: expected an integer, got float"),
+    (lambda: cpp.dropout_forward(X, p=0.5, seed=True, offset=0), TypeError, "seed: expected an integer, got bool"),
+    (lambda: cpp.dropout_forward(X, None, np.empty((4, 3), bool), p=0.5, seed=0, offset=0), TypeError, "mask: the dropout mask must be uint8, got dtype bool"),
+    (lambda: cpp.dropout_backward(X, np.ones((3, 4), np.uint8), p=0.5), ValueError, r"mask: expected shape \(4, 3\)"),
+    (lambda: cpp.batchnorm_forward_train(X[:1], None, None, np.zeros(3, F32), np.ones(3, F32)), ValueError, "x: batch norm in training mode needs at least 2 samples"),
+    (lambda: cpp.batchnorm_forward_train(X, None, None, read_only(np.zeros(3, F32)), np.ones(3, F32)), ValueError, "running_mean: array is read-only"),
+    (lambda: cpp.batchnorm_forward_eval(X, np.ones(4, F32), None, np.zeros(3, F32), np.ones(3, F32)), ValueError, r"gamma: expected shape \(3,\)"),
+    (lambda: cpp.batchnorm_backward(X, X, np.zeros(3, F32), np.ones(3, np.float64), None), TypeError, "inv_std: dtype float64"),
+    (lambda: cpp.clip_inplace(X.copy(), lo=1.0, hi=-1.0), ValueError, r"lo, hi: need lo <= hi, got lo=1.0, hi=-1.0"),
+    (lambda: cpp.scale_inplace(read_only(X), alpha=2.0), ValueError, "x: array is read-only"),
+    (lambda: cpp.weight_penalty_forward(X, l1=-1.0, l2=0.0), ValueError, r"l1, l2: penalty coefficients must be >= 0, got l1=-1.0, l2=0.0"),
+    (lambda: cpp.weight_penalty_backward(X, read_only(X), l1=0.1, l2=0.1), ValueError, "grad: array is read-only"),
 ])
 def test_bindings_refuse_bad_arguments_with_a_clear_message(call, error, match):
     with pytest.raises(error, match=match):
@@ -391,6 +421,9 @@ def test_partially_overlapping_state_is_refused_but_the_same_array_is_fine():
     buffer = np.zeros(12, F32)
     with pytest.raises(ValueError, match="m: shares memory with param"):
         cpp.adam_update(buffer[:8], np.ones(8, F32), buffer[4:], np.zeros(8, F32), lr=0.1, step=1)
+    with pytest.raises(ValueError, match="running_mean: shares memory with running_var"):
+        cpp.batchnorm_forward_train(X, None, None, buffer[:3], buffer[2:5])
+    assert np.all(buffer == 0)
     x = np.random.default_rng(2).standard_normal((5, 7)).astype(F32)
     expected = ref.activation_forward("softmax", x)
     assert cpp.activation_forward("softmax", x, x) is x  # in place
