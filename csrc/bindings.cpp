@@ -1139,12 +1139,23 @@ PYBIND11_MODULE(_core, m) {
         py::dict result;
         result["contended_regions"] = stats.contended_regions;
         result["backing_off"] = stats.backing_off;
+        result["next_backoff_s"] = static_cast<double>(stats.next_backoff_ns) * 1e-9;
         return result;
       },
       "parallel regions that waited for a descheduled thread, and whether kernels run on one "
       "thread for now because of them");
-  m.def("_report_team_wait", &nnfast::report_team_wait, py::arg("own_ns"), py::arg("wait_ns"),
-        "test hook: feed the contention backoff one region's timings");
+  m.def(
+      "_report_team_times",
+      [](int64_t start_ns, int64_t own_ns, int64_t wait_ns) {
+        nnfast::TeamTimes times;
+        times.opener_started = start_ns;
+        times.opener_done = start_ns + own_ns;
+        times.end = times.opener_done + wait_ns;
+        nnfast::report_team_times(times);
+      },
+      py::arg("start_ns"), py::arg("own_ns"), py::arg("wait_ns"),
+      "test hook: feed the contention backoff one region's timings (opener's start delay, its "
+      "share, its wait for the team)");
   m.def("gemm_isa", &nnfast::gemm_isa);
 #ifdef _OPENMP
   m.attr("openmp") = _OPENMP;

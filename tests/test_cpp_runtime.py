@@ -224,8 +224,9 @@ def test_fork_before_any_thread_pool_keeps_threads_in_the_child():
 
 def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
     # A team member that is not running delays the region by a time slice; after such a
-    # region kernels run on one thread for 100 ms. Observable through fork: a thread that
-    # never opened a team forks a child that keeps its threads.
+    # region kernels run on one thread for 100 ms, twice as long each time it recurs.
+    # Observable through fork: a thread that never opened a team forks a child that keeps
+    # its threads.
     result = run_python("""
         import os, signal, time
         import numpy as np
@@ -234,10 +235,15 @@ def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
 
         _core.set_num_threads(2)
         x = np.random.default_rng(0).standard_normal((4096, 64))
-        _core._report_team_wait(own_ns=100_000, wait_ns=150_000)     # an ordinary region
-        assert _core.contention_stats() == {"contended_regions": 0, "backing_off": False}
-        _core._report_team_wait(own_ns=100_000, wait_ns=5_000_000)   # 5 ms for a 0.1 ms share
-        assert _core.contention_stats() == {"contended_regions": 1, "backing_off": True}
+        report, stats = _core._report_team_times, _core.contention_stats
+        report(start_ns=20_000, own_ns=100_000, wait_ns=150_000)    # an ordinary region
+        assert stats() == {"contended_regions": 0, "backing_off": False, "next_backoff_s": 0.1}
+        report(start_ns=9_000_000, own_ns=100_000, wait_ns=1_000)   # started 9 ms late
+        assert stats() == {"contended_regions": 1, "backing_off": True, "next_backoff_s": 0.2}
+        time.sleep(0.15)
+        assert stats()["backing_off"] is False
+        report(start_ns=20_000, own_ns=100_000, wait_ns=5_000_000)  # 5 ms for a 0.1 ms share
+        assert stats() == {"contended_regions": 2, "backing_off": True, "next_backoff_s": 0.4}
         y = cpp.activation_forward("softmax", x)                   # on one thread: no team
         pid = os.fork()
         if pid == 0:
@@ -245,8 +251,10 @@ def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
             os._exit(0 if _core.get_num_threads() == 2 else 3)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, "the kernel opened a team while backing off"
-        time.sleep(0.15)
-        assert _core.contention_stats()["backing_off"] is False
+        report(start_ns=20_000, own_ns=100_000, wait_ns=150_000)    # an ordinary region again
+        assert stats()["next_backoff_s"] == 0.1
+        time.sleep(0.25)
+        assert stats()["backing_off"] is False
         assert np.array_equal(cpp.activation_forward("softmax", x), y)
         print("ok")
     """)
