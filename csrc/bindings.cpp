@@ -19,6 +19,7 @@
 #include "common/fpu_guard.h"
 #include "common/threading.h"
 #include "gemm/gemm.h"
+#include "gemm/gemm_dispatch.h"
 #include "kernels/activations.h"
 #include "kernels/batchnorm.h"
 #include "kernels/bias_grad.h"
@@ -1157,6 +1158,23 @@ PYBIND11_MODULE(_core, m) {
       "test hook: feed the contention backoff one region's timings (opener's start delay, its "
       "share, its wait for the team)");
   m.def("gemm_isa", &nnfast::gemm_isa);
+
+  // GEMM microkernel selection (NNFAST_ISA, or _set_gemm_isa for tests) and the FMA peak.
+  m.def("_gemm_isas", [] {
+    py::list names;
+    for (const std::string& name : nnfast::supported_gemm_isas()) names.append(name);
+    return names;
+  }, "ISAs this CPU can run, slowest first");
+  m.def("_set_gemm_isa", [](const std::string& name) {
+    if (!nnfast::select_gemm_isa(name))
+      throw py::value_error("gemm ISA '" + name + "' is unknown or not supported by this CPU");
+  }, py::arg("name"));
+  m.def("_fma_peak_gflops", [](double seconds) {
+    py::gil_scoped_release release;
+    return nnfast::fma_peak_gflops(seconds);
+  }, py::arg("seconds") = 0.2, "one core's FMA GFLOP/s with the active ISA's vectors");
+  if (const std::string why = nnfast::gemm_isa_env_warning(); !why.empty())
+    py::module_::import("warnings").attr("warn")(why, py::handle(PyExc_RuntimeWarning));
 #ifdef _OPENMP
   m.attr("openmp") = _OPENMP;
 #else

@@ -5,7 +5,8 @@ capability flags and primitives, and makes its thread pool visible to threadpool
 
 Threads: kernels use nnfast.set_num_threads(n) (or NNFAST_NUM_THREADS) when it was called,
 else omp_get_max_threads() of the calling thread, so OMP_NUM_THREADS, torch.set_num_threads
-(torch shares nnfast's libgomp) and threadpoolctl's limits on "openmp" apply. threadpoolctl
+(when built from source: torch then shares nnfast's libgomp; a wheel bundles its own) and
+threadpoolctl's limits on "openmp" apply. threadpoolctl
 also lists nnfast itself (internal_api "nnfast", user_api "openmp"), and
 threadpool_limits(...) sets nnfast's count as set_num_threads does, even after a call to
 it, and on exit sets back the count it found (which stays set: nnfast stops following
@@ -24,7 +25,11 @@ on the cores, or more threads than cores), kernels run on one thread for a while
 """
 from __future__ import annotations
 
-from nnfast import _core
+try:
+    from nnfast import _core
+except ImportError as exc:  # say so when the build skipped the extension (no compiler)
+    from nnfast._installation import missing_extension_hint
+    raise ImportError(f"{exc}{missing_extension_hint()}") from exc
 
 name = "cpp"
 device = "cpu"
