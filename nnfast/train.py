@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from . import device as device_mod
 from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
@@ -133,7 +134,10 @@ def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
         opt.bind(model.parameters())
 
     fused = None
-    if fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
+    on_cuda = device_mod.device_of(model) == "cuda"
+    if on_cuda:  # model.to("cuda"): every step runs on the GPU
+        fused = device_mod.CudaTrainer(model, loss_fn, opt, X, y)
+    elif fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
         fused = fused_step.FusedTrainer(model, loss_fn, opt)
 
     n = X.shape[0]
@@ -154,6 +158,8 @@ def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
         progress.start_epoch(epoch)
         total_loss, total_correct, has_accuracy = 0.0, 0, True
         start = time.perf_counter()
+        if on_cuda:
+            fused.begin_epoch()
         for b in range(batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
             if fused is not None:
@@ -170,6 +176,8 @@ def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
             has_accuracy = has_accuracy and correct is not None
             total_correct += correct or 0
             progress.update(value)
+        if on_cuda:  # the host arrays are current again for validation and callbacks
+            fused.end_epoch()
         seconds = time.perf_counter() - start
         logs = {"loss": total_loss / n}
         if has_accuracy:
@@ -233,7 +241,9 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     batch_size = _positive_int(batch_size, "batch_size")
     single = np.ndim(X) == 1
     X = check_inputs(model, np.atleast_2d(X) if single else X)
-    compiled = fused_step.predictor(model)
+    compiled = device_mod.predictor(model)
+    if compiled is None:
+        compiled = fused_step.predictor(model)
     if compiled is not None:  # the compiled path has no train/eval-dependent layers
         out = np.empty((X.shape[0], model.out_features), dtype=X.dtype)
         for s in range(0, X.shape[0], batch_size):

@@ -428,13 +428,8 @@ class CudaMlpTrainerBinding {
   }
 
  public:
-  CudaMlpTrainerBinding(py::list layers, const std::string& loss) {
+  explicit CudaMlpTrainerBinding(py::list layers) {
     if (layers.empty()) throw py::value_error("layers: at least one Dense layer is needed");
-    if (loss == "cross_entropy") loss_ = nnfast::LossKind::cross_entropy;
-    else if (loss == "mse") loss_ = nnfast::LossKind::mse;
-    else if (loss == "bce_with_logits") loss_ = nnfast::LossKind::bce_with_logits;
-    else throw py::value_error("loss: the CUDA trainer supports cross_entropy, mse and "
-                               "bce_with_logits, not '" + loss + "'");
     std::vector<nnfast::gpu::LayerShape> shapes;
     for (py::handle h : layers) {
       py::dict spec = h.cast<py::dict>();
@@ -456,7 +451,7 @@ class CudaMlpTrainerBinding {
     dispatch_float(layers[0].cast<py::dict>()["weight"].cast<py::array>(), "weight", [&](auto tag) {
       using T = decltype(tag);
       py::gil_scoped_release release;
-      auto trainer = std::make_unique<nnfast::gpu::CudaMlpTrainer<T>>(shapes, loss_);
+      auto trainer = std::make_unique<nnfast::gpu::CudaMlpTrainer<T>>(shapes);
       if constexpr (std::is_same_v<T, float>) f32_ = std::move(trainer);
       else f64_ = std::move(trainer);
       float32_ = std::is_same_v<T, float>;
@@ -470,7 +465,13 @@ class CudaMlpTrainerBinding {
   void download(py::list layers) { transfer(layers, false); }
 
   // X (n, in), targets int64 (n) for cross-entropy, else (n, out)
-  void set_data(py::array X, py::array targets) {
+  void set_data(py::array X, py::array targets, const std::string& loss_name) {
+    nnfast::LossKind loss;
+    if (loss_name == "cross_entropy") loss = nnfast::LossKind::cross_entropy;
+    else if (loss_name == "mse") loss = nnfast::LossKind::mse;
+    else if (loss_name == "bce_with_logits") loss = nnfast::LossKind::bce_with_logits;
+    else throw py::value_error("loss: the CUDA trainer supports cross_entropy, mse and "
+                               "bce_with_logits, not '" + loss_name + "'");
     with_trainer([&](auto& t) {
       using T = typename std::remove_reference_t<decltype(*t)>::value_type;
       if (X.ndim() != 2) throw py::value_error("X: expected a 2-D array");
@@ -481,7 +482,7 @@ class CudaMlpTrainerBinding {
       if (n == 0) throw py::value_error("X: no rows");
       const T* hx = host_data<T>(X, "X", n * in);
       const void* ht;
-      if (loss_ == nnfast::LossKind::cross_entropy) {
+      if (loss == nnfast::LossKind::cross_entropy) {
         if (!targets.dtype().is(py::dtype::of<int64_t>()))
           throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
                                dtype_name(targets));
@@ -491,7 +492,7 @@ class CudaMlpTrainerBinding {
       }
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
-      t->set_data(hx, n, ht);
+      t->set_data(hx, n, ht, loss);
     });
   }
 
@@ -557,7 +558,6 @@ class CudaMlpTrainerBinding {
   }
 
  private:
-  nnfast::LossKind loss_ = nnfast::LossKind::cross_entropy;
   bool float32_ = true;
   std::mutex mutex_;
   std::unique_ptr<nnfast::gpu::CudaMlpTrainer<float>> f32_;
@@ -579,6 +579,10 @@ PYBIND11_MODULE(_cuda, m) {
 
   m.def("device_count", &nnfast::gpu::device_count,
         "CUDA devices visible; RuntimeError with CUDA's reason when there is no usable one");
+  m.def("runtime_version", &nnfast::gpu::runtime_version,
+        "the CUDA runtime linked in, as 1000 * major + 10 * minor");
+  m.def("driver_version", &nnfast::gpu::driver_version,
+        "the newest CUDA version the installed driver supports; 0 without a driver");
   m.def("device_name", &nnfast::gpu::device_name);
   m.def("memory_info", [] {
     size_t free_bytes = 0, total_bytes = 0;
@@ -615,10 +619,11 @@ PYBIND11_MODULE(_cuda, m) {
 
   py::class_<CudaMlpTrainerBinding>(
       m, "MlpTrainer", "The fused training step on the GPU: parameters, optimizer state and data on the device")
-      .def(py::init<py::list, const std::string&>(), py::arg("layers"), py::arg("loss"))
+      .def(py::init<py::list>(), py::arg("layers"))
       .def("upload", &CudaMlpTrainerBinding::upload, py::arg("layers"))
       .def("download", &CudaMlpTrainerBinding::download, py::arg("layers"))
-      .def("set_data", &CudaMlpTrainerBinding::set_data, py::arg("X"), py::arg("targets"))
+      .def("set_data", &CudaMlpTrainerBinding::set_data, py::arg("X"), py::arg("targets"),
+           py::arg("loss"))
       .def("step", &CudaMlpTrainerBinding::step, py::arg("idx"), py::kw_only(), py::arg("kind"),
            py::arg("lr"), py::arg("momentum") = 0.0, py::arg("nesterov") = false,
            py::arg("weight_decay") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,

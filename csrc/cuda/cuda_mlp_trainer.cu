@@ -64,8 +64,8 @@ struct CudaMlpTrainer<T>::Device {
 };
 
 template <typename T>
-CudaMlpTrainer<T>::CudaMlpTrainer(std::vector<LayerShape> layers, LossKind loss)
-    : layers_(std::move(layers)), loss_(loss), device_(std::make_unique<Device>()) {
+CudaMlpTrainer<T>::CudaMlpTrainer(std::vector<LayerShape> layers)
+    : layers_(std::move(layers)), device_(std::make_unique<Device>()) {
   if (layers_.empty()) throw std::invalid_argument("CudaMlpTrainer: no layers");
   device_->layers.resize(layers_.size());
   for (size_t l = 0; l < layers_.size(); ++l) {
@@ -108,10 +108,11 @@ void CudaMlpTrainer<T>::download(size_t layer, LayerArray which, T* host) const 
 }
 
 template <typename T>
-void CudaMlpTrainer<T>::set_data(const T* X, int64_t n, const void* targets) {
+void CudaMlpTrainer<T>::set_data(const T* X, int64_t n, const void* targets, LossKind loss) {
   if (n <= 0) throw std::invalid_argument("set_data: no rows");
   Device& d = *device_;
   d.n_total = 0;  // no data until both copies succeed
+  loss_ = loss;
   d.X.reserve(n * layers_.front().in);
   d.X.upload(X, n * layers_.front().in);
   if (loss_ == LossKind::cross_entropy) {

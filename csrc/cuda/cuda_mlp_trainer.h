@@ -30,7 +30,7 @@ class CudaMlpTrainer {
  public:
   using value_type = T;
   // Allocates every layer's arrays on the device; gradients and optimizer state start at 0.
-  CudaMlpTrainer(std::vector<LayerShape> layers, LossKind loss);
+  explicit CudaMlpTrainer(std::vector<LayerShape> layers);
   ~CudaMlpTrainer();
 
   const std::vector<LayerShape>& layers() const { return layers_; }
@@ -40,8 +40,9 @@ class CudaMlpTrainer {
   void download(size_t layer, LayerArray which, T* host) const;
 
   // X (n, in_0); labels int64 (n), each in [0, out_last), for cross-entropy, else targets
-  // T (n, out_last). Copied to the device once and used by every step until replaced.
-  void set_data(const T* X, int64_t n, const void* targets);
+  // T (n, out_last). Copied to the device once and trained on with `loss` by every step
+  // until replaced.
+  void set_data(const T* X, int64_t n, const void* targets, LossKind loss);
   int64_t data_rows() const;
 
   // idx (batch), rows of the data set in [0, data_rows()), on the host.
@@ -57,7 +58,7 @@ class CudaMlpTrainer {
   bool keeps_preactivation(size_t layer) const;
 
   std::vector<LayerShape> layers_;
-  LossKind loss_;
+  LossKind loss_ = LossKind::cross_entropy;  // of the data set
   std::unique_ptr<Device> device_;
 };
 

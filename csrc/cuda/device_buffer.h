@@ -11,6 +11,10 @@ namespace nnfast::gpu {
 // Number of CUDA devices; throws CudaError with CUDA's reason when there is no usable
 // driver or device (cudaGetDeviceCount's error).
 int device_count();
+// CUDA versions as 1000 * major + 10 * minor: the runtime linked in, and the newest the
+// installed driver supports (0 when no driver is installed).
+int runtime_version();
+int driver_version();
 std::string device_name();
 // (free, total) bytes of device memory.
 void memory_info(size_t* free_bytes, size_t* total_bytes);
