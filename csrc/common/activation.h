@@ -1,16 +1,9 @@
 // Scalar activation functions and their derivatives, shared by the elementwise kernels and
-// the GEMM epilogue so both compute bit-identical values. CUDA kernels call the same
-// functions (NNFAST_HOST_DEVICE marks them for nvcc; plain C++ sees nothing).
+// the GEMM epilogue so both compute bit-identical values.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
-
-#ifdef __CUDACC__
-#define NNFAST_HOST_DEVICE __host__ __device__
-#else
-#define NNFAST_HOST_DEVICE
-#endif
 
 namespace nnfast {
 
@@ -27,7 +20,7 @@ enum class Activation : int {
 };
 
 template <typename T>
-NNFAST_HOST_DEVICE inline T sigmoid_stable(T x) {
+inline T sigmoid_stable(T x) {
   // Never exponentiates a positive number, so no overflow at |x| ~ 1e4.
   if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
   T e = std::exp(x);
@@ -35,7 +28,7 @@ NNFAST_HOST_DEVICE inline T sigmoid_stable(T x) {
 }
 
 template <typename T>
-NNFAST_HOST_DEVICE inline T activate(Activation act, T x, T slope) {
+inline T activate(Activation act, T x, T slope) {
   switch (act) {
     case Activation::relu: return x > T(0) ? x : T(0);
     case Activation::leaky_relu: return x > T(0) ? x : slope * x;
@@ -52,7 +45,7 @@ NNFAST_HOST_DEVICE inline T activate(Activation act, T x, T slope) {
 
 // d activation / d x, given the input x and the output y = activate(x).
 template <typename T>
-NNFAST_HOST_DEVICE inline T activate_grad(Activation act, T x, T y, T slope) {
+inline T activate_grad(Activation act, T x, T y, T slope) {
   switch (act) {
     case Activation::relu: return x > T(0) ? T(1) : T(0);
     case Activation::leaky_relu: return x > T(0) ? T(1) : slope;

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "common/activation.h"  // NNFAST_HOST_DEVICE
+#include "common/host_device.h"
 
 namespace nnfast {
 

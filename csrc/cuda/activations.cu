@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "cuda/activation_device.cuh"
 #include "cuda/launch.cuh"
 
 namespace nnfast::gpu {
@@ -11,14 +12,14 @@ namespace {
 template <typename T>
 __global__ void activation_forward_kernel(T* out, const T* inp, int64_t n, Activation act,
                                           T negative_slope) {
-  NNFAST_GRID_STRIDE_LOOP(i, n) out[i] = activate(act, inp[i], negative_slope);
+  NNFAST_GRID_STRIDE_LOOP(i, n) out[i] = activate_device(act, inp[i], negative_slope);
 }
 
 template <typename T>
 __global__ void activation_backward_kernel(T* dinp, const T* dout, const T* inp, const T* out,
                                            int64_t n, Activation act, T negative_slope) {
   NNFAST_GRID_STRIDE_LOOP(i, n)
-    dinp[i] = dout[i] * activate_grad(act, inp[i], out[i], negative_slope);
+    dinp[i] = dout[i] * activate_grad_device(act, inp[i], out[i], negative_slope);
 }
 
 // One thread per row: the rows here are class scores, a few to a few hundred wide.

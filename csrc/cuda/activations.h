@@ -1,5 +1,5 @@
-// Activations on device pointers, forward and backward side by side (common/activation.h's
-// scalar functions, so the CPU kernels, the GEMM epilogue and these agree).
+// Activations on device pointers, forward and backward side by side (activation_device.cuh's
+// scalar functions, the formulas of common/activation.h, shared with the GEMM epilogue).
 #pragma once
 
 #include <cstdint>

@@ -4,7 +4,7 @@
 // K loop. Rows of the sub-tile are 16 apart, so a warp's stores to C are contiguous.
 #include "cuda/gemm.h"
 
-#include "common/activation.h"
+#include "cuda/activation_device.cuh"
 #include "cuda/launch.cuh"
 
 namespace nnfast::gpu {
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kThreads) gemm_tiled(GemmArgs<T> g) {
         T v = g.alpha * acc[r][c];
         if (g.beta != T(0)) v += g.beta * *out;
         if (g.bias) v += g.bias[j];
-        *out = activate(g.activation, v, g.negative_slope);
+        *out = activate_device(g.activation, v, g.negative_slope);
       }
     }
   }

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "common/activation.h"
+#include "cuda/activation_device.cuh"
 #include "cuda/launch.cuh"
 
 namespace nnfast::gpu {
@@ -104,7 +104,8 @@ __global__ void bce_with_logits_forward_kernel(double* elem_loss, const T* logit
 template <typename T>
 __global__ void bce_with_logits_backward_kernel(T* dlogits, const T* logits, const T* target,
                                                 int64_t n, T count) {
-  NNFAST_GRID_STRIDE_LOOP(i, n) dlogits[i] = (sigmoid_stable(logits[i]) - target[i]) / count;
+  NNFAST_GRID_STRIDE_LOOP(i, n)
+    dlogits[i] = (sigmoid_stable_device(logits[i]) - target[i]) / count;
 }
 
 template <typename T>
@@ -153,7 +154,7 @@ __global__ void loss_and_gradient_rows_kernel(T* grad, double* row_loss, double*
         if (loss == LossKind::bce_with_logits) {
           sum += static_cast<double>(std::fmax(zj, T(0)) - zj * t[j] +
                                      std::log1p(std::exp(-std::fabs(zj))));
-          g[j] = (sigmoid_stable(zj) - t[j]) * inv_count;
+          g[j] = (sigmoid_stable_device(zj) - t[j]) * inv_count;
           correct += (zj >= T(0)) == (t[j] >= T(0.5)) ? 1.0 : 0.0;
         } else {
           const T d = zj - t[j];
