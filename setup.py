@@ -59,7 +59,8 @@ class BuildExt(build_ext):
         if ctype == "msvc":
             common = ["/O2", "/std:c++17"]
         else:
-            common = ["-O3", "-std=c++17", "-fvisibility=hidden", "-fno-math-errno", "-Wall"]
+            common = ["-O3", "-std=c++17", "-fvisibility=hidden", "-fno-math-errno", "-fno-trapping-math",
+                      "-Wall"]
         for ext in self.extensions:
             ext.extra_compile_args = common + omp_compile
             ext.extra_link_args = omp_link

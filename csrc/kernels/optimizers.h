@@ -1,25 +1,30 @@
-// TEMPORARY (fused branch only; replaced by the cpp branch's kernels at merge)
+// Optimizer steps, in place, with torch.optim's formulas in torch's order of operations.
 #pragma once
-#include <cmath>
+
 #include <cstdint>
+
 namespace nnfast {
+
+struct SgdOptions {
+  double lr = 0.01, momentum = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+};
+
+// param (n), grad (n), velocity (n) or null when momentum == 0:
+// g = grad + wd * param; v = momentum * v + g; param -= lr * (nesterov ? g + momentum * v : v)
 template <typename T>
-void sgd_update(T* p, const T* g, T* v, int64_t n, double lr, double momentum, bool nesterov, double wd) {
-  for (int64_t i = 0; i < n; ++i) {
-    T d = g[i] + T(wd) * p[i];
-    if (momentum != 0) { v[i] = T(momentum) * v[i] + d; d = nesterov ? d + T(momentum) * v[i] : v[i]; }
-    p[i] -= T(lr) * d;
-  }
-}
+void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const SgdOptions& opt);
+
+struct AdamOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  int64_t step = 1;        // counts from 1
+  bool decoupled = false;  // AdamW: param *= 1 - lr * wd instead of the L2 term in g
+};
+
+// param (n), grad (n), m (n), v (n):
+// g = grad (+ wd * param); m += (g - m)(1 - b1); v = b2 v + (1 - b2) g g;
+// param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 template <typename T>
-void adam_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, double b1, double b2, double eps, double wd, int64_t step, bool decoupled) {
-  const double bc1 = 1 - std::pow(b1, step), bc2s = std::sqrt(1 - std::pow(b2, step));
-  for (int64_t i = 0; i < n; ++i) {
-    T gi = g[i];
-    if (decoupled) p[i] *= T(1 - lr * wd); else gi += T(wd) * p[i];
-    m[i] += (gi - m[i]) * T(1 - b1);
-    v[i] = T(b2) * v[i] + T(1 - b2) * gi * gi;
-    p[i] -= T(lr / bc1) * (m[i] / (std::sqrt(v[i]) / T(bc2s) + T(eps)));
-  }
-}
-}
+void adam_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamOptions& opt);
+
+}  // namespace nnfast

@@ -8,8 +8,8 @@
 #include "common/threading.h"
 #include "gemm/gemm.h"
 #include "kernels/activations.h"
+#include "kernels/bias_grad.h"
 #include "kernels/optimizers.h"
-#include "kernels/reductions.h"
 
 namespace nnfast {
 
@@ -147,11 +147,24 @@ StepResult MlpTrainer<T>::loss_and_gradient(const void* targets, const int64_t* 
 template <typename T>
 void MlpTrainer<T>::update(T* param, const T* grad, T* state0, T* state1, int64_t n,
                            const OptimizerConfig& opt) const {
-  if (opt.kind == OptimizerKind::adam)
-    adam_update<T>(param, grad, state0, state1, n, opt.lr, opt.beta1, opt.beta2, opt.eps,
-                   opt.weight_decay, opt.step, opt.decoupled);
-  else
-    sgd_update<T>(param, grad, state0, n, opt.lr, opt.momentum, opt.nesterov, opt.weight_decay);
+  if (opt.kind == OptimizerKind::adam) {
+    AdamOptions adam;
+    adam.lr = opt.lr;
+    adam.beta1 = opt.beta1;
+    adam.beta2 = opt.beta2;
+    adam.eps = opt.eps;
+    adam.weight_decay = opt.weight_decay;
+    adam.step = opt.step;
+    adam.decoupled = opt.decoupled;
+    adam_update<T>(param, grad, state0, state1, n, adam);
+  } else {
+    SgdOptions sgd;
+    sgd.lr = opt.lr;
+    sgd.momentum = opt.momentum;
+    sgd.nesterov = opt.nesterov;
+    sgd.weight_decay = opt.weight_decay;
+    sgd_update<T>(param, grad, opt.momentum != 0.0 ? state0 : nullptr, n, sgd);
+  }
 }
 
 template <typename T>
