@@ -118,7 +118,7 @@ def build(cmd, ext, build_extension) -> None:
                           [str(root / "csrc")] * len(sources)))
         ext.extra_objects = objects
         ext.include_dirs = [*ext.include_dirs, _pybind11_include()]
-        ext.extra_compile_args = ["-O2", "-std=c++17", "-fvisibility=hidden", "-Wall"]
+        ext.extra_compile_args = ["-O2", "-g0", "-std=c++17", "-fvisibility=hidden", "-Wall"]
         ext.library_dirs = [cuda_library_dir(nvcc)]
         ext.libraries = ["cudart_static", "dl", "rt", "pthread"]
         # Keep the static runtime's symbols out of the module's dynamic symbol table.
