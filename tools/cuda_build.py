@@ -73,9 +73,10 @@ def extensions(root: Path) -> list[Extension]:
         return []
     headers = [str(p.relative_to(root)) for p in sorted((root / "csrc").rglob("*.h"))]
     cuda_files = [str(p.relative_to(root)) for p in sorted((root / "csrc" / "cuda").glob("*.cu*"))]
+    # optional: setuptools then tolerates its absence when copying built modules in place.
     return [Extension(EXTENSION_NAME, sources=["csrc/cuda/cuda_bindings.cpp"],
                       include_dirs=[str(root / "csrc")], depends=headers + cuda_files,
-                      language="c++")]
+                      language="c++", optional=not required())]
 
 
 def _pybind11_include() -> str:
