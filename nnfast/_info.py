@@ -46,4 +46,6 @@ def info() -> Info:
         result["compiler"] = getattr(_core, "compiler", "unknown")
         result["cxxflags"] = getattr(_core, "compile_flags", "unknown")
         result["openmp"] = _core.openmp
+    if backends.unavailable_reason("cuda") is None:
+        result["cuda_device"] = backends.get_backend("cuda").device_name
     return result
