@@ -26,6 +26,8 @@ def _layer_specs(model):
         dense = layers[i]
         if type(dense) is not Dense:
             return f"layer {i} ({type(dense).__name__}) is not fusable"
+        if dense.l1 or dense.l2:
+            return f"layer {i} has an L1/L2 penalty, which is not fusable"
         act = layers[i + 1] if i + 1 < len(layers) else None
         if isinstance(act, _Activation):
             if act.kind == "softmax":
@@ -54,6 +56,8 @@ def combination_reason(model, loss_fn, opt, target=None) -> str | None:
         return "one-hot cross-entropy targets are not fusable"
     if type(opt) not in (SGD, Adam, AdamW):
         return f"optimizer {type(opt).__name__} is not fusable"
+    if opt.clipnorm is not None or opt.clipvalue is not None:
+        return "gradient clipping is not fusable"
     specs = _layer_specs(model)
     return specs if isinstance(specs, str) else None
 

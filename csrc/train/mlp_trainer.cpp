@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "common/parallel.h"
 #include "common/threading.h"
 #include "gemm/gemm.h"
 #include "kernels/activations.h"
@@ -83,8 +84,7 @@ StepResult MlpTrainer<T>::loss_and_gradient(const void* targets, const int64_t* 
   if (loss_ == LossKind::cross_entropy) {
     const int64_t* labels = static_cast<const int64_t*>(targets);
     const T inv_batch = T(1) / T(batch);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < batch; ++i) {
+    parallel_tasks(batch, threads, [&](int64_t i) {
       const T* z = out + i * C;
       T* g = grad + i * C;
       const int64_t label = labels[idx[i]];
@@ -102,13 +102,12 @@ StepResult MlpTrainer<T>::loss_and_gradient(const void* targets, const int64_t* 
       g[label] -= inv_batch;
       row_loss[i] = static_cast<double>(std::log(sum) + zmax - z[label]);
       row_correct[i] = argmax == label;
-    }
+    });
   } else {
     const T* t_all = static_cast<const T*>(targets);
     const T inv_count = T(1) / T(batch * C);
     const bool logits = loss_ == LossKind::bce_with_logits;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < batch; ++i) {
+    parallel_tasks(batch, threads, [&](int64_t i) {
       const T* z = out + i * C;
       const T* t = t_all + idx[i] * C;
       T* g = grad + i * C;
@@ -129,7 +128,7 @@ StepResult MlpTrainer<T>::loss_and_gradient(const void* targets, const int64_t* 
       }
       row_loss[i] = loss;
       row_correct[i] = correct;
-    }
+    });
   }
   // Summed in row order on one thread, so the loss does not depend on the thread count.
   double total = 0.0;
@@ -174,9 +173,9 @@ StepResult MlpTrainer<T>::step(const T* X, const void* targets, const int64_t* i
   const int64_t in0 = layers_.front().in;
   T* x0 = input_.data();
   const int gather_threads = threads_for(batch * in0, kMinElementsPerThread);
-#pragma omp parallel for num_threads(gather_threads) schedule(static)
-  for (int64_t i = 0; i < batch; ++i)
+  parallel_tasks(batch, gather_threads, [&](int64_t i) {
     std::memcpy(x0 + i * in0, X + idx[i] * in0, sizeof(T) * in0);
+  });
 
   forward(x0, batch, nullptr);
   const StepResult result = loss_and_gradient(targets, idx, batch);
