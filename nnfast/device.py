@@ -3,14 +3,16 @@ and data set in device memory, one call to the device per batch (the CUDA MlpTra
 
 The Parameters keep their NumPy arrays, and the device holds a copy. The copy that was
 written last is the current one: fit() copies the host arrays to the device at the start
-of each epoch, trains there, and copies them back at the end of the epoch, before
-validation and callbacks (which read, and may change, the host arrays); predict() copies
-them up before it runs. So model(x), evaluate(), saving and callbacks all see current
-weights, and a change made to the host arrays between epochs is trained on.
-model.to("cpu") copies back anything the device trained since (an interrupted epoch) and
-frees the device memory.
+of each epoch, trains there, and copies them back at the end of the epoch (before
+validation and callbacks, which read and may change the host arrays) and at once after a
+batch whose loss is not finite (for TerminateOnNaN); predict() copies them up before it
+runs. So model(x), evaluate(), saving and callbacks all see current weights, and a change
+made to the host arrays between epochs is trained on. model.to("cpu") copies back
+anything the device trained since (an interrupted epoch) and frees the device memory.
 """
 from __future__ import annotations
+
+import math
 
 from . import backends
 from . import fused as fused_step
@@ -89,9 +91,11 @@ class CudaTrainer:
     def step(self, X, y, idx):
         """Train on rows idx of the data given at construction; returns (loss, correct or None)."""
         self.copy.device_ahead = True
-        result = self.copy.trainer.step(idx, **fused_step.optimizer_arguments(self.opt))
+        loss, correct = self.copy.trainer.step(idx, **fused_step.optimizer_arguments(self.opt))
         self.opt.step_count += 1
-        return result
+        if not math.isfinite(loss):  # callbacks reacting to it (TerminateOnNaN) read the host arrays
+            self.copy.to_host()
+        return loss, correct
 
     def end_epoch(self):
         self.copy.to_host()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -237,6 +236,22 @@ def test_round_trip_to_cuda_and_back(rng):
     np.testing.assert_array_equal(model.layers[0].weight, trained[0] * 2)
     for p, before in zip(model.parameters()[1:], trained[1:]):
         np.testing.assert_array_equal(p.data, before)
+
+
+@needs_gpu
+def test_terminate_on_nan_sees_and_restores_the_device_weights(rng):
+    """A diverging run on the GPU stops at the first non-finite loss with finite weights,
+    which stay finite when the model comes back to the CPU."""
+    X = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (100 * rng.standard_normal((64, 1))).astype(np.float32)
+    model = nn.Sequential(nn.Dense(4, 16, seed=0), nn.ReLU(), nn.Dense(16, 1, seed=1)).to("cuda")
+    with pytest.warns(RuntimeWarning, match="TerminateOnNaN"):
+        history = model.fit(X, y, loss="mse", optimizer=optim.SGD(lr=1.0), epochs=50, batch_size=8,
+                            verbose=0, seed=0)
+    assert len(history.epoch) < 50
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
+    model.to("cpu")
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
 
 
 @needs_gpu

@@ -19,8 +19,9 @@ except ImportError as exc:
     raise ImportError(f"nnfast was built without its CUDA extension ({exc}); reinstall where "
                       "nvcc is on PATH, or with NNFAST_CUDA=1 to make that an error") from exc
 
-from ._checks import (activation_name, float_array, gemm_shapes, inout_array, labels_array,
-                      output_array)
+from ._checks import (activation_name, dropout_probability, float_array, gemm_shapes,
+                      inout_array, labels_array, mask_array, output_array, output_mask,
+                      uint64_value)
 
 
 
@@ -215,45 +216,16 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
 
 
 # ----------------------------------------------------------------------------- dropout
-_U64 = 2 ** 64
-
-
-def _dropout_p(p) -> float:
-    p = float(p)
-    if not 0.0 <= p < 1.0:  # written so that NaN fails too
-        raise ValueError(f"p: dropout probability must lie in [0, 1), got {p}")
-    return p
-
-
-def _uint64(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what}: expected an integer, got {type(value).__name__}")
-    if not 0 <= int(value) < _U64:
-        raise ValueError(f"{what}: must lie in [0, 2**64), got {value}")
-    return int(value)
-
-
-def _mask_array(mask, what: str, shape, writable: bool) -> np.ndarray:
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8:
-        raise TypeError(f"{what}: expected a uint8 numpy.ndarray")
-    if mask.shape != tuple(shape) or not mask.flags.c_contiguous:
-        raise ValueError(f"{what}: expected a C-contiguous array of shape {tuple(shape)}, "
-                         f"got {mask.shape}")
-    if writable and not mask.flags.writeable:
-        raise ValueError(f"{what}: output array is read-only")
-    return mask
-
-
 def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
     """Inverted dropout with counter-based masks: element i (C order) is dropped when
     (bits(seed, offset + i) >> 32) < floor(p 2**32); kept ones become x / (1 - p).
     x (...), out (...), mask uint8 (...) set to 1 where kept. Returns (out, mask).
     """
     float_array(x, "x")
-    p = _dropout_p(p)
-    seed, offset = _uint64(seed, "seed"), _uint64(offset, "offset")
+    p = dropout_probability(p)
+    seed, offset = uint64_value(seed, "seed"), uint64_value(offset, "offset")
     out = output_array(out, "out", x.shape, x.dtype)
-    mask = np.empty(x.shape, np.uint8) if mask is None else _mask_array(mask, "mask", x.shape, True)
+    mask = output_mask(mask, "mask", x.shape)
     if x.size:
         _cuda.dropout_forward(x, out, mask, p, seed, offset)
     return out, mask
@@ -262,8 +234,8 @@ def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
 def dropout_backward(grad_out, mask, out=None, *, p):
     """grad_in = grad_out / (1 - p) where mask is 1, else 0.  grad_out (...), mask uint8 (...)."""
     float_array(grad_out, "grad_out")
-    _mask_array(mask, "mask", grad_out.shape, False)
-    p = _dropout_p(p)
+    mask_array(mask, "mask", grad_out.shape)
+    p = dropout_probability(p)
     out = output_array(out, "out", grad_out.shape, grad_out.dtype)
     if grad_out.size:
         _cuda.dropout_backward(grad_out, mask, out, p)
