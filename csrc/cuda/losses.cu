@@ -118,7 +118,8 @@ __global__ void loss_and_gradient_rows_kernel(T* grad, double* row_loss, double*
     T* g = grad + i * C;
     // idx and the labels are checked on the host; a bad one gives NaN, never a stray read.
     const int64_t row = idx[i];
-    if (row < 0 || row >= n_total) {
+    if (row < 0 || row >= n_total || (labels && (labels[row] < 0 || labels[row] >= C))) {
+      for (int64_t j = 0; j < C; ++j) g[j] = T(0);
       row_loss[i] = NAN;
       row_correct[i] = 0.0;
       continue;
@@ -137,11 +138,6 @@ __global__ void loss_and_gradient_rows_kernel(T* grad, double* row_loss, double*
       }
       const T scale = inv_batch / sum;
       for (int64_t j = 0; j < C; ++j) g[j] *= scale;
-      if (label < 0 || label >= C) {
-        row_loss[i] = NAN;
-        row_correct[i] = 0.0;
-        continue;
-      }
       g[label] -= inv_batch;
       row_loss[i] = static_cast<double>(std::log(sum) + zmax - z[label]);
       row_correct[i] = argmax == label ? 1.0 : 0.0;
