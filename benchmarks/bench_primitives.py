@@ -5,8 +5,8 @@
     pytest benchmarks/bench_primitives.py --benchmark-enable               # pytest-benchmark
 
 Each case first checks that cpp and numpy agree on the same inputs, then times both with
-preallocated outputs (so both time the computation, not the allocation): medians of several
-rounds, cpp and numpy interleaved so machine noise hits both alike.
+preallocated outputs (so both time the computation, not the allocation): the median of many
+short samples taken in rounds, cpp and numpy interleaved so machine noise hits both alike.
 """
 from __future__ import annotations
 
@@ -191,27 +191,28 @@ def test_primitive(benchmark, case, impl):
 
 # ----------------------------------------------------------------------------- script
 
-def time_per_call(fn, min_seconds):
-    calls = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return elapsed / calls
-        calls *= 4 if elapsed < min_seconds / 8 else 2
+def sample(fn, calls):
+    """Seconds per call, over `calls` back-to-back calls."""
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter_ns() - start) / calls / 1e9
 
 
-def measure(case, rounds, min_seconds):
+def measure(case, rounds, samples, sample_seconds):
+    """Median over many short samples: a sample hit by a preemption (the machine is shared)
+    is an outlier the median ignores, where one long timed loop would absorb it."""
     runs = {"cpp": lambda: case.run(cpp), "numpy": lambda: case.run(ref)}
-    for fn in runs.values():
-        fn()  # warm up
-    samples = {name: [] for name in runs}
-    for _ in range(rounds):
+    calls = {}
+    for name, fn in runs.items():
+        fn()  # warm up: first-call costs (thread pool start, page faults)
+        single = statistics.median(sample(fn, 1) for _ in range(5))
+        calls[name] = max(1, int(sample_seconds / max(single, 1e-9)))
+    times = {name: [] for name in runs}
+    for _ in range(rounds):  # cpp and numpy interleaved, so slow phases hit both
         for name, fn in runs.items():
-            samples[name].append(time_per_call(fn, min_seconds))
-    return {name: statistics.median(values) for name, values in samples.items()}
+            times[name] += [sample(fn, calls[name]) for _ in range(samples)]
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def cpu_model():
@@ -225,8 +226,9 @@ def cpu_model():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--min-seconds", type=float, default=0.005,
-                        help="each round repeats the call for at least this long")
+    parser.add_argument("--samples", type=int, default=5, help="samples per round")
+    parser.add_argument("--sample-seconds", type=float, default=50e-6,
+                        help="calls per sample: enough for about this long")
     parser.add_argument("--markdown", help="also write the table to this file")
     args = parser.parse_args()
     if cpp is None:
@@ -236,11 +238,12 @@ def main():
         case.check()
     lines = [
         f"Command: `python benchmarks/bench_primitives.py --rounds {args.rounds}"
-        f" --min-seconds {args.min_seconds}`  ",
+        f" --samples {args.samples} --sample-seconds {args.sample_seconds}`  ",
         f"Date: {datetime.date.today().isoformat()}; CPU: {cpu_model()}, "
         f"{nnfast.get_num_threads()} threads (cpp), numpy {np.__version__}; "
         f"gemm microkernel: {nnfast._core.gemm_isa()}; float32.  ",
-        f"Median of {args.rounds} rounds, per call. Speedup = numpy time / cpp time "
+        f"Per call: median of {args.rounds} x {args.samples} samples of about "
+        f"{args.sample_seconds * 1e6:.0f} us each. Speedup = numpy time / cpp time "
         "(> 1: cpp faster). Every case checked against numpy first "
         f"(rtol {RTOL}, atol {ATOL}).",
         "",
@@ -250,7 +253,7 @@ def main():
     print("\n".join(lines[:3]), flush=True)
     print(f"\n{'primitive':<28} {'shape':<22} {'cpp us':>10} {'numpy us':>10} {'speedup':>8}")
     for case in cases:
-        t = measure(case, args.rounds, args.min_seconds)
+        t = measure(case, args.rounds, args.samples, args.sample_seconds)
         speedup = t["numpy"] / t["cpp"]
         print(f"{case.primitive:<28} {case.shape:<22} {t['cpp'] * 1e6:>10.2f} "
               f"{t['numpy'] * 1e6:>10.2f} {speedup:>8.2f}", flush=True)

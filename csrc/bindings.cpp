@@ -19,6 +19,7 @@
 #include "common/fpu_guard.h"
 #include "common/threading.h"
 #include "gemm/gemm.h"
+#include "gemm/gemm_dispatch.h"
 #include "kernels/activations.h"
 #include "kernels/bias_grad.h"
 #include "kernels/losses.h"
@@ -787,7 +788,37 @@ PYBIND11_MODULE(_core, m) {
   m.def("num_threads_is_set", &nnfast::num_threads_is_set);
   m.def("_set_min_work_per_thread_override", &nnfast::set_min_work_per_thread_override,
         py::arg("n"), "benchmark hook: force the OpenMP threshold (-1 restores)");
+  m.def(
+      "contention_stats",
+      [] {
+        const nnfast::ContentionStats stats = nnfast::contention_stats();
+        py::dict result;
+        result["contended_regions"] = stats.contended_regions;
+        result["backing_off"] = stats.backing_off;
+        return result;
+      },
+      "parallel regions that waited for a descheduled thread, and whether kernels run on one "
+      "thread for now because of them");
+  m.def("_report_team_wait", &nnfast::report_team_wait, py::arg("own_ns"), py::arg("wait_ns"),
+        "test hook: feed the contention backoff one region's timings");
   m.def("gemm_isa", &nnfast::gemm_isa);
+
+  // GEMM microkernel selection (NNFAST_ISA, or _set_gemm_isa for tests) and the FMA peak.
+  m.def("_gemm_isas", [] {
+    py::list names;
+    for (const std::string& name : nnfast::supported_gemm_isas()) names.append(name);
+    return names;
+  }, "ISAs this CPU can run, slowest first");
+  m.def("_set_gemm_isa", [](const std::string& name) {
+    if (!nnfast::select_gemm_isa(name))
+      throw py::value_error("gemm ISA '" + name + "' is unknown or not supported by this CPU");
+  }, py::arg("name"));
+  m.def("_fma_peak_gflops", [](double seconds) {
+    py::gil_scoped_release release;
+    return nnfast::fma_peak_gflops(seconds);
+  }, py::arg("seconds") = 0.2, "one core's FMA GFLOP/s with the active ISA's vectors");
+  if (const std::string why = nnfast::gemm_isa_env_warning(); !why.empty())
+    py::module_::import("warnings").attr("warn")(why, py::handle(PyExc_RuntimeWarning));
 #ifdef _OPENMP
   m.attr("openmp") = _OPENMP;
 #else

@@ -10,6 +10,7 @@ Backends: "cpp" (compiled, default), "numba" (fallback), "numpy" (reference), "c
 from . import datasets, losses, nn, optim
 from ._info import info
 from ._version import __version__
+from ._warmup import warmup
 from .backends import (BackendUnavailableError, available_backends, backend, get_backend,
                        get_num_threads, set_backend, set_num_threads)
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN
@@ -19,4 +20,4 @@ from .saving import ModelFileError, load, save
 __all__ = ["nn", "optim", "losses", "datasets", "info", "backend", "get_backend", "set_backend",
            "available_backends", "set_num_threads", "get_num_threads", "BackendUnavailableError",
            "Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "History", "save", "load",
-           "ModelFileError", "__version__"]
+           "ModelFileError", "warmup", "__version__"]

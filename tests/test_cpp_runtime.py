@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import pytest
 
+import nnfast
 from nnfast import backends
 
 if backends.unavailable_reason("cpp") is not None:
@@ -206,6 +207,40 @@ def test_fork_before_any_thread_pool_keeps_threads_in_the_child():
     assert "child threads 2" in result.stdout
 
 
+# ----------------------------------------------------------------------------- contention
+
+def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
+    # A team member that is not running delays the region by a time slice; after such a
+    # region kernels run on one thread for 100 ms. Observable through fork: a thread that
+    # never opened a team forks a child that keeps its threads.
+    result = run_python("""
+        import os, signal, time
+        import numpy as np
+        from nnfast import _core
+        from nnfast.backends import cpp_backend as cpp
+
+        _core.set_num_threads(2)
+        x = np.random.default_rng(0).standard_normal((4096, 64))
+        _core._report_team_wait(own_ns=100_000, wait_ns=150_000)     # an ordinary region
+        assert _core.contention_stats() == {"contended_regions": 0, "backing_off": False}
+        _core._report_team_wait(own_ns=100_000, wait_ns=5_000_000)   # 5 ms for a 0.1 ms share
+        assert _core.contention_stats() == {"contended_regions": 1, "backing_off": True}
+        y = cpp.activation_forward("softmax", x)                   # on one thread: no team
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)
+            os._exit(0 if _core.get_num_threads() == 2 else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the kernel opened a team while backing off"
+        time.sleep(0.15)
+        assert _core.contention_stats()["backing_off"] is False
+        assert np.array_equal(cpp.activation_forward("softmax", x), y)
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 # ----------------------------------------------------------------------------- torch, OpenBLAS
 
 TORCH_AND_BLAS_TOGETHER = """
@@ -256,8 +291,10 @@ def test_torch_and_openblas_in_the_same_process(order):
                         timeout=120)
     assert result.returncode == 0, result.stderr
     _, before, after, _, gomp, _, cpus = result.stdout.split()
-    # One OpenMP runtime for torch and nnfast (same soname), so one pool, not two competing.
-    assert int(gomp) == 1
+    # A source build links libgomp.so.1, the soname torch's copy has: one OpenMP runtime, one
+    # pool. A wheel carries its own libgomp, renamed by auditwheel (as scikit-learn's): two.
+    bundled = "bundled in the wheel" in nnfast.info()["openmp_lib"]
+    assert int(gomp) == (2 if bundled else 1)
     # Calling kernels does not keep adding threads, and the total stays a few per core:
     # main + OpenBLAS workers + the shared OpenMP workers (+ torch's inter-op helpers).
     assert int(after) == int(before)

@@ -13,16 +13,27 @@ namespace nnfast {
 // Partial sums live on the caller's stack: no allocation per call.
 constexpr int64_t kMaxSumChunks = 256;
 
-// sum over i in [begin, end) of term(i), in double, four interleaved accumulators so the
-// additions pipeline; the order is fixed by begin and end alone.
-template <typename Term>
+// sum over i in [begin, end) of term(i), the terms computed in T and added in double.
+// The terms go through a small buffer so their loop vectorizes like an elementwise kernel;
+// the buffer is then added into 16 double accumulators (lane k takes every 16th term), a
+// plain vector add. The order is fixed by begin and end alone.
+template <typename T, typename Term>
 inline double sum_terms(int64_t begin, int64_t end, Term&& term) {
-  double acc[4] = {0.0, 0.0, 0.0, 0.0};
-  int64_t i = begin;
-  for (; i + 4 <= end; i += 4)
-    for (int k = 0; k < 4; ++k) acc[k] += term(i + k);
-  for (; i < end; ++i) acc[0] += term(i);
-  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  constexpr int64_t kBlock = 256;
+  constexpr int64_t kLanes = 16;
+  double acc[kLanes] = {};
+  T terms[kBlock];
+  for (int64_t block = begin; block < end; block += kBlock) {
+    const int64_t n = std::min(kBlock, end - block);
+    for (int64_t i = 0; i < n; ++i) terms[i] = term(block + i);
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int64_t k = 0; k < kLanes; ++k) acc[k] += terms[i + k];
+    for (int64_t k = 0; i < n; ++i, ++k) acc[k] += terms[i];
+  }
+  for (int64_t width = kLanes / 2; width > 0; width /= 2)
+    for (int64_t k = 0; k < width; ++k) acc[k] += acc[k + width];
+  return acc[0];
 }
 
 // sum of chunk_sum(begin, end) over chunks of at least min_chunk items covering [0, n).

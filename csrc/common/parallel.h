@@ -1,7 +1,8 @@
 // Parallel loops for the kernels. They open an OpenMP region only for more than one thread
 // (a forked child must not open one, and a one-thread region still costs the runtime call),
-// and every team member flushes denormals like the calling thread, so a value never depends
-// on which thread computed it. The bodies must not throw, allocate or call Python.
+// every team member flushes denormals like the calling thread, so a value never depends
+// on which thread computed it, and the opener reports how long it waited for the team
+// (report_team_wait, threading.h). The bodies must not throw, allocate or call Python.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #endif
 
 #include "common/fpu_guard.h"
+#include "common/threading.h"
 
 namespace nnfast {
 
@@ -23,6 +25,8 @@ template <typename Body>
 void parallel_ranges(int64_t n, int threads, Body&& body) {
 #ifdef _OPENMP
   if (threads > 1 && n > 16) {
+    const int64_t start = now_ns();
+    int64_t opener_done = start;
 #pragma omp parallel num_threads(threads)
     {
       FpuGuard fpu;
@@ -31,7 +35,9 @@ void parallel_ranges(int64_t n, int threads, Body&& body) {
       const int64_t begin = std::min<int64_t>(n, omp_get_thread_num() * per);
       const int64_t end = std::min<int64_t>(n, begin + per);
       if (begin < end) body(begin, end);
+      if (omp_get_thread_num() == 0) opener_done = now_ns();
     }
+    report_team_wait(opener_done - start, now_ns() - opener_done);
     return;
   }
 #endif
@@ -44,12 +50,16 @@ template <typename Body>
 void parallel_tasks(int64_t count, int threads, Body&& body) {
 #ifdef _OPENMP
   if (threads > 1 && count > 1) {
+    const int64_t start = now_ns();
+    int64_t opener_done = start;
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(threads, count)))
     {
       FpuGuard fpu;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
       for (int64_t i = 0; i < count; ++i) body(i);
+      if (omp_get_thread_num() == 0) opener_done = now_ns();
     }
+    report_team_wait(opener_done - start, now_ns() - opener_done);
     return;
   }
 #endif

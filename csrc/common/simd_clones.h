@@ -6,12 +6,14 @@
 // (other compilers, non-ELF targets, aarch64) the function is built once for the baseline.
 // Clones may fuse a * b + c into FMA: results can differ in the last bit between machines,
 // never between thread counts on one machine. Keep OpenMP pragmas out of cloned functions.
+// flatten inlines every helper into each clone: a helper left out of line would be compiled
+// for the baseline only, and the clone would just call it.
 #pragma once
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && \
     defined(__linux__)
 #define NNFAST_SIMD_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+  __attribute__((flatten, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NNFAST_SIMD_CLONES
 #endif

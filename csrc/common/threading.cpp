@@ -18,6 +18,16 @@ namespace {
 std::atomic<int> g_num_threads{0};  // 0: not set, follow omp_get_max_threads()
 std::atomic<int64_t> g_min_work_override{-1};
 
+// A region is contended when the opener waited for the others more than twice its own
+// share plus this: a woken libgomp worker starts within tens of microseconds, a
+// descheduled one after a time slice (measured: 4-8 ms on the shared 2-core machine).
+constexpr int64_t kLateNs = 500'000;
+constexpr int64_t kFirstBackoffNs = 100'000'000;
+constexpr int64_t kMaxBackoffNs = 3'200'000'000;
+std::atomic<int64_t> g_single_until_ns{0};
+std::atomic<int64_t> g_backoff_ns{kFirstBackoffNs};
+std::atomic<int64_t> g_contended_regions{0};
+
 // libgomp keeps one thread pool per thread that opened a parallel region. After fork() the
 // child inherits that pool's bookkeeping but not its threads, and the next region of more
 // than one thread on the forking thread waits for them forever (GCC libgomp does not support
@@ -55,13 +65,31 @@ int max_threads() {
 
 void set_min_work_per_thread_override(int64_t n) { g_min_work_override.store(n < 0 ? -1 : n); }
 
+void report_team_wait(int64_t own_ns, int64_t wait_ns) {
+  if (wait_ns <= 2 * own_ns + kLateNs) {
+    g_backoff_ns.store(kFirstBackoffNs, std::memory_order_relaxed);
+    return;
+  }
+  g_contended_regions.fetch_add(1, std::memory_order_relaxed);
+  const int64_t backoff = g_backoff_ns.load(std::memory_order_relaxed);
+  g_single_until_ns.store(now_ns() + backoff, std::memory_order_relaxed);
+  g_backoff_ns.store(std::min(2 * backoff, kMaxBackoffNs), std::memory_order_relaxed);
+}
+
+ContentionStats contention_stats() {
+  return {g_contended_regions.load(), now_ns() < g_single_until_ns.load()};
+}
+
 int threads_for(int64_t work, int64_t min_work_per_thread) {
   const int64_t override_value = g_min_work_override.load(std::memory_order_relaxed);
   if (override_value >= 0) min_work_per_thread = override_value;
   const int64_t by_work = work / std::max<int64_t>(min_work_per_thread, 1);
   const int threads =
       static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), by_work)));
-  if (threads > 1) t_owns_team = true;
+  if (threads == 1) return 1;
+  if (override_value < 0 && now_ns() < g_single_until_ns.load(std::memory_order_relaxed))
+    return 1;
+  t_owns_team = true;
   return threads;
 }
 

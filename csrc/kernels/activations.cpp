@@ -1,5 +1,7 @@
 #include "kernels/activations.h"
 
+#include <algorithm>
+
 #include "common/parallel.h"
 #include "common/simd_clones.h"
 #include "common/threading.h"
@@ -50,10 +52,13 @@ void backward_loop(T* dinp, const T* dout, const T* inp, const T* out, int64_t n
 template <typename T>
 NNFAST_SIMD_CLONES void softmax_rows(T* out, const T* inp, int64_t begin, int64_t end,
                                      int64_t C) {
-  for (int64_t r = begin; r < end; ++r) {
-    const T* x = inp + r * C;
-    T* y = out + r * C;
-    normalize_row(y, C, shifted_exp_row(y, x, C, row_max(x, C)));
+  T max[kSoftmaxBlockRows];
+  double sums[kSoftmaxBlockRows];
+  const int64_t block = softmax_block_rows(C);
+  for (int64_t r0 = begin; r0 < end; r0 += block) {
+    const int64_t R = std::min(block, end - r0);
+    for (int64_t r = 0; r < R; ++r) max[r] = row_max(inp + (r0 + r) * C, C);
+    softmax_block(out + r0 * C, inp + r0 * C, R, C, max, sums);
   }
 }
 

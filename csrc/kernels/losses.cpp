@@ -20,7 +20,7 @@ constexpr double kBceGradEps = 1e-12;
 
 template <typename T>
 T clamped_log(T x) {
-  const T l = std::log(x);
+  const T l = log_vec(x);
   return l < T(kBceLogMin) ? T(kBceLogMin) : l;  // NaN stays NaN, as numpy.maximum
 }
 
@@ -28,8 +28,8 @@ T clamped_log(T x) {
 
 template <typename T>
 NNFAST_SIMD_CLONES double mse_sum(const T* pred, const T* target, int64_t b, int64_t e) {
-  return sum_terms(b, e, [&](int64_t i) {
-    const double d = pred[i] - target[i];
+  return sum_terms<T>(b, e, [&](int64_t i) {
+    const T d = pred[i] - target[i];
     return d * d;
   });
 }
@@ -42,9 +42,9 @@ NNFAST_SIMD_CLONES void mse_grad(T* dpred, const T* pred, const T* target, int64
 
 template <typename T>
 NNFAST_SIMD_CLONES double bce_sum(const T* prob, const T* target, int64_t b, int64_t e) {
-  return sum_terms(b, e, [&](int64_t i) {
+  return sum_terms<T>(b, e, [&](int64_t i) {
     const T p = prob[i], t = target[i];
-    return static_cast<double>(t * clamped_log(p) + (T(1) - t) * clamped_log(T(1) - p));
+    return t * clamped_log(p) + (T(1) - t) * clamped_log(T(1) - p);
   });
 }
 
@@ -62,10 +62,10 @@ NNFAST_SIMD_CLONES void bce_grad(T* dprob, const T* prob, const T* target, int64
 template <typename T>
 NNFAST_SIMD_CLONES double bce_with_logits_sum(const T* logits, const T* target, int64_t b,
                                               int64_t e) {
-  return sum_terms(b, e, [&](int64_t i) {
+  return sum_terms<T>(b, e, [&](int64_t i) {
     const T z = logits[i];
     const T relu = z > T(0) ? z : T(0);
-    return static_cast<double>(relu - z * target[i] + std::log1p(exp_vec(-std::fabs(z))));
+    return relu - z * target[i] + log1p_unit(exp_vec(-std::fabs(z)));
   });
 }
 

@@ -21,21 +21,35 @@ int64_t rows_per_chunk(int64_t C) { return std::max<int64_t>(1, kLogitsPerChunk 
 
 bool label_ok(int64_t label, int64_t C) { return label >= 0 && label < C; }
 
+// log of each row sum of a block, in T: vectorized for float32, whose loss does not need
+// more than float precision in log(sum) (sum >= 1, so its log is O(1)).
+template <typename T>
+inline void log_sums(T* out, const double* sums, int64_t R) {
+  for (int64_t r = 0; r < R; ++r) out[r] = log_vec(static_cast<T>(sums[r]));
+}
+
 // Rows [begin, end): probs and the summed loss, sum of log_sum - (x[label] - max).
 template <typename T>
 NNFAST_SIMD_CLONES double sparse_rows(T* probs, const T* logits, const int64_t* labels,
                                       int64_t begin, int64_t end, int64_t C) {
+  T max[kSoftmaxBlockRows], log_sum[kSoftmaxBlockRows];
+  double sums[kSoftmaxBlockRows], picked[kSoftmaxBlockRows];
+  const int64_t block = softmax_block_rows(C);
   double loss = 0.0;
-  for (int64_t r = begin; r < end; ++r) {
-    const T* x = logits + r * C;
-    const int64_t label = labels[r];
-    // The label's logit is read before the row of probs (possibly the same memory) is written.
-    const double picked = label_ok(label, C) ? static_cast<double>(x[label])
-                                             : std::numeric_limits<double>::quiet_NaN();
-    const T max = row_max(x, C);
-    const double sum = shifted_exp_row(probs + r * C, x, C, max);
-    normalize_row(probs + r * C, C, sum);
-    loss += std::log(sum) - (picked - static_cast<double>(max));
+  for (int64_t r0 = begin; r0 < end; r0 += block) {
+    const int64_t R = std::min(block, end - r0);
+    // The label's logit is read before the block of probs (possibly the logits) is written.
+    for (int64_t r = 0; r < R; ++r) {
+      const T* x = logits + (r0 + r) * C;
+      const int64_t label = labels[r0 + r];
+      max[r] = row_max(x, C);
+      picked[r] = label_ok(label, C) ? static_cast<double>(x[label])
+                                     : std::numeric_limits<double>::quiet_NaN();
+    }
+    softmax_block(probs + r0 * C, logits + r0 * C, R, C, max, sums);
+    log_sums(log_sum, sums, R);
+    for (int64_t r = 0; r < R; ++r)
+      loss += static_cast<double>(log_sum[r]) - (picked[r] - static_cast<double>(max[r]));
   }
   return loss;
 }
@@ -45,19 +59,27 @@ NNFAST_SIMD_CLONES double sparse_rows(T* probs, const T* logits, const int64_t* 
 template <typename T>
 NNFAST_SIMD_CLONES double dense_rows(T* probs, const T* logits, const T* target,
                                      int64_t begin, int64_t end, int64_t C) {
+  T max[kSoftmaxBlockRows], log_sum[kSoftmaxBlockRows];
+  double sums[kSoftmaxBlockRows], t_sum[kSoftmaxBlockRows], t_dot[kSoftmaxBlockRows];
+  const int64_t block = softmax_block_rows(C);
   double loss = 0.0;
-  for (int64_t r = begin; r < end; ++r) {
-    const T* x = logits + r * C;
-    const T* t = target + r * C;
-    const T max = row_max(x, C);
-    double t_sum = 0.0, t_dot = 0.0;
-    for (int64_t j = 0; j < C; ++j) {
-      t_sum += t[j];
-      t_dot += static_cast<double>(t[j]) * static_cast<double>(x[j] - max);
+  for (int64_t r0 = begin; r0 < end; r0 += block) {
+    const int64_t R = std::min(block, end - r0);
+    for (int64_t r = 0; r < R; ++r) {
+      const T* x = logits + (r0 + r) * C;
+      const T* t = target + (r0 + r) * C;
+      max[r] = row_max(x, C);
+      double ts = 0.0, td = 0.0;
+      for (int64_t j = 0; j < C; ++j) {
+        ts += t[j];
+        td += static_cast<double>(t[j]) * static_cast<double>(x[j] - max[r]);
+      }
+      t_sum[r] = ts;
+      t_dot[r] = td;
     }
-    const double sum = shifted_exp_row(probs + r * C, x, C, max);
-    normalize_row(probs + r * C, C, sum);
-    loss += std::log(sum) * t_sum - t_dot;
+    softmax_block(probs + r0 * C, logits + r0 * C, R, C, max, sums);
+    log_sums(log_sum, sums, R);
+    for (int64_t r = 0; r < R; ++r) loss += static_cast<double>(log_sum[r]) * t_sum[r] - t_dot[r];
   }
   return loss;
 }

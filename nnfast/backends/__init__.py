@@ -85,9 +85,9 @@ def _choose_default() -> str:
     for name in DEFAULT_ORDER:
         if _load(name) is not None:
             if skipped:
-                why = "; ".join(f"'{n}' unavailable ({_unavailable[n]})" for n in skipped)
-                warnings.warn(f"nnfast: {why}; using the '{name}' backend", RuntimeWarning,
-                              stacklevel=4)
+                why = "; ".join(f"backend '{n}' unavailable ({_unavailable[n]})" for n in skipped)
+                warnings.warn(f"nnfast: {why}; falling back to the '{name}' backend",
+                              RuntimeWarning, stacklevel=4)
             return name
         skipped.append(name)
     raise BackendUnavailableError("no nnfast backend could be loaded")  # numpy always loads

@@ -1,0 +1,56 @@
+"""nnfast.warmup(): compile a backend's kernels before they are needed.
+
+The Numba backend compiles each kernel on its first call (a few seconds in all, or a
+fraction of a second when its on-disk cache is warm). warmup() pays that up front, for
+example before timing a training run, by calling every primitive once per dtype on small
+inputs, and once more on inputs large enough to take the multi-threaded code paths.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .backends import get_backend
+
+# Large enough for every threaded path of the Numba backend: GEMM of >= 2^20 multiply-adds,
+# bias_grad of >= 2^18 elements over more than one chunk of rows, updates of >= 2^18 elements.
+_LARGE_ROWS, _LARGE_COLS = 1024, 256
+
+
+def _exercise(backend, dtype, rows: int, cols: int) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    w = rng.standard_normal((cols, cols)).astype(dtype)
+    bias = np.zeros(cols, dtype)
+    out = backend.gemm(x, w, bias=bias, activation="relu")
+    backend.gemm(x, out, w, trans_a=True, beta=1.0)
+    backend.gemm(out, w, trans_b=True)
+    y = backend.activation_forward("relu", x)
+    backend.activation_backward("relu", x, x, y)
+    probs = backend.activation_forward("softmax", x)
+    backend.activation_backward("softmax", x, x, probs)
+    labels = (np.arange(rows) % cols).astype(np.int64)
+    one_hot = np.eye(cols, dtype=dtype)[labels]
+    for target in (labels, one_hot):
+        _, probs = backend.softmax_cross_entropy_forward(x, target)
+        backend.softmax_cross_entropy_backward(probs, target)
+    p = 1.0 / (1.0 + np.exp(-x))
+    for loss, pred in (("mse", x), ("bce", p), ("bce_with_logits", x)):
+        getattr(backend, f"{loss}_forward")(pred, one_hot)
+        getattr(backend, f"{loss}_backward")(pred, one_hot)
+    backend.bias_grad(x, bias, beta=1.0)
+    param, grad = x.copy(), y
+    backend.sgd_update(param, grad, np.zeros_like(param), lr=0.1, momentum=0.9)
+    backend.sgd_update(param, grad, lr=0.1)
+    backend.adam_update(param, grad, np.zeros_like(param), np.zeros_like(param), lr=0.1, step=1)
+
+
+def warmup(backend: str = "numba", dtypes=("float32", "float64")) -> float:
+    """Compile (or load from the cache) every kernel of `backend` for `dtypes`; returns seconds."""
+    module = get_backend(backend)
+    start = time.perf_counter()
+    for dtype in dtypes:
+        _exercise(module, np.dtype(dtype), 3, 5)
+        _exercise(module, np.dtype(dtype), _LARGE_ROWS, _LARGE_COLS)
+    return time.perf_counter() - start

@@ -1,0 +1,48 @@
+"""The Numba backend: every primitive compiled by Numba, the fallback when the C++ extension
+cannot be built or imported.
+
+Same signatures, checks and semantics as the NumPy reference (numpy_backend). Kernels are
+compiled on their first call (importing compiles nothing) and cached on disk, see _jit;
+nnfast.warmup("numba") compiles them ahead of time. GEMM, bias_grad and the optimizer
+updates use Numba's thread pool on large enough inputs, in fixed chunks: results do not
+depend on the number of threads.
+"""
+from __future__ import annotations
+
+import numba
+
+from ._activations import activation_backward, activation_forward
+from ._gemm import gemm
+from ._jit import cache_location
+from ._losses import (bce_backward, bce_forward, bce_with_logits_backward, bce_with_logits_forward,
+                      mse_backward, mse_forward, softmax_cross_entropy_backward,
+                      softmax_cross_entropy_forward)
+from ._optim import adam_update, sgd_update
+from ._reductions import bias_grad
+
+name = "numba"
+device = "cpu"
+dtypes = ("float32", "float64")
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the parallel kernels, at most Numba's pool size (NUMBA_NUM_THREADS).
+
+    As in Numba, the setting belongs to the calling Python thread.
+    """
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+def get_num_threads() -> int:
+    return numba.get_num_threads()
+
+
+__all__ = ["name", "device", "dtypes", "cache_location", "set_num_threads", "get_num_threads", "gemm",
+           "activation_forward", "activation_backward", "softmax_cross_entropy_forward",
+           "softmax_cross_entropy_backward", "mse_forward", "mse_backward", "bce_forward",
+           "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward", "bias_grad",
+           "sgd_update", "adam_update"]
+
+from .._contract import missing_primitives  # noqa: E402
+
+__getattr__ = missing_primitives(name)

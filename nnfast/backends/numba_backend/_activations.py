@@ -1,0 +1,131 @@
+"""Activation forward/backward: elementwise kernels over flattened arrays, softmax by rows."""
+from __future__ import annotations
+
+import math
+
+from .._checks import activation_name, float_array, output_array
+from ._jit import helper, kernel
+from ._scalar import (ACTIVATION_CODES, GELU, GELU_TANH, LEAKY_RELU, RELU, SIGMOID, TANH, gelu,
+                      gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, like, relu, sigmoid)
+
+
+# One loop per activation, the branch outside it, so that each loop vectorizes on its own.
+# x (n,), out (n,)
+@helper()
+def activation_forward_1d(code, x, out, negative_slope):
+    n = x.size
+    if code == RELU:
+        for i in range(n):
+            out[i] = relu(x[i])
+    elif code == LEAKY_RELU:
+        slope = out.dtype.type(negative_slope)
+        for i in range(n):
+            out[i] = leaky_relu(x[i], slope)
+    elif code == SIGMOID:
+        for i in range(n):
+            out[i] = sigmoid(x[i])
+    elif code == TANH:
+        for i in range(n):
+            out[i] = math.tanh(x[i])
+    elif code == GELU:
+        for i in range(n):
+            out[i] = gelu(x[i])
+    elif code == GELU_TANH:
+        for i in range(n):
+            out[i] = gelu_tanh(x[i])
+    else:
+        for i in range(n):
+            out[i] = x[i]
+
+
+@kernel()
+def _forward_kernel(code, x, out, negative_slope):
+    activation_forward_1d(code, x, out, negative_slope)
+
+
+# grad_out (n,), x (n,), y (n,) = act(x), out (n,)
+@kernel()
+def _backward_kernel(code, grad_out, x, y, out, negative_slope):
+    n = x.size
+    if code == RELU:
+        for i in range(n):
+            out[i] = grad_out[i] if x[i] > 0 else like(grad_out[i], 0.0)
+    elif code == LEAKY_RELU:
+        slope = out.dtype.type(negative_slope)
+        for i in range(n):
+            out[i] = grad_out[i] if x[i] > 0 else slope * grad_out[i]
+    elif code == SIGMOID:
+        for i in range(n):
+            out[i] = grad_out[i] * y[i] * (like(y[i], 1.0) - y[i])
+    elif code == TANH:
+        for i in range(n):
+            out[i] = grad_out[i] * (like(y[i], 1.0) - y[i] * y[i])
+    elif code == GELU:
+        for i in range(n):
+            out[i] = grad_out[i] * gelu_grad(x[i])
+    elif code == GELU_TANH:
+        for i in range(n):
+            out[i] = grad_out[i] * gelu_tanh_grad(x[i])
+    else:
+        for i in range(n):
+            out[i] = grad_out[i]
+
+
+# x (N, C), out (N, C); each row's sum in float64
+@kernel()
+def _softmax_forward_kernel(x, out):
+    rows, cols = x.shape
+    if cols == 0:
+        return
+    for r in range(rows):
+        row_max = x[r, 0]
+        for c in range(1, cols):
+            row_max = max(row_max, x[r, c])
+        total = 0.0
+        for c in range(cols):
+            e = math.exp(x[r, c] - row_max)
+            out[r, c] = e
+            total += e
+        norm = out.dtype.type(total)
+        for c in range(cols):
+            out[r, c] = out[r, c] / norm
+
+
+# grad_out (N, C), y (N, C) = softmax(x), out (N, C): y * (g - sum(g * y))
+@kernel()
+def _softmax_backward_kernel(grad_out, y, out):
+    rows, cols = y.shape
+    for r in range(rows):
+        dot = 0.0
+        for c in range(cols):
+            dot += grad_out[r, c] * y[r, c]
+        dot_t = out.dtype.type(dot)
+        for c in range(cols):
+            out[r, c] = y[r, c] * (grad_out[r, c] - dot_t)
+
+
+def activation_forward(kind, x, out=None, *, negative_slope=0.01):
+    """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x."""
+    act = activation_name(kind)
+    float_array(x, "x", ndim=2 if act == "softmax" else None)
+    out = output_array(out, "out", x.shape, x.dtype)
+    if act == "softmax":
+        _softmax_forward_kernel(x, out)
+    else:
+        _forward_kernel(ACTIVATION_CODES[act], x.reshape(-1), out.reshape(-1), float(negative_slope))
+    return out
+
+
+def activation_backward(kind, grad_out, x, y, out=None, *, negative_slope=0.01):
+    """dx = dy * act'(x), given x and y = act(x).  All arrays (...) of one shape."""
+    act = activation_name(kind)
+    float_array(grad_out, "grad_out", ndim=2 if act == "softmax" else None)
+    float_array(x, "x", dtype=grad_out.dtype, shape=grad_out.shape)
+    float_array(y, "y", dtype=grad_out.dtype, shape=grad_out.shape)
+    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    if act == "softmax":
+        _softmax_backward_kernel(grad_out, y, out)
+    else:
+        _backward_kernel(ACTIVATION_CODES[act], grad_out.reshape(-1), x.reshape(-1), y.reshape(-1),
+                         out.reshape(-1), float(negative_slope))
+    return out
