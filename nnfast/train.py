@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from . import device as device_mod
 from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
@@ -216,7 +217,10 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     # One compiled call per batch (forward, backward and update) where the model, loss,
     # optimizer and backend allow; the layer-by-layer path otherwise.
     fused = None
-    if fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
+    on_cuda = device_mod.device_of(model) == "cuda"
+    if on_cuda:  # model.to("cuda"): every step runs on the GPU
+        fused = device_mod.CudaTrainer(model, loss_fn, opt, X, y)
+    elif fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
         fused = fused_step.FusedTrainer(model, loss_fn, opt)
 
     batches = -(-n // batch_size)
@@ -239,6 +243,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
             cb.on_epoch_begin(model, epoch, {})
         total_loss, total_correct, has_accuracy, seen = 0.0, 0, True, 0
         start = time.perf_counter()
+        if on_cuda:
+            fused.begin_epoch()
         for b in range(batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
             if fused is not None:  # the update is done: on_batch_loss sees its loss after it
@@ -261,6 +267,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
                 model.backward(loss_fn.backward(), need_input_grad=False)
                 opt.step()
             progress.update(value)
+        if on_cuda:  # the host arrays are current again for validation and callbacks
+            fused.end_epoch()
         seconds = time.perf_counter() - start
         logs = {"loss": total_loss / seen}
         if has_accuracy:
@@ -328,7 +336,9 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     batch_size = _positive_int(batch_size, "batch_size")
     single = np.ndim(X) == 1
     X = check_inputs(model, np.atleast_2d(X) if single else X)
-    compiled = fused_step.predictor(model)
+    compiled = device_mod.predictor(model)
+    if compiled is None:
+        compiled = fused_step.predictor(model)
     if compiled is not None:  # the compiled path has no train/eval-dependent layers
         out = np.empty((X.shape[0], model.out_features), dtype=X.dtype)
         for s in range(0, X.shape[0], batch_size):
