@@ -14,7 +14,7 @@ import numpy as np
 from .backends import get_backend
 
 # Large enough for every threaded path of the Numba backend: GEMM of >= 2^20 multiply-adds,
-# bias_grad of >= 2^18 elements over more than one chunk of rows, updates of >= 2^18 elements.
+# Adam updates of >= 2^18 elements.
 _LARGE_ROWS, _LARGE_COLS = 1024, 256
 
 

@@ -3,9 +3,8 @@ cannot be built or imported.
 
 Same signatures, checks and semantics as the NumPy reference (numpy_backend). Kernels are
 compiled on their first call (importing compiles nothing) and cached on disk, see _jit;
-nnfast.warmup("numba") compiles them ahead of time. GEMM, bias_grad and the optimizer
-updates use Numba's thread pool on large enough inputs, in fixed chunks: results do not
-depend on the number of threads.
+nnfast.warmup("numba") compiles them ahead of time. GEMM and the Adam update use Numba's
+thread pool on large enough inputs; no result depends on the number of threads.
 """
 from __future__ import annotations
 
