@@ -1,86 +1,180 @@
-// The only file that includes pybind11. Every entry point checks its arrays (dtype, shape,
-// C-contiguity, alignment, writability) and raises TypeError/ValueError naming the argument,
+// The only file that includes pybind11. Every entry point checks its arguments with the GIL
+// held (ndarray type, dtype, shape, C-contiguity, alignment, writability, label range,
+// overlap between outputs and inputs) and raises TypeError/ValueError naming the argument,
 // never converting silently; then it releases the GIL and calls the kernel.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <type_traits>
 #include <vector>
 
 #include "common/activation.h"
 #include "common/fpu_guard.h"
 #include "common/threading.h"
 #include "gemm/gemm.h"
+#include "gemm/gemm_dispatch.h"
 #include "kernels/activations.h"
+#include "kernels/bias_grad.h"
+#include "kernels/losses.h"
+#include "kernels/optimizers.h"
+#include "kernels/softmax_cross_entropy.h"
+#include "train/mlp_trainer.h"
 
 namespace py = pybind11;
 using nnfast::Activation;
 
 namespace {
 
+using Shape = std::vector<py::ssize_t>;
+
 enum class DType { f32, f64 };
 
-std::string shape_str(const py::array& a) {
+const char* dtype_name(DType dt) { return dt == DType::f32 ? "float32" : "float64"; }
+
+// ------------------------------------------------------------------------- argument checks
+
+std::string shape_str(const Shape& shape) {
   std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(a.shape(i));
-  }
-  return s + (a.ndim() == 1 ? ",)" : ")");
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
+
+std::string arg(const char* name) { return std::string(name) + ": "; }
+
+py::array ndarray(py::handle obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(arg(name) + "expected a numpy.ndarray, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  return py::reinterpret_borrow<py::array>(obj);
 }
 
 DType float_dtype(const py::array& a, const char* name) {
+  // dtype::is compares byte order too: a big-endian float32 is refused, not swapped.
   if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
   if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
-  throw py::type_error(std::string(name) + ": expected a float32 or float64 array, got dtype " +
+  throw py::type_error(arg(name) + "expected a float32 or float64 array, got dtype " +
                        std::string(py::str(a.dtype())));
 }
 
-void check_same_dtype(const py::array& a, const char* name, DType want) {
+void check_dtype(const py::array& a, const char* name, DType want) {
   if (float_dtype(a, name) != want)
-    throw py::type_error(std::string(name) + ": dtype " + std::string(py::str(a.dtype())) +
-                         " does not match the other operands (" +
-                         (want == DType::f32 ? "float32" : "float64") + ")");
-}
-
-void check_layout(const py::array& a, const char* name, bool writable) {
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) +
-                          ": array must be C-contiguous (use numpy.ascontiguousarray)");
-  if (reinterpret_cast<std::uintptr_t>(a.data()) % a.itemsize() != 0)
-    throw py::value_error(std::string(name) + ": array data is misaligned");
-  if (writable && !a.writeable())
-    throw py::value_error(std::string(name) + ": output array is read-only");
+    throw py::type_error(arg(name) + "dtype " + std::string(py::str(a.dtype())) +
+                         " does not match the other operands (" + dtype_name(want) + ")");
 }
 
 void check_ndim(const py::array& a, const char* name, py::ssize_t ndim) {
   if (a.ndim() != ndim)
-    throw py::value_error(std::string(name) + ": expected a " + std::to_string(ndim) +
-                          "-D array, got shape " + shape_str(a));
+    throw py::value_error(arg(name) + "expected a " + std::to_string(ndim) +
+                          "-D array, got shape " + shape_str(shape_of(a)));
 }
 
-void check_shape(const py::array& a, const char* name, std::vector<py::ssize_t> shape) {
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
-  if (!ok) {
-    std::string want = "(";
-    for (size_t i = 0; i < shape.size(); ++i)
-      want += (i ? ", " : "") + std::to_string(shape[i]);
-    want += shape.size() == 1 ? ",)" : ")";
-    throw py::value_error(std::string(name) + ": expected shape " + want + ", got " +
-                          shape_str(a));
-  }
+void check_shape(const py::array& a, const char* name, const Shape& shape) {
+  if (shape_of(a) != shape)
+    throw py::value_error(arg(name) + "expected shape " + shape_str(shape) + ", got " +
+                          shape_str(shape_of(a)));
 }
 
-py::array new_array(DType dt, std::vector<py::ssize_t> shape) {
+void check_layout(const py::array& a, const char* name) {
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(arg(name) + "array must be C-contiguous (use numpy.ascontiguousarray)");
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % a.itemsize() != 0)
+    throw py::value_error(arg(name) + "array data is misaligned");
+}
+
+// A float array read by a kernel; its dtype sets the dtype of the call.
+py::array input(py::handle obj, const char* name, DType* dt, py::ssize_t ndim = -1) {
+  py::array a = ndarray(obj, name);
+  *dt = float_dtype(a, name);
+  if (ndim >= 0) check_ndim(a, name, ndim);
+  check_layout(a, name);
+  return a;
+}
+
+// A float array read by a kernel, of the call's dtype and a given shape.
+py::array input_like(py::handle obj, const char* name, DType dt, const Shape& shape) {
+  py::array a = ndarray(obj, name);
+  check_dtype(a, name, dt);
+  check_shape(a, name, shape);
+  check_layout(a, name);
+  return a;
+}
+
+py::array new_array(DType dt, const Shape& shape) {
   if (dt == DType::f32) return py::array_t<float>(shape);
   return py::array_t<double>(shape);
 }
 
-Activation parse_activation(const py::object& name, bool allow_softmax) {
-  if (name.is_none()) return Activation::identity;
-  const std::string s = py::str(name);
+// The result array: a new one when obj is None, else obj after checking it can take it.
+py::array output(py::handle obj, const char* name, DType dt, const Shape& shape) {
+  if (obj.is_none()) return new_array(dt, shape);
+  py::array a = input_like(obj, name, dt, shape);
+  if (!a.writeable()) throw py::value_error(arg(name) + "output array is read-only");
+  return a;
+}
+
+// An array updated in place (parameters, optimizer state).
+py::array inout(py::handle obj, const char* name, DType dt, const Shape& shape) {
+  py::array a = input_like(obj, name, dt, shape);
+  if (!a.writeable()) throw py::value_error(arg(name) + "array is read-only");
+  return a;
+}
+
+struct Bytes {
+  std::uintptr_t begin, end;
+};
+Bytes bytes_of(const py::array& a) {
+  const auto begin = reinterpret_cast<std::uintptr_t>(a.data());
+  return {begin, begin + static_cast<std::uintptr_t>(a.nbytes())};
+}
+
+// A kernel writing `out` while reading `in` needs them apart, or (for kernels that read
+// every element before writing it) exactly the same array.
+void check_no_overlap(const py::array& out, const char* out_name, const py::array& in,
+                      const char* in_name, bool allow_same) {
+  const Bytes o = bytes_of(out), i = bytes_of(in);
+  if (o.begin >= i.end || i.begin >= o.end || o.begin == o.end || i.begin == i.end) return;
+  if (allow_same && o.begin == i.begin && o.end == i.end) return;
+  throw py::value_error(arg(out_name) + "shares memory with " + in_name +
+                        (allow_same ? "; pass a separate array or " + std::string(in_name) +
+                                          " itself"
+                                    : "; pass a separate array"));
+}
+
+// Sparse class labels: int64, shape (n,), every value in [0, num_classes). Checked here,
+// with the GIL held; the kernels still refuse to index with a bad label.
+py::array labels(py::handle obj, const char* name, py::ssize_t n, int64_t num_classes) {
+  py::array a = ndarray(obj, name);
+  if (!a.dtype().is(py::dtype::of<int64_t>()))
+    throw py::type_error(arg(name) + "sparse labels must be int64, got dtype " +
+                         std::string(py::str(a.dtype())));
+  check_shape(a, name, {n});
+  check_layout(a, name);
+  const int64_t* y = static_cast<const int64_t*>(a.data());
+  if (n == 0) return a;
+  int64_t lo = y[0], hi = y[0];
+  for (py::ssize_t i = 1; i < n; ++i) {
+    lo = y[i] < lo ? y[i] : lo;
+    hi = y[i] > hi ? y[i] : hi;
+  }
+  if (lo < 0 || hi >= num_classes)
+    throw py::value_error(arg(name) + "labels must lie in [0, " + std::to_string(num_classes) +
+                          "), got values in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "]");
+  return a;
+}
+
+Activation parse_activation(const py::object& kind, bool allow_softmax) {
+  if (kind.is_none()) return Activation::identity;
+  const std::string s = py::str(kind);
   if (s == "identity" || s == "linear") return Activation::identity;
   if (s == "relu") return Activation::relu;
   if (s == "leaky_relu") return Activation::leaky_relu;
@@ -92,6 +186,8 @@ Activation parse_activation(const py::object& name, bool allow_softmax) {
   throw py::value_error("activation: unknown activation '" + s + "'");
 }
 
+// ------------------------------------------------------------------------- calling kernels
+
 template <typename T>
 T* ptr(py::array& a) {
   return static_cast<T*>(a.mutable_data());
@@ -101,18 +197,33 @@ const T* cptr(const py::array& a) {
   return static_cast<const T*>(a.data());
 }
 
-// ---------------------------------------------------------------------------------------
-// gemm
+// f(T{}) with T the call's float type.
+template <typename F>
+auto by_dtype(DType dt, F&& f) {
+  if (dt == DType::f32) return f(float{});
+  return f(double{});
+}
 
-py::array gemm(py::array a, py::array b, py::object out_obj, bool trans_a, bool trans_b,
-               double alpha, double beta, py::object bias_obj, py::object activation,
-               double negative_slope) {
-  const DType dt = float_dtype(a, "a");
-  check_same_dtype(b, "b", dt);
-  check_ndim(a, "a", 2);
+// Runs a kernel without the GIL and with denormals flushed. `kernel` gets only raw pointers
+// and sizes taken beforehand: it must not touch a Python object.
+template <typename F>
+auto without_gil(F&& kernel) {
+  py::gil_scoped_release release;
+  nnfast::FpuGuard fpu;
+  return kernel();
+}
+
+// ------------------------------------------------------------------------- gemm
+
+py::array gemm(py::handle a_obj, py::handle b_obj, py::handle out_obj, bool trans_a,
+               bool trans_b, double alpha, double beta, py::handle bias_obj,
+               py::object activation, double negative_slope) {
+  DType dt;
+  py::array a = input(a_obj, "a", &dt, 2);
+  py::array b = ndarray(b_obj, "b");
+  check_dtype(b, "b", dt);
   check_ndim(b, "b", 2);
-  check_layout(a, "a", false);
-  check_layout(b, "b", false);
+  check_layout(b, "b");
   const int64_t M = trans_a ? a.shape(1) : a.shape(0);
   const int64_t K = trans_a ? a.shape(0) : a.shape(1);
   const int64_t Kb = trans_b ? b.shape(1) : b.shape(0);
@@ -122,134 +233,592 @@ py::array gemm(py::array a, py::array b, py::object out_obj, bool trans_a, bool 
                           ", " + std::to_string(K) + "), op(b) is (" + std::to_string(Kb) +
                           ", " + std::to_string(N) + ")");
   const Activation act = parse_activation(activation, false);
-
-  py::array out;
-  if (out_obj.is_none()) {
-    if (beta != 0.0) throw py::value_error("out: beta != 0 needs an existing out array");
-    out = new_array(dt, {M, N});
-  } else {
-    out = py::reinterpret_borrow<py::array>(out_obj);
-    check_same_dtype(out, "out", dt);
-    check_shape(out, "out", {M, N});
-    check_layout(out, "out", true);
-  }
+  if (out_obj.is_none() && beta != 0.0)
+    throw py::value_error("out: beta != 0 needs an existing out array");
+  py::array out = output(out_obj, "out", dt, {M, N});
+  // A default-constructed py::array is an empty array, not null: track presence separately.
+  const bool has_bias = !bias_obj.is_none();
   py::array bias;
-  if (!bias_obj.is_none()) {
-    bias = py::reinterpret_borrow<py::array>(bias_obj);
-    check_same_dtype(bias, "bias", dt);
-    check_shape(bias, "bias", {N});
-    check_layout(bias, "bias", false);
+  if (has_bias) {
+    bias = input_like(bias_obj, "bias", dt, {N});
+    check_no_overlap(out, "out", bias, "bias", false);
   }
+  check_no_overlap(out, "out", a, "a", false);
+  check_no_overlap(out, "out", b, "b", false);
   if (M == 0 || N == 0) return out;
 
   const int64_t lda = a.shape(1), ldb = b.shape(1);
-  {
-    py::gil_scoped_release release;
-    nnfast::FpuGuard fpu;
-    if (dt == DType::f32) {
-      nnfast::GemmEpilogue<float> ep{bias ? cptr<float>(bias) : nullptr, act,
-                                     static_cast<float>(negative_slope)};
-      nnfast::gemm<float>(trans_a, trans_b, M, N, K, static_cast<float>(alpha), cptr<float>(a),
-                          lda, cptr<float>(b), ldb, static_cast<float>(beta), ptr<float>(out), N,
-                          ep);
-    } else {
-      nnfast::GemmEpilogue<double> ep{bias ? cptr<double>(bias) : nullptr, act,
-                                      negative_slope};
-      nnfast::gemm<double>(trans_a, trans_b, M, N, K, alpha, cptr<double>(a), lda,
-                           cptr<double>(b), ldb, beta, ptr<double>(out), N, ep);
-    }
-  }
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    nnfast::GemmEpilogue<T> ep{has_bias ? cptr<T>(bias) : nullptr, act,
+                               static_cast<T>(negative_slope)};
+    const T *A = cptr<T>(a), *B = cptr<T>(b);
+    T* C = ptr<T>(out);
+    without_gil([&] {
+      nnfast::gemm<T>(trans_a, trans_b, M, N, K, static_cast<T>(alpha), A, lda, B, ldb,
+                      static_cast<T>(beta), C, N, ep);
+    });
+  });
   return out;
 }
 
-// ---------------------------------------------------------------------------------------
-// activations
+// ------------------------------------------------------------------------- activations
 
-py::array activation_forward(py::object kind, py::array x, py::object out_obj,
+py::array activation_forward(py::object kind, py::handle x_obj, py::handle out_obj,
                              double negative_slope) {
   const Activation act = parse_activation(kind, true);
-  if (act == Activation::softmax)
-    throw py::value_error("activation_forward: softmax is not implemented in the cpp backend yet");
-  const DType dt = float_dtype(x, "x");
-  check_layout(x, "x", false);
-  std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
-  py::array out;
-  if (out_obj.is_none()) {
-    out = new_array(dt, shape);
-  } else {
-    out = py::reinterpret_borrow<py::array>(out_obj);
-    check_same_dtype(out, "out", dt);
-    check_shape(out, "out", shape);
-    check_layout(out, "out", true);
-  }
-  const int64_t n = x.size();
-  py::gil_scoped_release release;
-  nnfast::FpuGuard fpu;
-  if (dt == DType::f32)
-    nnfast::activation_forward<float>(ptr<float>(out), cptr<float>(x), n, act,
-                                      static_cast<float>(negative_slope));
-  else
-    nnfast::activation_forward<double>(ptr<double>(out), cptr<double>(x), n, act,
-                                       negative_slope);
+  const bool softmax = act == Activation::softmax;
+  DType dt;
+  py::array x = input(x_obj, "x", &dt, softmax ? 2 : -1);
+  py::array out = output(out_obj, "out", dt, shape_of(x));
+  check_no_overlap(out, "out", x, "x", true);
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* X = cptr<T>(x);
+    T* Y = ptr<T>(out);
+    if (softmax) {
+      const int64_t N = x.shape(0), C = x.shape(1);
+      if (N > 0 && C > 0) without_gil([&] { nnfast::softmax_forward<T>(Y, X, N, C); });
+    } else {
+      const int64_t n = x.size();
+      const T slope = static_cast<T>(negative_slope);
+      without_gil([&] { nnfast::activation_forward<T>(Y, X, n, act, slope); });
+    }
+  });
   return out;
 }
 
-py::array activation_backward(py::object kind, py::array grad_out, py::array x, py::array y,
-                              py::object out_obj, double negative_slope) {
+py::array activation_backward(py::object kind, py::handle grad_obj, py::handle x_obj,
+                              py::handle y_obj, py::handle out_obj, double negative_slope) {
   const Activation act = parse_activation(kind, true);
-  if (act == Activation::softmax)
-    throw py::value_error("activation_backward: softmax is not implemented in the cpp backend yet");
-  const DType dt = float_dtype(grad_out, "grad_out");
-  std::vector<py::ssize_t> shape(grad_out.shape(), grad_out.shape() + grad_out.ndim());
-  check_layout(grad_out, "grad_out", false);
-  check_same_dtype(x, "x", dt);
-  check_shape(x, "x", shape);
-  check_layout(x, "x", false);
-  check_same_dtype(y, "y", dt);
-  check_shape(y, "y", shape);
-  check_layout(y, "y", false);
-  py::array out;
-  if (out_obj.is_none()) {
-    out = new_array(dt, shape);
-  } else {
-    out = py::reinterpret_borrow<py::array>(out_obj);
-    check_same_dtype(out, "out", dt);
-    check_shape(out, "out", shape);
-    check_layout(out, "out", true);
-  }
-  const int64_t n = grad_out.size();
-  py::gil_scoped_release release;
-  nnfast::FpuGuard fpu;
-  if (dt == DType::f32)
-    nnfast::activation_backward<float>(ptr<float>(out), cptr<float>(grad_out), cptr<float>(x),
-                                       cptr<float>(y), n, act,
-                                       static_cast<float>(negative_slope));
-  else
-    nnfast::activation_backward<double>(ptr<double>(out), cptr<double>(grad_out),
-                                        cptr<double>(x), cptr<double>(y), n, act,
-                                        negative_slope);
+  const bool softmax = act == Activation::softmax;
+  DType dt;
+  py::array grad = input(grad_obj, "grad_out", &dt, softmax ? 2 : -1);
+  const Shape shape = shape_of(grad);
+  py::array x = input_like(x_obj, "x", dt, shape);
+  py::array y = input_like(y_obj, "y", dt, shape);
+  py::array out = output(out_obj, "out", dt, shape);
+  check_no_overlap(out, "out", grad, "grad_out", true);
+  check_no_overlap(out, "out", x, "x", true);
+  check_no_overlap(out, "out", y, "y", true);
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T *G = cptr<T>(grad), *X = cptr<T>(x), *Y = cptr<T>(y);
+    T* D = ptr<T>(out);
+    if (softmax) {
+      const int64_t N = grad.shape(0), C = grad.shape(1);
+      if (N > 0 && C > 0) without_gil([&] { nnfast::softmax_backward<T>(D, G, Y, N, C); });
+    } else {
+      const int64_t n = grad.size();
+      const T slope = static_cast<T>(negative_slope);
+      without_gil([&] { nnfast::activation_backward<T>(D, G, X, Y, n, act, slope); });
+    }
+  });
   return out;
 }
+
+// ------------------------------------------------------------------------- softmax + cross-entropy
+
+// The reference's rule: a 1-D target holds sparse labels, anything else is (N, C) targets.
+bool is_sparse(py::handle target) {
+  return py::isinstance<py::array>(target) &&
+         py::reinterpret_borrow<py::array>(target).ndim() == 1;
+}
+
+py::tuple softmax_cross_entropy_forward(py::handle logits_obj, py::handle target_obj,
+                                        py::handle probs_obj) {
+  DType dt;
+  py::array logits = input(logits_obj, "logits", &dt, 2);
+  const int64_t N = logits.shape(0), C = logits.shape(1);
+  py::array probs = output(probs_obj, "probs", dt, {N, C});
+  check_no_overlap(probs, "probs", logits, "logits", true);
+  const bool sparse = is_sparse(target_obj);
+  py::array target = sparse ? labels(target_obj, "target", N, C)
+                            : input_like(target_obj, "target", dt, {N, C});
+  check_no_overlap(probs, "probs", target, "target", !sparse);
+  if (N > 0 && C == 0)
+    throw py::value_error("logits: expected at least one class, got shape " +
+                          shape_str({N, C}));
+  if (N == 0) return py::make_tuple(std::nan(""), probs);
+  const double loss = by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* X = cptr<T>(logits);
+    T* P = ptr<T>(probs);
+    if (sparse) {
+      const int64_t* Y = cptr<int64_t>(target);
+      return without_gil(
+          [&] { return nnfast::softmax_cross_entropy_forward_sparse<T>(P, X, Y, N, C); });
+    }
+    const T* Tg = cptr<T>(target);
+    return without_gil(
+        [&] { return nnfast::softmax_cross_entropy_forward_dense<T>(P, X, Tg, N, C); });
+  });
+  return py::make_tuple(loss, probs);
+}
+
+py::array softmax_cross_entropy_backward(py::handle probs_obj, py::handle target_obj,
+                                         py::handle out_obj) {
+  DType dt;
+  py::array probs = input(probs_obj, "probs", &dt, 2);
+  const int64_t N = probs.shape(0), C = probs.shape(1);
+  py::array out = output(out_obj, "out", dt, {N, C});
+  check_no_overlap(out, "out", probs, "probs", true);
+  const bool sparse = is_sparse(target_obj);
+  py::array target = sparse ? labels(target_obj, "target", N, C)
+                            : input_like(target_obj, "target", dt, {N, C});
+  check_no_overlap(out, "out", target, "target", !sparse);
+  if (N == 0 || C == 0) return out;
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* P = cptr<T>(probs);
+    T* D = ptr<T>(out);
+    if (sparse) {
+      const int64_t* Y = cptr<int64_t>(target);
+      without_gil([&] { nnfast::softmax_cross_entropy_backward_sparse<T>(D, P, Y, N, C); });
+    } else {
+      const T* Tg = cptr<T>(target);
+      without_gil([&] { nnfast::softmax_cross_entropy_backward_dense<T>(D, P, Tg, N, C); });
+    }
+  });
+  return out;
+}
+
+// ------------------------------------------------------------------------- elementwise losses
+
+// The checked (prediction, target) pair of an elementwise loss.
+struct LossPair {
+  DType dt;
+  py::array pred, target;
+};
+
+LossPair loss_pair(py::handle pred_obj, const char* pred_name, py::handle target_obj) {
+  LossPair p;
+  p.pred = input(pred_obj, pred_name, &p.dt);
+  p.target = input_like(target_obj, "target", p.dt, shape_of(p.pred));
+  return p;
+}
+
+template <typename Kernel32, typename Kernel64>
+double loss_forward(py::handle pred_obj, const char* pred_name, py::handle target_obj,
+                    Kernel32 kernel32, Kernel64 kernel64) {
+  LossPair p = loss_pair(pred_obj, pred_name, target_obj);
+  const int64_t n = p.pred.size();
+  if (p.dt == DType::f32) {
+    const float *X = cptr<float>(p.pred), *Tg = cptr<float>(p.target);
+    return without_gil([&] { return kernel32(X, Tg, n); });
+  }
+  const double *X = cptr<double>(p.pred), *Tg = cptr<double>(p.target);
+  return without_gil([&] { return kernel64(X, Tg, n); });
+}
+
+template <typename Kernel32, typename Kernel64>
+py::array loss_backward(py::handle pred_obj, const char* pred_name, py::handle target_obj,
+                        py::handle out_obj, Kernel32 kernel32, Kernel64 kernel64) {
+  LossPair p = loss_pair(pred_obj, pred_name, target_obj);
+  py::array out = output(out_obj, "out", p.dt, shape_of(p.pred));
+  check_no_overlap(out, "out", p.pred, pred_name, true);
+  check_no_overlap(out, "out", p.target, "target", true);
+  const int64_t n = p.pred.size();
+  if (n == 0) return out;
+  if (p.dt == DType::f32) {
+    const float *X = cptr<float>(p.pred), *Tg = cptr<float>(p.target);
+    float* D = ptr<float>(out);
+    without_gil([&] { kernel32(D, X, Tg, n); });
+  } else {
+    const double *X = cptr<double>(p.pred), *Tg = cptr<double>(p.target);
+    double* D = ptr<double>(out);
+    without_gil([&] { kernel64(D, X, Tg, n); });
+  }
+  return out;
+}
+
+double mse_forward(py::handle pred, py::handle target) {
+  return loss_forward(pred, "pred", target, nnfast::mse_forward<float>,
+                      nnfast::mse_forward<double>);
+}
+py::array mse_backward(py::handle pred, py::handle target, py::handle out) {
+  return loss_backward(pred, "pred", target, out, nnfast::mse_backward<float>,
+                       nnfast::mse_backward<double>);
+}
+double bce_forward(py::handle prob, py::handle target) {
+  return loss_forward(prob, "prob", target, nnfast::bce_forward<float>,
+                      nnfast::bce_forward<double>);
+}
+py::array bce_backward(py::handle prob, py::handle target, py::handle out) {
+  return loss_backward(prob, "prob", target, out, nnfast::bce_backward<float>,
+                       nnfast::bce_backward<double>);
+}
+double bce_with_logits_forward(py::handle logits, py::handle target) {
+  return loss_forward(logits, "logits", target, nnfast::bce_with_logits_forward<float>,
+                      nnfast::bce_with_logits_forward<double>);
+}
+py::array bce_with_logits_backward(py::handle logits, py::handle target, py::handle out) {
+  return loss_backward(logits, "logits", target, out, nnfast::bce_with_logits_backward<float>,
+                       nnfast::bce_with_logits_backward<double>);
+}
+
+// ------------------------------------------------------------------------- bias gradient
+
+py::array bias_grad(py::handle grad_obj, py::handle out_obj, double beta) {
+  DType dt;
+  py::array grad = input(grad_obj, "grad_out", &dt, 2);
+  const int64_t N = grad.shape(0), C = grad.shape(1);
+  if (out_obj.is_none() && beta != 0.0)
+    throw py::value_error("out: beta != 0 needs an existing out array");
+  py::array out = output(out_obj, "out", dt, {C});
+  check_no_overlap(out, "out", grad, "grad_out", false);
+  if (C == 0) return out;
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* G = cptr<T>(grad);
+    T* D = ptr<T>(out);
+    const T b = static_cast<T>(beta);
+    without_gil([&] { nnfast::bias_grad<T>(D, G, N, C, b); });
+  });
+  return out;
+}
+
+// ------------------------------------------------------------------------- optimizers
+
+py::array sgd_update(py::handle param_obj, py::handle grad_obj, py::handle velocity_obj,
+                     double lr, double momentum, bool nesterov, double weight_decay) {
+  DType dt;
+  py::array param = input(param_obj, "param", &dt);
+  if (!param.writeable()) throw py::value_error("param: array is read-only");
+  const Shape shape = shape_of(param);
+  py::array grad = input_like(grad_obj, "grad", dt, shape);
+  check_no_overlap(param, "param", grad, "grad", true);
+  const bool has_velocity = momentum != 0.0;
+  py::array velocity;
+  if (has_velocity) {
+    if (velocity_obj.is_none())
+      throw py::value_error("velocity: momentum != 0 needs a velocity buffer");
+    velocity = inout(velocity_obj, "velocity", dt, shape);
+    check_no_overlap(velocity, "velocity", param, "param", false);
+    check_no_overlap(velocity, "velocity", grad, "grad", false);
+  } else if (nesterov) {
+    throw py::value_error("nesterov: Nesterov momentum needs momentum > 0");
+  }
+  const nnfast::SgdOptions opt{lr, momentum, weight_decay, nesterov};
+  const int64_t n = param.size();
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    T* P = ptr<T>(param);
+    const T* G = cptr<T>(grad);
+    T* V = has_velocity ? ptr<T>(velocity) : nullptr;
+    without_gil([&] { nnfast::sgd_update<T>(P, G, V, n, opt); });
+  });
+  return param;
+}
+
+py::array adam_update(py::handle param_obj, py::handle grad_obj, py::handle m_obj,
+                      py::handle v_obj, double lr, double beta1, double beta2, double eps,
+                      double weight_decay, int64_t step, bool decoupled) {
+  DType dt;
+  py::array param = input(param_obj, "param", &dt);
+  if (!param.writeable()) throw py::value_error("param: array is read-only");
+  const Shape shape = shape_of(param);
+  py::array grad = input_like(grad_obj, "grad", dt, shape);
+  py::array m = inout(m_obj, "m", dt, shape);
+  py::array v = inout(v_obj, "v", dt, shape);
+  if (step < 1)
+    throw py::value_error("step: Adam steps count from 1, got " + std::to_string(step));
+  // Each element is read once and written once, so grad may be param; state arrays must be
+  // their own memory.
+  check_no_overlap(param, "param", grad, "grad", true);
+  check_no_overlap(m, "m", param, "param", false);
+  check_no_overlap(m, "m", grad, "grad", false);
+  check_no_overlap(v, "v", param, "param", false);
+  check_no_overlap(v, "v", grad, "grad", false);
+  check_no_overlap(v, "v", m, "m", false);
+  const nnfast::AdamOptions opt{lr, beta1, beta2, eps, weight_decay, step, decoupled};
+  const int64_t n = param.size();
+  by_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    T *P = ptr<T>(param), *Mp = ptr<T>(m), *Vp = ptr<T>(v);
+    const T* G = cptr<T>(grad);
+    without_gil([&] { nnfast::adam_update<T>(P, G, Mp, Vp, n, opt); });
+  });
+  return param;
+}
+
+
+// ------------------------------------------------------------------------- fused MLP training step
+
+// Row indices into X: int64, shape (n,), every value in [0, rows).
+py::array row_indices(py::handle obj, const char* name, int64_t rows) {
+  py::array a = ndarray(obj, name);
+  if (!a.dtype().is(py::dtype::of<int64_t>()))
+    throw py::type_error(arg(name) + "expected int64 row indices, got dtype " +
+                         std::string(py::str(a.dtype())));
+  check_ndim(a, name, 1);
+  check_layout(a, name);
+  if (a.shape(0) == 0) throw py::value_error(arg(name) + "empty batch");
+  const int64_t* idx = static_cast<const int64_t*>(a.data());
+  for (py::ssize_t i = 0; i < a.shape(0); ++i)
+    if (idx[i] < 0 || idx[i] >= rows)
+      throw py::value_error(arg(name) + "row " + std::to_string(idx[i]) + " outside [0, " +
+                            std::to_string(rows) + ")");
+  return a;
+}
+
+// Holds the trainer and a reference to every array it writes into, so Python cannot free
+// them while it lives. Calls are serialized: a trainer has one set of workspaces.
+class MlpTrainerBinding {
+ public:
+  MlpTrainerBinding(py::list layers, const std::string& loss) {
+    if (layers.empty()) throw py::value_error("layers: at least one Dense layer is needed");
+    if (loss == "cross_entropy") loss_ = nnfast::LossKind::cross_entropy;
+    else if (loss == "mse") loss_ = nnfast::LossKind::mse;
+    else if (loss == "bce_with_logits") loss_ = nnfast::LossKind::bce_with_logits;
+    else throw py::value_error("loss: the fused step supports cross_entropy, mse and "
+                               "bce_with_logits, not '" + loss + "'");
+    dtype_ = float_dtype(ndarray(layers[0].cast<py::dict>()["weight"], "weight"), "weight");
+    by_dtype(dtype_, [&](auto tag) { build<decltype(tag)>(layers); });
+  }
+
+  py::tuple step(py::handle X_obj, py::handle targets_obj, py::handle idx_obj,
+                 const std::string& kind, double lr, double momentum, bool nesterov,
+                 double weight_decay, double beta1, double beta2, double eps, bool decoupled,
+                 int64_t step_count) {
+    py::array X = features(X_obj);
+    const int64_t rows = X.shape(0);
+    py::array idx = row_indices(idx_obj, "idx", rows);
+    const int64_t batch = idx.shape(0);
+    const int64_t* rows_ptr = cptr<int64_t>(idx);
+    py::array targets;
+    if (loss_ == nnfast::LossKind::cross_entropy) {
+      targets = ndarray(targets_obj, "targets");
+      if (!targets.dtype().is(py::dtype::of<int64_t>()))
+        throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
+                             std::string(py::str(targets.dtype())));
+      check_shape(targets, "targets", {rows});
+      check_layout(targets, "targets");
+      const int64_t* y = cptr<int64_t>(targets);
+      for (int64_t i = 0; i < batch; ++i)  // only this batch's labels are read
+        if (y[rows_ptr[i]] < 0 || y[rows_ptr[i]] >= out_)
+          throw py::value_error("targets: label " + std::to_string(y[rows_ptr[i]]) +
+                                " outside [0, " + std::to_string(out_) + ")");
+    } else {
+      targets = input_like(targets_obj, "targets", dtype_, {rows, out_});
+    }
+    nnfast::OptimizerConfig opt;
+    if (kind == "adam") opt.kind = nnfast::OptimizerKind::adam;
+    else if (kind == "sgd") opt.kind = nnfast::OptimizerKind::sgd;
+    else throw py::value_error("kind: expected 'sgd' or 'adam', got '" + kind + "'");
+    if (opt.kind == nnfast::OptimizerKind::adam && !(has_state0_ && has_state1_))
+      throw py::value_error("kind: Adam needs m and v state arrays for every parameter");
+    if (opt.kind == nnfast::OptimizerKind::sgd && momentum != 0.0 && !has_state0_)
+      throw py::value_error("momentum: SGD momentum needs a velocity array for every parameter");
+    if (step_count < 1) throw py::value_error("step: counts from 1");
+    opt.lr = lr;
+    opt.momentum = momentum;
+    opt.nesterov = nesterov;
+    opt.weight_decay = weight_decay;
+    opt.beta1 = beta1;
+    opt.beta2 = beta2;
+    opt.eps = eps;
+    opt.decoupled = decoupled;
+    opt.step = step_count;
+
+    const void* x = X.data();
+    const void* t = targets.data();
+    const nnfast::StepResult r = without_gil([&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return by_dtype(dtype_, [&](auto tag) {
+        using T = decltype(tag);
+        return trainer<T>()->step(static_cast<const T*>(x), t, rows_ptr, batch, opt);
+      });
+    });
+    return py::make_tuple(r.loss, r.correct < 0 ? py::object(py::none()) : py::int_(r.correct));
+  }
+
+  py::array predict(py::handle X_obj, py::handle out_obj) {
+    py::array X = features(X_obj);
+    const int64_t batch = X.shape(0);
+    py::array out = output(out_obj, "out", dtype_, {batch, out_});
+    if (batch == 0) return out;
+    const void* x = X.data();
+    void* y = out.mutable_data();
+    without_gil([&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      by_dtype(dtype_, [&](auto tag) {
+        using T = decltype(tag);
+        trainer<T>()->predict(static_cast<const T*>(x), batch, static_cast<T*>(y));
+      });
+    });
+    return out;
+  }
+
+ private:
+  py::array features(py::handle obj) {
+    py::array X = ndarray(obj, "X");
+    check_dtype(X, "X", dtype_);
+    check_ndim(X, "X", 2);
+    check_layout(X, "X");
+    if (X.shape(1) != in_)
+      throw py::value_error("X: expected " + std::to_string(in_) + " features, got shape " +
+                            shape_str(shape_of(X)));
+    return X;
+  }
+
+  template <typename T>
+  nnfast::MlpTrainer<T>* trainer() {
+    if constexpr (std::is_same_v<T, float>) return f32_.get();
+    else return f64_.get();
+  }
+
+  // An array the trainer updates in place; null (and *present = false) when absent.
+  template <typename T>
+  T* array_arg(py::dict spec, const char* key, const Shape& shape, bool* present = nullptr) {
+    if (!spec.contains(key) || spec[key].is_none()) {
+      if (!present) throw py::value_error(std::string(key) + ": missing");
+      *present = false;
+      return nullptr;
+    }
+    py::array a = inout(spec[key], key, dtype_, shape);
+    keep_alive_.append(a);
+    return ptr<T>(a);
+  }
+
+  template <typename T>
+  void build(py::list layers) {
+    std::vector<nnfast::DenseLayerRef<T>> refs;
+    has_state0_ = has_state1_ = true;
+    for (py::handle h : layers) {
+      py::dict spec = h.cast<py::dict>();
+      py::array w = ndarray(spec["weight"], "weight");
+      check_ndim(w, "weight", 2);
+      nnfast::DenseLayerRef<T> r;
+      r.in = w.shape(0);
+      r.out = w.shape(1);
+      if (!refs.empty() && refs.back().out != r.in)
+        throw py::value_error("weight: layer widths do not chain (" +
+                              std::to_string(refs.back().out) + " outputs into " +
+                              std::to_string(r.in) + " inputs)");
+      r.activation = parse_activation(spec["activation"], false);
+      r.negative_slope = static_cast<T>(spec["negative_slope"].cast<double>());
+      r.weight = array_arg<T>(spec, "weight", {r.in, r.out});
+      r.bias = array_arg<T>(spec, "bias", {r.out});
+      r.weight_grad = array_arg<T>(spec, "weight_grad", {r.in, r.out});
+      r.bias_grad = array_arg<T>(spec, "bias_grad", {r.out});
+      r.weight_state0 = array_arg<T>(spec, "weight_state0", {r.in, r.out}, &has_state0_);
+      r.bias_state0 = array_arg<T>(spec, "bias_state0", {r.out}, &has_state0_);
+      r.weight_state1 = array_arg<T>(spec, "weight_state1", {r.in, r.out}, &has_state1_);
+      r.bias_state1 = array_arg<T>(spec, "bias_state1", {r.out}, &has_state1_);
+      refs.push_back(r);
+    }
+    in_ = refs.front().in;
+    out_ = refs.back().out;
+    auto made = std::make_unique<nnfast::MlpTrainer<T>>(std::move(refs), loss_);
+    if constexpr (std::is_same_v<T, float>) f32_ = std::move(made);
+    else f64_ = std::move(made);
+  }
+
+  DType dtype_ = DType::f32;
+  nnfast::LossKind loss_ = nnfast::LossKind::cross_entropy;
+  int64_t in_ = 0, out_ = 0;
+  bool has_state0_ = true, has_state1_ = true;
+  py::list keep_alive_;
+  std::mutex mutex_;
+  std::unique_ptr<nnfast::MlpTrainer<float>> f32_;
+  std::unique_ptr<nnfast::MlpTrainer<double>> f64_;
+};
 
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "nnfast compiled kernels (C++/OpenMP)";
+  m.doc() = "nnfast compiled kernels (C++/OpenMP); shapes and semantics as in "
+            "nnfast.backends.numpy_backend";
+  const auto none = py::none();
 
-  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out") = py::none(), py::kw_only(),
+  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out") = none, py::kw_only(),
         py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,
-        py::arg("beta") = 0.0, py::arg("bias") = py::none(), py::arg("activation") = py::none(),
+        py::arg("beta") = 0.0, py::arg("bias") = none, py::arg("activation") = none,
         py::arg("negative_slope") = 0.01,
         "out = act(alpha * op(a) @ op(b) + beta * out + bias)");
   m.def("activation_forward", &activation_forward, py::arg("kind"), py::arg("x"),
-        py::arg("out") = py::none(), py::kw_only(), py::arg("negative_slope") = 0.01);
+        py::arg("out") = none, py::kw_only(), py::arg("negative_slope") = 0.01,
+        "y = act(x); softmax over the last axis of a 2-D x");
   m.def("activation_backward", &activation_backward, py::arg("kind"), py::arg("grad_out"),
-        py::arg("x"), py::arg("y"), py::arg("out") = py::none(), py::kw_only(),
-        py::arg("negative_slope") = 0.01);
+        py::arg("x"), py::arg("y"), py::arg("out") = none, py::kw_only(),
+        py::arg("negative_slope") = 0.01, "dx = dy * act'(x), given x and y = act(x)");
+  m.def("softmax_cross_entropy_forward", &softmax_cross_entropy_forward, py::arg("logits"),
+        py::arg("target"), py::arg("probs") = none,
+        "(mean cross-entropy, probs) of softmax(logits); target int64 (N,) or (N, C)");
+  m.def("softmax_cross_entropy_backward", &softmax_cross_entropy_backward, py::arg("probs"),
+        py::arg("target"), py::arg("out") = none,
+        "d loss / d logits = (probs * rowsum(target) - target) / N");
+  m.def("mse_forward", &mse_forward, py::arg("pred"), py::arg("target"));
+  m.def("mse_backward", &mse_backward, py::arg("pred"), py::arg("target"),
+        py::arg("out") = none);
+  m.def("bce_forward", &bce_forward, py::arg("prob"), py::arg("target"));
+  m.def("bce_backward", &bce_backward, py::arg("prob"), py::arg("target"),
+        py::arg("out") = none);
+  m.def("bce_with_logits_forward", &bce_with_logits_forward, py::arg("logits"),
+        py::arg("target"));
+  m.def("bce_with_logits_backward", &bce_with_logits_backward, py::arg("logits"),
+        py::arg("target"), py::arg("out") = none);
+  m.def("bias_grad", &bias_grad, py::arg("grad_out"), py::arg("out") = none, py::kw_only(),
+        py::arg("beta") = 0.0, "out = column sums of grad_out + beta * out");
+  m.def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"),
+        py::arg("velocity") = none, py::kw_only(), py::arg("lr"), py::arg("momentum") = 0.0,
+        py::arg("nesterov") = false, py::arg("weight_decay") = 0.0,
+        "one torch.optim.SGD step in place");
+  m.def("adam_update", &adam_update, py::arg("param"), py::arg("grad"), py::arg("m"),
+        py::arg("v"), py::kw_only(), py::arg("lr"), py::arg("beta1") = 0.9,
+        py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0,
+        py::arg("step"), py::arg("decoupled") = false,
+        "one torch.optim.Adam (or AdamW with decoupled=True) step in place");
 
-  m.def("set_num_threads", &nnfast::set_num_threads, py::arg("n"));
-  m.def("get_num_threads", &nnfast::num_threads);
+  py::class_<MlpTrainerBinding>(m, "MlpTrainer",
+                                 "One C++ call per batch: gather, forward, loss, backward, update")
+      .def(py::init<py::list, const std::string&>(), py::arg("layers"), py::arg("loss"))
+      .def("step", &MlpTrainerBinding::step, py::arg("X"), py::arg("targets"), py::arg("idx"),
+           py::kw_only(), py::arg("kind"), py::arg("lr"), py::arg("momentum") = 0.0,
+           py::arg("nesterov") = false, py::arg("weight_decay") = 0.0, py::arg("beta1") = 0.9,
+           py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("decoupled") = false,
+           py::arg("step") = 1)
+      .def("predict", &MlpTrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
+
+
+  m.def("set_num_threads", &nnfast::set_num_threads, py::arg("n"),
+        "threads for every kernel; n <= 0 follows omp_get_max_threads() again");
+  m.def("get_num_threads", &nnfast::max_threads);
+  m.def("num_threads_is_set", &nnfast::num_threads_is_set);
+  m.def("_set_min_work_per_thread_override", &nnfast::set_min_work_per_thread_override,
+        py::arg("n"), "benchmark hook: force the OpenMP threshold (-1 restores)");
+  m.def(
+      "contention_stats",
+      [] {
+        const nnfast::ContentionStats stats = nnfast::contention_stats();
+        py::dict result;
+        result["contended_regions"] = stats.contended_regions;
+        result["backing_off"] = stats.backing_off;
+        return result;
+      },
+      "parallel regions that waited for a descheduled thread, and whether kernels run on one "
+      "thread for now because of them");
+  m.def("_report_team_wait", &nnfast::report_team_wait, py::arg("own_ns"), py::arg("wait_ns"),
+        "test hook: feed the contention backoff one region's timings");
   m.def("gemm_isa", &nnfast::gemm_isa);
+
+  // GEMM microkernel selection (NNFAST_ISA, or _set_gemm_isa for tests) and the FMA peak.
+  m.def("_gemm_isas", [] {
+    py::list names;
+    for (const std::string& name : nnfast::supported_gemm_isas()) names.append(name);
+    return names;
+  }, "ISAs this CPU can run, slowest first");
+  m.def("_set_gemm_isa", [](const std::string& name) {
+    if (!nnfast::select_gemm_isa(name))
+      throw py::value_error("gemm ISA '" + name + "' is unknown or not supported by this CPU");
+  }, py::arg("name"));
+  m.def("_fma_peak_gflops", [](double seconds) {
+    py::gil_scoped_release release;
+    return nnfast::fma_peak_gflops(seconds);
+  }, py::arg("seconds") = 0.2, "one core's FMA GFLOP/s with the active ISA's vectors");
+  if (const std::string why = nnfast::gemm_isa_env_warning(); !why.empty())
+    py::module_::import("warnings").attr("warn")(why, py::handle(PyExc_RuntimeWarning));
 #ifdef _OPENMP
   m.attr("openmp") = _OPENMP;
 #else

@@ -13,9 +13,11 @@ from ._version import __version__
 from ._warmup import warmup
 from .backends import (BackendUnavailableError, available_backends, backend, get_backend,
                        get_num_threads, set_backend, set_num_threads)
-from .callbacks import Callback
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN
 from .history import History
+from .saving import ModelFileError, load, save
 
 __all__ = ["nn", "optim", "losses", "datasets", "info", "backend", "get_backend", "set_backend",
            "available_backends", "set_num_threads", "get_num_threads", "BackendUnavailableError",
-           "Callback", "History", "warmup", "__version__"]
+           "Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "History", "save", "load",
+           "ModelFileError", "warmup", "__version__"]

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from . import backends
+from . import _installation, backends
 from ._version import __version__
 
 
@@ -28,12 +28,15 @@ class Info(dict):
 
 
 def info() -> Info:
-    """Version, active backend, every backend's status (and why one is missing), threads,
-    compiler flags and the GEMM microkernel chosen for this CPU."""
+    """Version, where this copy came from (wheel, source build, editable, checkout) and how it
+    was built, active backend, every backend's status (and why one is missing), threads,
+    compiler flags, the OpenMP runtime and the GEMM microkernel chosen for this CPU."""
     result = Info()
     result["nnfast"] = __version__
     result["python"] = f"{platform.python_version()} ({sys.platform}, {platform.machine()})"
     result["numpy"] = np.__version__
+    result["install"] = _installation.installation()
+    result["build"] = _installation.build()
     result["backend"] = backends.active_backend_name()
     result["backends"] = {name: "available" if (why := backends.unavailable_reason(name)) is None
                           else f"unavailable: {why}"
@@ -46,4 +49,5 @@ def info() -> Info:
         result["compiler"] = getattr(_core, "compiler", "unknown")
         result["cxxflags"] = getattr(_core, "compile_flags", "unknown")
         result["openmp"] = _core.openmp
+        result["openmp_lib"] = _installation.openmp_library(_core.__file__)
     return result

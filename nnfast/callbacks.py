@@ -1,16 +1,148 @@
-"""Callbacks: hooks that fit() calls at the start and end of training and of each epoch."""
+"""Callbacks: hooks that fit() calls around training, each epoch and each batch."""
 from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .monitor import improved, require_metric, resolve_mode
 
 
 class Callback:
-    """Override any hook. `logs` holds the epoch's metrics (loss, accuracy, val_loss, ...).
-    Setting `model.stop_training = True` ends fit() after the current epoch."""
+    """Override any hook. `logs` holds the epoch's metrics (loss, accuracy, val_loss, ...);
+    on_train_begin's logs["metrics"] lists the names every epoch will log. Setting
+    `model.stop_training = True` ends fit() after the current epoch, or, from on_batch_loss,
+    skips that batch's update and ends the epoch there."""
 
     def on_train_begin(self, model, logs: dict) -> None:
         pass
+
+    def on_epoch_begin(self, model, epoch: int, logs: dict) -> None:
+        pass
+
+    def on_batch_loss(self, model, epoch: int, batch: int, loss: float) -> None:
+        """Called with each batch's loss after the forward pass, before the update (after
+        it where fit() trains with the compiled fused step, which does both in one call)."""
 
     def on_epoch_end(self, model, epoch: int, logs: dict) -> None:
         pass
 
     def on_train_end(self, model, logs: dict) -> None:
         pass
+
+
+def snapshot_weights(model) -> list[np.ndarray]:
+    """Copies of every parameter and buffer (running statistics) of `model`."""
+    return [p.data.copy() for p in model.parameters()] + [b.copy() for b in model.buffers()]
+
+
+def restore_weights(model, snapshot) -> None:
+    targets = [p.data for p in model.parameters()] + list(model.buffers())
+    for target, saved in zip(targets, snapshot, strict=True):
+        target[...] = saved
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs.
+
+    restore_best: at the end of training, put back the weights of the best epoch (when it
+    was not the last). mode: "min", "max" or "auto" (max for names containing "acc").
+    After fit: best, best_epoch, stopped_epoch (None if it never stopped training).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best: bool = True):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta!r}")
+        self.monitor, self.patience, self.min_delta = str(monitor), patience, float(min_delta)
+        self.mode = resolve_mode(mode, self.monitor, "EarlyStopping")
+        self.restore_best = bool(restore_best)
+
+    def on_train_begin(self, model, logs):
+        require_metric(self.monitor, logs.get("metrics", ()), "EarlyStopping")
+        self.best = self.best_epoch = self.stopped_epoch = None
+        self.wait, self._best_weights, self._last_epoch = 0, None, None
+
+    def on_epoch_end(self, model, epoch, logs):
+        self._last_epoch = epoch
+        value = float(logs[self.monitor])
+        if improved(value, self.best, self.mode, self.min_delta):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self._best_weights = snapshot_weights(model)
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            model.stop_training = True
+
+    def on_train_end(self, model, logs):
+        if self.restore_best and self._best_weights is not None and self.best_epoch != self._last_epoch:
+            restore_weights(model, self._best_weights)
+        self._best_weights = None
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (nnfast.save) after each epoch to `path`, which may hold format fields
+    such as "ckpt-{epoch:02d}-{val_loss:.3f}.npz" (epoch counts from 1). save_best_only:
+    only when `monitor` improves."""
+
+    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto"):
+        self.path, self.monitor, self.save_best_only = str(path), str(monitor), bool(save_best_only)
+        self.mode = resolve_mode(mode, self.monitor, "ModelCheckpoint")
+        self.saved: list[str] = []
+
+    def on_train_begin(self, model, logs):
+        if self.save_best_only:
+            require_metric(self.monitor, logs.get("metrics", ()), "ModelCheckpoint")
+        self.best = None
+
+    def on_epoch_end(self, model, epoch, logs):
+        if self.save_best_only:
+            value = float(logs[self.monitor])
+            if not improved(value, self.best, self.mode, 0.0):
+                return
+            self.best = value
+        from .saving import save
+        path = self.path.format(epoch=epoch + 1, **logs)
+        save(model, path)
+        self.saved.append(path)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first batch whose loss is NaN or infinite, before its update.
+
+    The weights stay those before that batch; should they or the running statistics already
+    be non-finite (an overflowing update whose loss was still finite, the bad batch's
+    statistics, or the fused step's update, made in the same call as the loss), those of
+    the start of the epoch are put back. fit() adds one unless given terminate_on_nan=False. After fit: stopped_at =
+    (epoch, batch) or None.
+    """
+
+    def on_train_begin(self, model, logs):
+        self.stopped_at = None
+
+    def on_epoch_begin(self, model, epoch, logs):
+        self._epoch_start = snapshot_weights(model)
+
+    def on_batch_loss(self, model, epoch, batch, loss):
+        if math.isfinite(loss):
+            return
+        model.stop_training = True
+        self.stopped_at = (epoch, batch)
+        # The forward of the bad batch may also have fed non-finite batch statistics into
+        # running means and variances.
+        arrays = [p.data for p in model.parameters()] + list(model.buffers())
+        finite = all(np.isfinite(a).all() for a in arrays)
+        if finite:
+            kept = "the weights are those before that batch"
+        else:
+            restore_weights(model, self._epoch_start)
+            kept = f"the weights had become non-finite and are those of the start of epoch {epoch + 1}"
+        warnings.warn(f"TerminateOnNaN: the loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
+                      f"training stopped and {kept} (try a lower learning rate, gradient clipping "
+                      f"with clipnorm=, or scaled inputs)", RuntimeWarning, stacklevel=2)

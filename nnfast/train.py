@@ -10,9 +10,10 @@ import time
 
 import numpy as np
 
+from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
-from .callbacks import Callback
+from .callbacks import Callback, TerminateOnNaN
 from .history import History
 from .nn.module import as_float_input
 
@@ -89,28 +90,102 @@ class _Progress:
             print(f"epoch {epoch + 1}/{self.epochs}  {text}", flush=True)
 
 
-def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
-        batch_size: int = 32, shuffle: bool = True, validation_split: float = 0.0,
-        validation_data=None, seed=None, verbose: int = 1, callbacks=None) -> History:
+def _model_penalty(model) -> float:
+    penalty = getattr(model, "penalty", None)
+    return penalty() if penalty is not None else 0.0
+
+
+def epoch_order(seed_root: int, epoch: int, n: int) -> np.ndarray:
+    """The sample order of epoch `epoch` (counted over every fit() of the model): a function of
+    (seed, epoch) alone, so a resumed run shuffles as the uninterrupted one would."""
+    return np.random.default_rng([seed_root, epoch]).permutation(n)
+
+
+def _expected_metrics(loss_fn, has_validation: bool) -> list[str]:
+    """The names every epoch's logs will hold, known before training starts."""
+    base = ["loss"]
+    if type(loss_fn).correct is not losses_mod.Loss.correct:
+        base.append("accuracy")
+    names = base + ([f"val_{k}" for k in base] if has_validation else [])
+    return names + ["lr", "seconds", "samples_per_sec"]
+
+
+def _check_batch_sizes(model, n: int, batch_size: int) -> None:
+    """A layer such as BatchNorm1d needs several samples per training batch: refuse before
+    training a split that would hand it fewer, rather than fail in the middle of an epoch."""
+    modules = list(model.modules()) if hasattr(model, "modules") else [model]
+    strictest = max(modules, key=lambda m: getattr(m, "min_train_batch", 1))
+    need = getattr(strictest, "min_train_batch", 1)
+    last = n % batch_size or batch_size
+    if min(batch_size, last, n) < need:
+        raise ValueError(f"{type(strictest).__name__} needs at least {need} samples per training "
+                         f"batch; batch_size={batch_size} with {n} training samples gives a batch "
+                         f"of {min(batch_size, last, n)}: choose another batch_size")
+
+
+def _seed_root(seed) -> int:
+    if seed is None:
+        return np.random.SeedSequence().entropy
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def _training_setup(model, loss, optimizer, scheduler, decay):
+    """(loss_fn, optimizer, scheduler): None continues what the model was trained with."""
+    if loss is None:
+        loss = getattr(model, "loss", None) or "cross_entropy"
+    loss_fn = losses_mod.get(loss)
+    continuing = optimizer is None and getattr(model, "optimizer", None) is not None
+    opt = model.optimizer if continuing else optim_mod.get(optimizer or "adam")
+    if decay is not None:
+        if scheduler is not None:
+            raise ValueError("give scheduler or decay, not both")
+        scheduler = optim_mod.InverseTimeDecay(decay)
+    if scheduler is None and continuing:
+        scheduler = getattr(model, "scheduler", None)
+    if scheduler is not None:
+        if not isinstance(scheduler, optim_mod.Scheduler):
+            raise TypeError(f"scheduler: expected an nnfast Scheduler, got {type(scheduler).__name__}")
+        if scheduler.optimizer is not None and scheduler.optimizer is not opt:
+            raise ValueError("scheduler: it drives another optimizer than the one fit() uses")
+    return loss_fn, opt, scheduler
+
+
+def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: int = 32,
+        shuffle: bool = True, validation_split: float = 0.0, validation_data=None, seed=None,
+        verbose: int = 1, callbacks=None, scheduler=None, decay=None,
+        terminate_on_nan: bool = True) -> History:
     """Train `model` on (X, y) with mini-batches; returns a History.
 
-    loss: a Loss or "mse", "bce", "bce_with_logits", "cross_entropy".
-    optimizer: an Optimizer (bound to the model if created without parameters) or a name.
+    loss: a Loss or "mse", "bce", "bce_with_logits", "cross_entropy"; None: the model's
+    previous loss, else "cross_entropy".
+    optimizer: an Optimizer (bound to the model if created without parameters) or a name;
+    None continues the model's optimizer (from a previous fit() or nnfast.load), with its
+    state and its scheduler, else a new Adam.
     validation_split: the fraction of samples, taken from the end before shuffling, held out
     for validation; or validation_data=(X_val, y_val).
-    seed: seeds the shuffling. verbose: 0 silent, 1 progress bar (or a line per epoch when
-    not on a terminal).
+    seed: seeds the shuffling (each epoch's order depends on the seed and the epoch number,
+    counted across fit() calls, so resuming a saved model shuffles as one long run would).
+    verbose: 0 silent, 1 progress bar (or a line per epoch when not on a terminal).
+    callbacks: Callback objects (EarlyStopping, ModelCheckpoint, ...).
+    scheduler: a learning-rate Scheduler, stepped after each epoch; decay=d is a shorthand
+    for InverseTimeDecay(d), lr / (1 + d * epoch).
+    terminate_on_nan: stop at the first NaN/inf batch loss, keeping the last good weights.
+    The logged loss includes the layers' L1/L2 penalties (Dense(..., l1=, l2=)).
     """
     epochs = _positive_int(epochs, "epochs")
     batch_size = _positive_int(batch_size, "batch_size")
-    loss_fn = losses_mod.get(loss)
-    opt = optim_mod.get(optimizer)
+    loss_fn, opt, scheduler = _training_setup(model, loss, optimizer, scheduler, decay)
     callbacks = list(callbacks or [])
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks: {cb!r} is not an nnfast Callback")
+    if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
+        callbacks.append(TerminateOnNaN())
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must lie in [0, 1), got {validation_split}")
+    seed_root = _seed_root(seed)
 
     X = check_inputs(model, X)
     y = check_targets(model, loss_fn, X, y)
@@ -128,54 +203,81 @@ def fit(model, X, y, *, loss="cross_entropy", optimizer="adam", epochs: int = 1,
         y, y_val = y[:-n_val], y[-n_val:]
     else:
         X_val = y_val = None
+    n = X.shape[0]
+    _check_batch_sizes(model, n, batch_size)
+    metrics = _expected_metrics(loss_fn, X_val is not None)
+    if scheduler is not None:
+        scheduler.check_metrics(metrics)
     if not opt.bound:
         opt.bind(model.parameters())
+    if scheduler is not None and scheduler.optimizer is None:
+        scheduler.bind(opt)
 
-    n = X.shape[0]
+    # One compiled call per batch (forward, backward and update) where the model, loss,
+    # optimizer and backend allow; the layer-by-layer path otherwise.
+    fused = None
+    if fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
+        fused = fused_step.FusedTrainer(model, loss_fn, opt)
+
     batches = -(-n // batch_size)
-    rng = np.random.default_rng(seed)
+    first_epoch = int(getattr(model, "epochs_trained", 0))
     history = History()
     model.history = history
     model.loss = loss_fn
     model.optimizer = opt
+    model.scheduler = scheduler
     model.stop_training = False
-    progress = _Progress(verbose, epochs, batches)
+    progress = _Progress(verbose, first_epoch + epochs, batches)
     for cb in callbacks:
-        cb.on_train_begin(model, {})
+        cb.on_train_begin(model, {"metrics": metrics})
 
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, first_epoch + epochs):
         model.train()
-        order = rng.permutation(n) if shuffle else np.arange(n)
+        order = epoch_order(seed_root, epoch, n) if shuffle else np.arange(n)
         progress.start_epoch(epoch)
-        total_loss, total_correct, has_accuracy = 0.0, 0, True
+        for cb in callbacks:
+            cb.on_epoch_begin(model, epoch, {})
+        total_loss, total_correct, has_accuracy, seen = 0.0, 0, True, 0
         start = time.perf_counter()
         for b in range(batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = X[idx], y[idx]
-            opt.zero_grad()
-            out = model(xb)
-            value = loss_fn(out, yb)
-            model.backward(loss_fn.backward(), need_input_grad=False)
-            opt.step()
+            if fused is not None:  # the update is done: on_batch_loss sees its loss after it
+                value, correct = fused.step(X, y, idx)
+            else:
+                xb, yb = X[idx], y[idx]
+                opt.zero_grad()
+                out = model(xb)
+                value = loss_fn(out, yb) + _model_penalty(model)
+                correct = loss_fn.correct(out, yb)
             total_loss += value * len(idx)
-            correct = loss_fn.correct(out, yb)
+            seen += len(idx)
             has_accuracy = has_accuracy and correct is not None
             total_correct += correct or 0
+            for cb in callbacks:
+                cb.on_batch_loss(model, epoch, b, value)
+            if model.stop_training:  # a callback refused this batch: no update
+                break
+            if fused is None:
+                model.backward(loss_fn.backward(), need_input_grad=False)
+                opt.step()
             progress.update(value)
         seconds = time.perf_counter() - start
-        logs = {"loss": total_loss / n}
+        logs = {"loss": total_loss / seen}
         if has_accuracy:
-            logs["accuracy"] = total_correct / n
+            logs["accuracy"] = total_correct / seen
         if X_val is not None:
             val = _evaluate_prepared(model, loss_fn, X_val, y_val)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["lr"] = opt.lr
         logs["seconds"] = seconds
-        logs["samples_per_sec"] = n / seconds if seconds > 0 else float("inf")
+        logs["samples_per_sec"] = seen / seconds if seconds > 0 else float("inf")
+        model.epochs_trained = epoch + 1
         history.record(epoch, logs)
         progress.end_epoch(epoch, logs)
         for cb in callbacks:
             cb.on_epoch_end(model, epoch, logs)
+        if scheduler is not None:
+            scheduler.step(logs)
         if model.stop_training:
             break
     for cb in callbacks:
@@ -198,7 +300,7 @@ def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH) -> di
             total_correct += correct or 0
     finally:
         model.train(was_training)
-    result = {"loss": total_loss / X.shape[0]}
+    result = {"loss": total_loss / X.shape[0] + _model_penalty(model)}
     if has_accuracy:
         result["accuracy"] = total_correct / X.shape[0]
     return result
@@ -207,6 +309,7 @@ def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH) -> di
 def evaluate(model, X, y, *, loss=None, batch_size: int = EVAL_BATCH) -> dict:
     """{"loss": mean loss, "accuracy": fraction correct (classification losses)} in eval mode.
 
+    The loss includes the layers' L1/L2 penalties, as fit() logs it (and as Keras does).
     loss defaults to the one the model was last trained with.
     """
     if loss is None:
@@ -225,14 +328,20 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     batch_size = _positive_int(batch_size, "batch_size")
     single = np.ndim(X) == 1
     X = check_inputs(model, np.atleast_2d(X) if single else X)
-    was_training = model.training
-    model.eval()
-    try:
-        outs = [model(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    out = outs[0] if len(outs) == 1 else np.concatenate(outs)
+    compiled = fused_step.predictor(model)
+    if compiled is not None:  # the compiled path has no train/eval-dependent layers
+        out = np.empty((X.shape[0], model.out_features), dtype=X.dtype)
+        for s in range(0, X.shape[0], batch_size):
+            compiled.predict(X[s:s + batch_size], out[s:s + batch_size])
+    else:
+        was_training = model.training
+        model.eval()
+        try:
+            outs = [model(X[s:s + batch_size]) for s in range(0, X.shape[0], batch_size)]
+        finally:
+            model.train(was_training)
+        out = outs[0] if len(outs) == 1 else np.concatenate(outs)
     return out[0] if single else out
 
 
-__all__ = ["fit", "evaluate", "predict"]
+__all__ = ["fit", "evaluate", "predict", "epoch_order"]

@@ -17,8 +17,26 @@ ATOL = {np.float32: 1e-6, np.float64: 1e-13}
 DTYPES = (np.float32, np.float64)
 
 
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_configure(config):
+    # `python -m pytest` in the checkout imports ./nnfast, not the installed package; without
+    # a compiled _core there the suite would silently test only the fallback backends.
+    package = os.path.dirname(os.path.abspath(nnfast.__file__))
+    in_checkout = os.path.dirname(package) == CHECKOUT
+    has_core = any(name.startswith("_core.") for name in os.listdir(package))
+    if in_checkout and not has_core and os.environ.get("NNFAST_DISABLE_CPP", "") in ("", "0"):
+        raise pytest.UsageError(
+            f"nnfast was imported from the source checkout {package}, which has no compiled "
+            "nnfast._core, so the compiled backend would go untested. Run the installed package "
+            "(`.venv/bin/pytest`, not `python -m pytest` from the checkout), or build in place "
+            "(`pip install -e .`), or set NNFAST_DISABLE_CPP=1 to test without it.")
+
+
 def pytest_report_header(config):
     return [f"nnfast {nnfast.__version__} from {os.path.dirname(nnfast.__file__)}",
+            f"install: {nnfast._installation.installation()}",
             f"backends available: {', '.join(nnfast.available_backends())}"]
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nnfast import losses, nn
+from unimplemented import skip_if_unimplemented
 
 EPS = 1e-6
 RTOL, ATOL = 1e-6, 1e-8
@@ -43,6 +44,25 @@ def check_layer(layer, x, rng):
                                    err_msg=f"{layer!r}: gradient of {p.name}")
 
 
+class FixedMaskDropout(nn.Dropout):
+    """Dropout that draws the same mask at every forward, so finite differences see one function."""
+
+    def forward(self, x):
+        self.offset = 0
+        return super().forward(x)
+
+
+def batchnorm(mode="train", affine=True):
+    layer = nn.BatchNorm1d(5, momentum=0.3, dtype=np.float64, affine=affine)
+    values = np.random.default_rng(11)
+    if affine:
+        layer.gamma_param.data[...] = values.uniform(0.5, 2.0, 5)
+        layer.beta_param.data[...] = values.standard_normal(5)
+    layer.running_mean[...] = values.standard_normal(5)
+    layer.running_var[...] = values.uniform(0.5, 2.0, 5)
+    return layer.train(mode == "train")
+
+
 LAYERS = {
     "dense_he": lambda: nn.Dense(5, 3, seed=1, dtype=np.float64),
     "dense_xavier": lambda: nn.Dense(4, 7, init="xavier", seed=2, dtype=np.float64),
@@ -56,6 +76,18 @@ LAYERS = {
     "mlp": lambda: nn.Sequential(nn.Dense(5, 6, seed=3, dtype=np.float64), nn.Tanh(),
                                  nn.Dense(6, 4, seed=4, dtype=np.float64), nn.GELU(),
                                  nn.Dense(4, 3, seed=5, dtype=np.float64), nn.Sigmoid()),
+    "dropout_fixed_mask": lambda: FixedMaskDropout(0.4, seed=3),
+    "batchnorm_train": batchnorm,
+    "batchnorm_train_no_affine": lambda: batchnorm(affine=False),
+    "batchnorm_eval": lambda: batchnorm("eval"),
+    "residual": lambda: nn.Residual(nn.Sequential(nn.Dense(5, 5, seed=6, dtype=np.float64), nn.Tanh(),
+                                                  nn.Dense(5, 5, seed=7, dtype=np.float64))),
+    "deep_mlp": lambda: nn.Sequential(
+        nn.Dense(5, 6, seed=8, dtype=np.float64), nn.BatchNorm1d(6, dtype=np.float64), nn.Tanh(),
+        FixedMaskDropout(0.3, seed=1),
+        nn.Residual(nn.Sequential(nn.Dense(6, 6, seed=9, dtype=np.float64),
+                                  nn.BatchNorm1d(6, dtype=np.float64), nn.GELU())),
+        nn.Dense(6, 3, seed=10, dtype=np.float64)),
 }
 
 
@@ -66,7 +98,29 @@ def test_layer_gradients(backend, rng, name):
     x = rng.standard_normal((4, in_features))
     # Keep kinked activations (ReLU) away from 0, where the finite difference straddles the kink.
     x[np.abs(x) < 1e-3] = 0.5
-    check_layer(layer, x, rng)
+    with skip_if_unimplemented():
+        check_layer(layer, x, rng)
+
+
+@pytest.mark.parametrize("l1,l2", [(0.3, 0.0), (0.0, 0.2), (0.05, 0.4)])
+def test_weight_penalty_gradients(backend, rng, l1, l2):
+    """d/dW of sum(R * layer(x)) + l1 sum|W| + l2 sum W^2; W kept away from L1's kink at 0."""
+    layer = nn.Dense(4, 3, seed=12, dtype=np.float64, l1=l1, l2=l2)
+    w = layer.weight_param.data
+    w[np.abs(w) < 1e-2] = 0.1
+    x = rng.standard_normal((5, 4))
+    weights = rng.standard_normal((5, 3))
+
+    def objective():
+        return float(np.sum(weights * layer(x))) + layer.penalty()
+
+    with skip_if_unimplemented():
+        layer.zero_grad()
+        layer(x)
+        layer.backward(weights.copy())
+    np.testing.assert_allclose(layer.weight_param.grad, numerical_grad(objective, w), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(layer.bias_param.grad, numerical_grad(objective, layer.bias_param.data),
+                               rtol=RTOL, atol=ATOL)  # the bias carries no penalty
 
 
 def _loss_case(name, rng):

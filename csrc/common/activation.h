@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/vector_math.h"
+
 namespace nnfast {
 
 // Values match the Python-side codes in nnfast/backends/_contract.py.
@@ -21,10 +23,11 @@ enum class Activation : int {
 
 template <typename T>
 inline T sigmoid_stable(T x) {
-  // Never exponentiates a positive number, so no overflow at |x| ~ 1e4.
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  T e = std::exp(x);
-  return e / (T(1) + e);
+  // Never exponentiates a positive number, so no overflow at |x| ~ 1e4; no branch, so
+  // loops over it vectorize.
+  const T e = exp_vec(-std::fabs(x));
+  const T inv = T(1) / (T(1) + e);
+  return x >= T(0) ? inv : e * inv;
 }
 
 template <typename T>
@@ -33,11 +36,11 @@ inline T activate(Activation act, T x, T slope) {
     case Activation::relu: return x > T(0) ? x : T(0);
     case Activation::leaky_relu: return x > T(0) ? x : slope * x;
     case Activation::sigmoid: return sigmoid_stable(x);
-    case Activation::tanh: return std::tanh(x);
+    case Activation::tanh: return tanh_vec(x);
     case Activation::gelu: return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
     case Activation::gelu_tanh: {
       const T k = T(0.79788456080286535588);  // sqrt(2/pi)
-      return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
+      return T(0.5) * x * (T(1) + tanh_vec(k * (x + T(0.044715) * x * x * x)));
     }
     default: return x;
   }
@@ -53,13 +56,13 @@ inline T activate_grad(Activation act, T x, T y, T slope) {
     case Activation::tanh: return T(1) - y * y;
     case Activation::gelu: {
       const T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
-      const T pdf = T(0.39894228040143267794) * std::exp(T(-0.5) * x * x);  // 1/sqrt(2pi)
+      const T pdf = T(0.39894228040143267794) * exp_vec(T(-0.5) * x * x);  // 1/sqrt(2pi)
       return cdf + x * pdf;
     }
     case Activation::gelu_tanh: {
       const T k = T(0.79788456080286535588);
       const T inner = k * (x + T(0.044715) * x * x * x);
-      const T t = std::tanh(inner);
+      const T t = tanh_vec(inner);
       const T dinner = k * (T(1) + T(3) * T(0.044715) * x * x);
       return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner;
     }

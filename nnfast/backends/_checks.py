@@ -85,3 +85,49 @@ def gemm_shapes(a, b, trans_a: bool, trans_b: bool):
     if k != kb:
         raise ValueError(f"gemm: inner dimensions differ: op(a) is ({m}, {k}), op(b) is ({kb}, {n})")
     return m, n, k
+
+
+def mask_array(mask, name: str, shape) -> np.ndarray:
+    """A dropout keep-mask: uint8 (1 keep, 0 drop), C-contiguous, of the given shape."""
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(mask).__name__}")
+    if mask.dtype != np.uint8:
+        raise TypeError(f"{name}: the dropout mask must be uint8, got dtype {mask.dtype}")
+    if mask.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {_shape_str(shape)}, got {_shape_str(mask.shape)}")
+    if not mask.flags.c_contiguous:
+        raise ValueError(f"{name}: array must be C-contiguous (use numpy.ascontiguousarray)")
+    return mask
+
+
+def output_mask(mask, name: str, shape) -> np.ndarray:
+    if mask is None:
+        return np.empty(shape, dtype=np.uint8)
+    mask_array(mask, name, shape)
+    if not mask.flags.writeable:
+        raise ValueError(f"{name}: output array is read-only")
+    return mask
+
+
+def dropout_probability(p) -> float:
+    p = float(p)
+    if not 0.0 <= p < 1.0:  # written so that NaN fails too
+        raise ValueError(f"p: dropout probability must lie in [0, 1), got {p}")
+    return p
+
+
+def uint64_value(value, name: str) -> int:
+    """A Python int in [0, 2**64): seeds and counters of the counter-based RNG."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    value = int(value)
+    if not 0 <= value < 2 ** 64:
+        raise ValueError(f"{name}: must lie in [0, 2**64), got {value}")
+    return value
+
+
+def optional_vector(a, name: str, dtype, n: int):
+    """None, or a C-contiguous (n,) array of `dtype`."""
+    if a is None:
+        return None
+    return float_array(a, name, dtype=dtype, shape=(n,))

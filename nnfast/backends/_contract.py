@@ -14,6 +14,10 @@ PRIMITIVES = (
     "bce_with_logits_forward", "bce_with_logits_backward",
     "bias_grad",
     "sgd_update", "adam_update",
+    "dropout_forward", "dropout_backward",
+    "batchnorm_forward_train", "batchnorm_forward_eval", "batchnorm_backward",
+    "sum_squares", "scale_inplace", "clip_inplace",
+    "weight_penalty_forward", "weight_penalty_backward",
 )
 
 

@@ -1,11 +1,35 @@
 """The compiled C++/OpenMP backend: the primitives of nnfast._core.
 
-Argument checking lives in csrc/bindings.cpp; this module only names the backend and
-exposes its capability flags.
+Argument checking lives in csrc/bindings.cpp; this module names the backend, exposes its
+capability flags and primitives, and makes its thread pool visible to threadpoolctl.
+
+Threads: kernels use nnfast.set_num_threads(n) (or NNFAST_NUM_THREADS) when it was called,
+else omp_get_max_threads() of the calling thread, so OMP_NUM_THREADS, torch.set_num_threads
+(when built from source: torch then shares nnfast's libgomp; a wheel bundles its own) and
+threadpoolctl's limits on "openmp" apply. threadpoolctl
+also lists nnfast itself (internal_api "nnfast", user_api "openmp"), and
+threadpool_limits(...) sets nnfast's count as set_num_threads does, even after a call to
+it, and on exit sets back the count it found (which stays set: nnfast stops following
+torch.set_num_threads or omp_set_num_threads calls made after that).
+
+fork: GNU libgomp cannot restart its thread pool in a child process, and a child that opens
+a parallel region on the thread that forked hangs. So a child forked (os.fork,
+multiprocessing's "fork" start method) by a thread that has run a kernel on several threads
+runs nnfast's kernels on one thread (get_num_threads() says 1); a child forked before that
+keeps the threads. For multi-threaded kernels in workers, use the "spawn" or "forkserver"
+start method.
+
+Shared cores: when a kernel's thread team waited for a descheduled thread (other processes
+on the cores, or more threads than cores), kernels run on one thread for a while
+(contention_stats() tells how often); results are bitwise the same either way.
 """
 from __future__ import annotations
 
-from nnfast import _core
+try:
+    from nnfast import _core
+except ImportError as exc:  # say so when the build skipped the extension (no compiler)
+    from nnfast._installation import missing_extension_hint
+    raise ImportError(f"{exc}{missing_extension_hint()}") from exc
 
 name = "cpp"
 device = "cpu"
@@ -14,8 +38,52 @@ dtypes = ("float32", "float64")
 gemm = _core.gemm
 activation_forward = _core.activation_forward
 activation_backward = _core.activation_backward
+softmax_cross_entropy_forward = _core.softmax_cross_entropy_forward
+softmax_cross_entropy_backward = _core.softmax_cross_entropy_backward
+mse_forward = _core.mse_forward
+mse_backward = _core.mse_backward
+bce_forward = _core.bce_forward
+bce_backward = _core.bce_backward
+bce_with_logits_forward = _core.bce_with_logits_forward
+bce_with_logits_backward = _core.bce_with_logits_backward
+bias_grad = _core.bias_grad
+sgd_update = _core.sgd_update
+adam_update = _core.adam_update
+MlpTrainer = _core.MlpTrainer  # the fused training step (nnfast/fused.py)
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
+contention_stats = _core.contention_stats
+
+
+def _register_with_threadpoolctl() -> None:
+    """Let threadpoolctl find nnfast._core among the loaded libraries and control it."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return
+    if not hasattr(threadpoolctl, "register") or not hasattr(threadpoolctl, "LibController"):
+        return  # an older threadpoolctl without the public controller API
+
+    class NnfastController(threadpoolctl.LibController):
+        user_api = "openmp"
+        internal_api = "nnfast"
+        filename_prefixes = ("_core",)
+        check_symbols = ("nnfast_get_num_threads", "nnfast_set_num_threads")
+
+        def get_num_threads(self):
+            return self.dynlib.nnfast_get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            self.dynlib.nnfast_set_num_threads(num_threads)
+
+        def get_version(self):
+            from nnfast import __version__
+            return __version__
+
+    threadpoolctl.register(NnfastController)
+
+
+_register_with_threadpoolctl()
 
 from ._contract import missing_primitives  # noqa: E402
 

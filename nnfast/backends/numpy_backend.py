@@ -9,8 +9,9 @@ import math
 
 import numpy as np
 
-from ._checks import (activation_name, float_array, gemm_shapes, inout_array, labels_array,
-                      output_array)
+from ._checks import (activation_name, dropout_probability, float_array, gemm_shapes, inout_array,
+                      labels_array, mask_array, optional_vector, output_array, output_mask,
+                      uint64_value)
 
 name = "numpy"
 device = "cpu"
@@ -288,3 +289,238 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
     param -= dt(lr / bias_correction1) * (m / denom)
     return param
 
+
+
+# ----------------------------------------------------------------------------- dropout
+# The mask comes from a counter-based generator: element i of a call with (seed, offset) is
+# kept or dropped by a hash of (seed, offset + i) alone, so the mask does not depend on the
+# thread count, the blocking or the backend. The hash is splitmix64's output function.
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+_MIX_1 = 0xBF58476D1CE4E5B9
+_MIX_2 = 0x94D049BB133111EB
+_U64 = 2 ** 64
+
+
+def _splitmix64_mix(z):
+    """splitmix64's finalizer on uint64 (NumPy arrays wrap modulo 2**64, as C's uint64_t)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX_1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX_2)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_bits(seed: int, offset: int, n: int) -> np.ndarray:
+    """The 64 random bits of counters offset .. offset + n - 1 (mod 2**64), as uint64 (n,).
+
+    key = mix(seed); bits(c) = mix(key + (c + 1) * 0x9E3779B97F4A7C15), all mod 2**64,
+    where mix is splitmix64's finalizer (shifts 30, 27, 31; multipliers 0xBF58476D1CE4E5B9,
+    0x94D049BB133111EB).
+    """
+    key = _splitmix64_mix(np.array([seed], dtype=np.uint64))[0]
+    counters = np.arange(n, dtype=np.uint64) + np.uint64(offset)
+    return _splitmix64_mix(key + (counters + np.uint64(1)) * np.uint64(_GOLDEN_GAMMA))
+
+
+def dropout_threshold(p: float) -> int:
+    """Element c is dropped when (bits(c) >> 32) < floor(p * 2**32): probability p to 2**-32."""
+    return int(p * 4294967296.0)
+
+
+def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
+    """Inverted dropout: out = x / (1 - p) where kept, 0 where dropped.  x (...), out (...),
+    mask uint8 (...) set to 1 where kept.
+
+    Element i (in C order) is dropped when (bits(seed, offset + i) >> 32) < floor(p * 2**32),
+    see dropout_bits; the scale is computed in float64 as 1 / (1 - p), then rounded to x's
+    dtype, and multiplies x once. Returns (out, mask). The caller advances offset by x.size
+    for the next call, so successive calls draw fresh masks.
+    """
+    float_array(x, "x")
+    p = dropout_probability(p)
+    seed, offset = uint64_value(seed, "seed"), uint64_value(offset, "offset")
+    out = output_array(out, "out", x.shape, x.dtype)
+    mask = output_mask(mask, "mask", x.shape)
+    keep = (dropout_bits(seed, offset, x.size) >> np.uint64(32)) >= np.uint64(dropout_threshold(p))
+    keep = keep.reshape(x.shape)
+    mask[...] = keep
+    out[...] = np.where(keep, x * x.dtype.type(1.0 / (1.0 - p)), x.dtype.type(0))
+    return out, mask
+
+
+def dropout_backward(grad_out, mask, out=None, *, p):
+    """grad_in = grad_out / (1 - p) where mask is 1, else 0.  grad_out (...), mask uint8 (...)."""
+    float_array(grad_out, "grad_out")
+    mask_array(mask, "mask", grad_out.shape)
+    p = dropout_probability(p)
+    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    dt = grad_out.dtype.type
+    out[...] = np.where(mask != 0, grad_out * dt(1.0 / (1.0 - p)), dt(0))
+    return out
+
+
+# ----------------------------------------------------------------------------- batch norm
+def _batchnorm_operands(x, gamma, beta, running_mean, running_var):
+    float_array(x, "x", ndim=2)
+    c = x.shape[1]
+    optional_vector(gamma, "gamma", x.dtype, c)
+    optional_vector(beta, "beta", x.dtype, c)
+    return c
+
+
+def batchnorm_forward_train(x, gamma, beta, running_mean, running_var, out=None, mean=None,
+                            inv_std=None, *, momentum=0.1, eps=1e-5):
+    """Batch norm over the batch, as torch.nn.BatchNorm1d in training mode.
+    x (N, C) with N >= 2; gamma, beta (C,) or None (scale 1, shift 0); running_mean,
+    running_var (C,) updated in place; out (N, C); mean, inv_std (C,) saved for the backward.
+
+    mean = sum(x) / N; var = sum((x - mean)^2) / N (two passes); inv_std = 1 / sqrt(var + eps);
+    out = (x - mean) * inv_std * gamma + beta;
+    running_mean = (1 - momentum) * running_mean + momentum * mean;
+    running_var = (1 - momentum) * running_var + momentum * var * N / (N - 1) (unbiased).
+    Returns (out, mean, inv_std).
+    """
+    c = _batchnorm_operands(x, gamma, beta, running_mean, running_var)
+    inout_array(running_mean, "running_mean", dtype=x.dtype, shape=(c,))
+    inout_array(running_var, "running_var", dtype=x.dtype, shape=(c,))
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError(f"x: batch norm in training mode needs at least 2 samples per batch to "
+                         f"estimate a variance, got a batch of {n}")
+    out = output_array(out, "out", x.shape, x.dtype)
+    mean = output_array(mean, "mean", (c,), x.dtype)
+    inv_std = output_array(inv_std, "inv_std", (c,), x.dtype)
+    dt = x.dtype.type
+    mean[...] = x.sum(axis=0) / dt(n)
+    centered = x - mean
+    var = (centered * centered).sum(axis=0) / dt(n)
+    inv_std[...] = dt(1) / np.sqrt(var + dt(eps))
+    normalized = centered * inv_std
+    if gamma is not None:
+        normalized = normalized * gamma
+    if beta is not None:
+        normalized = normalized + beta
+    out[...] = normalized
+    running_mean[...] = dt(1.0 - momentum) * running_mean + dt(momentum) * mean
+    running_var[...] = dt(1.0 - momentum) * running_var + dt(momentum * n / (n - 1)) * var
+    return out, mean, inv_std
+
+
+def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, out=None, *, eps=1e-5):
+    """Batch norm with the running statistics, as torch in eval mode.  x (N, C), gamma, beta
+    (C,) or None, running_mean, running_var (C,) read only, out (N, C).
+
+    out = (x - running_mean) * (1 / sqrt(running_var + eps)) * gamma + beta.
+    """
+    c = _batchnorm_operands(x, gamma, beta, running_mean, running_var)
+    float_array(running_mean, "running_mean", dtype=x.dtype, shape=(c,))
+    float_array(running_var, "running_var", dtype=x.dtype, shape=(c,))
+    out = output_array(out, "out", x.shape, x.dtype)
+    dt = x.dtype.type
+    normalized = (x - running_mean) * (dt(1) / np.sqrt(running_var + dt(eps)))
+    if gamma is not None:
+        normalized = normalized * gamma
+    if beta is not None:
+        normalized = normalized + beta
+    out[...] = normalized
+    return out
+
+
+def batchnorm_backward(grad_out, x, mean, inv_std, gamma, grad_x=None, grad_gamma=None,
+                       grad_beta=None, *, training=True):
+    """Gradients of batch norm.  grad_out, x (N, C); mean, inv_std (C,) as the forward used
+    them (the batch's from batchnorm_forward_train, or running_mean and
+    1 / sqrt(running_var + eps) after an eval forward); gamma (C,) or None; grad_x (N, C);
+    grad_gamma, grad_beta (C,) or None, accumulated into (+=) as parameter gradients are.
+
+    x_hat = (x - mean) * inv_std; grad_beta += sum(g); grad_gamma += sum(g * x_hat);
+    training: grad_x = gamma * inv_std / N * (N g - sum(g) - x_hat * sum(g * x_hat))
+    (the batch statistics depend on x); eval: grad_x = g * gamma * inv_std. Returns grad_x.
+    """
+    float_array(grad_out, "grad_out", ndim=2)
+    n, c = grad_out.shape
+    dtype = grad_out.dtype
+    float_array(x, "x", dtype=dtype, shape=grad_out.shape)
+    float_array(mean, "mean", dtype=dtype, shape=(c,))
+    float_array(inv_std, "inv_std", dtype=dtype, shape=(c,))
+    optional_vector(gamma, "gamma", dtype, c)
+    for arr, arr_name in ((grad_gamma, "grad_gamma"), (grad_beta, "grad_beta")):
+        if arr is not None:
+            inout_array(arr, arr_name, dtype=dtype, shape=(c,))
+    grad_x = output_array(grad_x, "grad_x", grad_out.shape, dtype)
+    dt = dtype.type
+    x_hat = (x - mean) * inv_std
+    sum_g = grad_out.sum(axis=0)
+    sum_g_xhat = (grad_out * x_hat).sum(axis=0)
+    if grad_beta is not None:
+        grad_beta += sum_g
+    if grad_gamma is not None:
+        grad_gamma += sum_g_xhat
+    scale = inv_std if gamma is None else gamma * inv_std
+    if training:
+        grad_x[...] = (scale / dt(n)) * (dt(n) * grad_out - sum_g - x_hat * sum_g_xhat)
+    else:
+        grad_x[...] = grad_out * scale
+    return grad_x
+
+
+# ----------------------------------------------------------------------------- norms, clipping, penalties
+# Reductions to a scalar accumulate in float64 over fixed chunks of SUM_CHUNK elements (C
+# order), whose partial sums are then added in chunk order: a backend that splits the chunks
+# over threads gets the same bits on any thread count.
+SUM_CHUNK = 4096
+
+
+def _chunked_sum(values: np.ndarray) -> float:
+    flat = values.reshape(-1)
+    partials = [flat[i:i + SUM_CHUNK].sum() for i in range(0, flat.size, SUM_CHUNK)]
+    total = 0.0
+    for partial in partials:
+        total += float(partial)
+    return total
+
+
+def sum_squares(x):
+    """sum(x^2) over every element, as a Python float accumulated in float64.  x (...)."""
+    float_array(x, "x")
+    x64 = x.astype(np.float64)
+    return _chunked_sum(x64 * x64)
+
+
+def scale_inplace(x, *, alpha):
+    """x *= alpha in place (alpha rounded to x's dtype).  x (...)."""
+    inout_array(x, "x")
+    x *= x.dtype.type(alpha)
+    return x
+
+
+def clip_inplace(x, *, lo, hi):
+    """x = min(max(x, lo), hi) in place; NaN stays NaN.  x (...)."""
+    inout_array(x, "x")
+    if not lo <= hi:
+        raise ValueError(f"lo, hi: need lo <= hi, got lo={lo}, hi={hi}")
+    np.clip(x, x.dtype.type(lo), x.dtype.type(hi), out=x)
+    return x
+
+
+def _penalty_coefficients(l1, l2):
+    l1, l2 = float(l1), float(l2)
+    if not (l1 >= 0 and l2 >= 0):
+        raise ValueError(f"l1, l2: penalty coefficients must be >= 0, got l1={l1}, l2={l2}")
+    return l1, l2
+
+
+def weight_penalty_forward(w, *, l1, l2):
+    """l1 * sum|w| + l2 * sum(w^2), a Python float accumulated in float64 (fixed chunks).  w (...)."""
+    float_array(w, "w")
+    l1, l2 = _penalty_coefficients(l1, l2)
+    w64 = w.astype(np.float64)
+    return l1 * _chunked_sum(np.abs(w64)) + l2 * _chunked_sum(w64 * w64)
+
+
+def weight_penalty_backward(w, grad, *, l1, l2):
+    """grad += l1 * sign(w) + (2 l2) * w in place, in w's dtype (sign(0) = 0).  w, grad (...)."""
+    float_array(w, "w")
+    inout_array(grad, "grad", dtype=w.dtype, shape=w.shape)
+    l1, l2 = _penalty_coefficients(l1, l2)
+    dt = w.dtype.type
+    grad += dt(l1) * np.sign(w) + dt(2.0 * l2) * w
+    return grad

@@ -26,6 +26,10 @@ class Trainer:
     def epoch(self) -> float:
         raise NotImplementedError
 
+    def predict_one(self, x: np.ndarray):
+        """The model's output for one sample x (features,), as a user would call it."""
+        raise NotImplementedError
+
 
 class NnfastTrainer(Trainer):
     def __init__(self, backend, sizes, X, y, batch, lr=1e-3, seed=0):
@@ -55,6 +59,10 @@ class NnfastTrainer(Trainer):
 
     def epoch(self):
         return self._fit(self.X, self.y)
+
+    def predict_one(self, x):
+        with self.nnfast.backend(self.backend):
+            return self.model.predict(x)
 
 
 class NumpyBlueprintTrainer(Trainer):
@@ -149,6 +157,10 @@ class TorchTrainer(Trainer):
             loss = self._step(self.X[idx], self.y[idx])
         return float(loss)
 
+    def predict_one(self, x):
+        with self.torch.inference_mode():
+            return self.model(self.torch.from_numpy(x)[None, :])
+
 
 class JaxTrainer(Trainer):
     name = "jax-jit"
@@ -159,13 +171,16 @@ class JaxTrainer(Trainer):
         self.jax, self.jnp = jax, jnp
         params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in initial_weights(sizes, seed)]
 
-        def loss_fn(params, xb, yb):
+        def forward(params, xb):
             h = xb
             for i, (w, b) in enumerate(params):
                 h = h @ w + b
                 if i < len(params) - 1:
                     h = jax.nn.relu(h)
-            logp = jax.nn.log_softmax(h)
+            return h
+
+        def loss_fn(params, xb, yb):
+            logp = jax.nn.log_softmax(forward(params, xb))
             return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
 
         b1, b2, eps = 0.9, 0.999, 1e-8
@@ -181,6 +196,7 @@ class JaxTrainer(Trainer):
             return params, m, v, loss
 
         self._step = step
+        self._forward = jax.jit(lambda params, x: forward(params, x[None, :]))
         self.params = params
         self.m = jax.tree_util.tree_map(jnp.zeros_like, params)
         self.v = jax.tree_util.tree_map(jnp.zeros_like, params)
@@ -205,3 +221,7 @@ class JaxTrainer(Trainer):
             self.params, self.m, self.v, loss = self._step(self.params, self.m, self.v, self.t,
                                                            self.X[idx], self.y[idx])
         return float(loss)
+
+
+    def predict_one(self, x):
+        return self._forward(self.params, x).block_until_ready()

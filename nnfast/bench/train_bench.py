@@ -76,6 +76,30 @@ def measure(trainer, rounds: int, samples: int) -> float:
     return statistics.median(rates)
 
 
+def predict_latency(trainer, x, calls: int = 2000, rounds: int = 5) -> float:
+    """Median over rounds of the mean seconds per single-sample predict call."""
+    trainer.predict_one(x)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            trainer.predict_one(x)
+        times.append((time.perf_counter() - start) / calls)
+    return statistics.median(times)
+
+
+def run_latency(peers_, threads, notes):
+    """Single-sample predict latency on 784-128-64-10, in microseconds."""
+    set_threads(threads)
+    X, y = synthetic_data(n=1024)
+    trainers = make_trainers([p for p in peers_ if p != "numpy-blueprint"], ARCHITECTURES["784-128-64-10"],
+                             X, y, 64, notes)
+    latency = {t.name: 1e6 * predict_latency(t, X[0]) for t in trainers}
+    print("single-sample predict latency (us): " +
+          ", ".join(f"{k} {v:.1f}" for k, v in latency.items()), flush=True)
+    return latency
+
+
 def set_threads(threads: int) -> None:
     import nnfast
     nnfast.set_num_threads(threads)
@@ -122,6 +146,17 @@ def format_row(row) -> str:
     if peer and "nnfast-cpp" in row["rates"]:
         parts.append(f"cpp/{peer} {row['rates']['nnfast-cpp'] / peer_rate:.2f}x")
     return "  ".join(parts)
+
+
+def latency_markdown(latency) -> str:
+    if not latency:
+        return ""
+    out = ["", "## Single-sample predict latency, 784-128-64-10 (microseconds, median of 5 x 2000 calls)", "",
+           "| framework | latency (us) | nnfast-cpp speed-up |", "| --- | --- | --- |"]
+    ours = latency.get("nnfast-cpp")
+    for name, us in latency.items():
+        out.append(f"| {name} | {us:.1f} | {us / ours:.2f}x |" if ours else f"| {name} | {us:.1f} | - |")
+    return "\n".join(out) + "\n"
 
 
 def markdown(rows, notes, threads, rounds, command) -> str:
@@ -175,10 +210,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--markdown", type=Path, help="write the results table to this file")
     parser.add_argument("--plot", type=Path, help="save samples/s against batch size (PNG)")
+    parser.add_argument("--no-latency", action="store_true", help="skip the single-sample latency test")
     args = parser.parse_args(argv)
     rows, notes = run(args.arch, args.batch, args.peers, args.rounds, args.threads)
+    latency = {} if args.no_latency else run_latency(args.peers, args.threads, notes)
     command = "python -m nnfast bench " + " ".join(argv if argv is not None else [])
-    text = markdown(rows, notes, args.threads, args.rounds, command.strip())
+    text = markdown(rows, notes, args.threads, args.rounds, command.strip()) + latency_markdown(latency)
     print(text)
     if args.markdown:
         args.markdown.write_text(text)

@@ -1,8 +1,18 @@
 """Layers and containers."""
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .batchnorm import BatchNorm1d
 from .dense import Dense
+from .dropout import Dropout
 from .module import Layer, Parameter
+from .registry import layer_from_config, layer_to_config, register_layer
+from .residual import Residual
 from .sequential import Sequential
 
-__all__ = ["Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU", "Sequential",
-           "Layer", "Parameter"]
+for _cls in (Dense, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, GELU, Dropout, BatchNorm1d, Residual,
+             Sequential):
+    register_layer(_cls)
+del _cls
+
+__all__ = ["Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU", "Dropout",
+           "BatchNorm1d", "Residual", "Sequential", "Layer", "Parameter", "register_layer",
+           "layer_to_config", "layer_from_config"]

@@ -30,6 +30,9 @@ class _Activation(Layer):
                              f"got {grad_out.shape}")
         return get_backend().activation_backward(self.kind, grad_out, x, y, **self._params())
 
+    def get_config(self):
+        return {}
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -46,6 +49,9 @@ class LeakyReLU(_Activation):
 
     def _params(self):
         return {"negative_slope": self.alpha}
+
+    def get_config(self):
+        return {"alpha": self.alpha}
 
     def __repr__(self):
         return f"LeakyReLU(alpha={self.alpha})"
@@ -74,6 +80,9 @@ class GELU(_Activation):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
         self.kind = "gelu" if approximate == "none" else "gelu_tanh"
+
+    def get_config(self):
+        return {"approximate": self.approximate}
 
     def __repr__(self):
         return f"GELU(approximate={self.approximate!r})"

@@ -19,13 +19,25 @@ def init_weight(init: str, fan_in: int, fan_out: int, rng: np.random.Generator) 
     raise ValueError(f"init: expected one of {INITS}, got {init!r}")
 
 
+def penalty_coefficient(value, name: str) -> float:
+    value = float(value)
+    if not value >= 0:  # NaN fails too
+        raise ValueError(f"{name}: the penalty coefficient must be >= 0, got {value}")
+    return value
+
+
 class Dense(Layer):
-    """y = x @ weight + bias.  x (N, in_features), weight (in, out), bias (out,), y (N, out)."""
+    """y = x @ weight + bias.  x (N, in_features), weight (in, out), bias (out,), y (N, out).
+
+    l1, l2: penalties on the weight (not the bias), as Keras's kernel_regularizer:
+    l1 * sum|W| + l2 * sum(W^2) is added to the loss that fit() reports, and its gradient
+    l1 * sign(W) + 2 l2 * W to the weight gradient in every backward().
+    """
 
     can_skip_input_grad = True
 
     def __init__(self, in_features: int, out_features: int, init: str = "he", seed=None,
-                 dtype=np.float32):
+                 dtype=np.float32, l1: float = 0.0, l2: float = 0.0):
         for arg, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Dense: {arg} must be a positive integer, got {value!r}")
@@ -34,6 +46,7 @@ class Dense(Layer):
             raise TypeError(f"Dense: dtype must be float32 or float64, got {self.dtype}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.init = init
+        self.l1, self.l2 = penalty_coefficient(l1, "l1"), penalty_coefficient(l2, "l2")
         rng = np.random.default_rng(seed)
         weight = init_weight(init, self.in_features, self.out_features, rng)
         self.weight_param = Parameter(weight.astype(self.dtype), "weight")
@@ -65,9 +78,22 @@ class Dense(Layer):
         B = get_backend()
         B.gemm(x, grad_out, out=self.weight_param.grad, trans_a=True, beta=1.0)
         B.bias_grad(grad_out, out=self.bias_param.grad, beta=1.0)
+        if self.l1 or self.l2:
+            B.weight_penalty_backward(self.weight, self.weight_param.grad, l1=self.l1, l2=self.l2)
         if not need_input_grad:
             return None
         return B.gemm(grad_out, self.weight, trans_b=True)
 
+    def penalty(self) -> float:
+        if not (self.l1 or self.l2):
+            return 0.0
+        return get_backend().weight_penalty_forward(self.weight, l1=self.l1, l2=self.l2)
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "init": self.init, "dtype": self.dtype.name, "l1": self.l1, "l2": self.l2}
+
     def __repr__(self):
-        return f"Dense({self.in_features}, {self.out_features}, init={self.init!r}, dtype={self.dtype.name})"
+        penalties = "".join(f", {k}={v}" for k, v in (("l1", self.l1), ("l2", self.l2)) if v)
+        return (f"Dense({self.in_features}, {self.out_features}, init={self.init!r}, "
+                f"dtype={self.dtype.name}{penalties})")

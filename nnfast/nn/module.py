@@ -42,9 +42,17 @@ def as_float_input(x, dtype, name: str = "x") -> np.ndarray:
 
 
 class Layer:
-    """Base class: forward(x) -> y, backward(grad_y) -> grad_x, parameters()."""
+    """Base class: forward(x) -> y, backward(grad_y) -> grad_x, parameters().
+
+    Containers list their sub-layers in children(); a layer with non-trainable arrays
+    (running statistics) returns them from buffers(); a layer with an L1/L2 penalty
+    returns its value from penalty(). get_config() gives the constructor arguments that
+    nnfast.save writes as JSON, get_state()/set_state() any scalar state beyond them.
+    """
 
     training = True
+    # The smallest batch a training-mode forward accepts (BatchNorm1d needs 2).
+    min_train_batch = 1
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -68,6 +76,35 @@ class Layer:
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.zero_grad()
+
+    def children(self) -> list["Layer"]:
+        return []
+
+    def modules(self):
+        """This layer and every layer inside it, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def buffers(self) -> list[np.ndarray]:
+        """Arrays that are state but not trained (updated in place, saved with the model)."""
+        return []
+
+    def penalty(self) -> float:
+        """The L1/L2 penalty this layer adds to the loss (0 for most layers)."""
+        return 0.0
+
+    def get_config(self) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} does not define get_config(), so it "
+                                  "cannot be saved; define get_config() and register the class "
+                                  "with nnfast.nn.register_layer")
+
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__}: unexpected saved state {sorted(state)}")
 
     def _saved(self, *names):
         values = [getattr(self, n, None) for n in names]

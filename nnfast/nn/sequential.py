@@ -11,6 +11,8 @@ class Sequential(Layer):
     and returns the gradient with respect to the input; fit/evaluate/predict train and use it.
     """
 
+    can_skip_input_grad = True
+
     def __init__(self, *layers: Layer):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
@@ -30,12 +32,13 @@ class Sequential(Layer):
 
     @property
     def in_features(self) -> int | None:
-        return next((layer.in_features for layer in self.layers if hasattr(layer, "in_features")), None)
+        return next((layer.in_features for layer in self.layers
+                     if getattr(layer, "in_features", None) is not None), None)
 
     @property
     def out_features(self) -> int | None:
         return next((layer.out_features for layer in reversed(self.layers)
-                     if hasattr(layer, "out_features")), None)
+                     if getattr(layer, "out_features", None) is not None), None)
 
     def forward(self, x):
         x = as_float_input(x, self.dtype)
@@ -59,6 +62,32 @@ class Sequential(Layer):
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
+
+    def children(self):
+        return list(self.layers)
+
+    def buffers(self):
+        return [b for layer in self.layers for b in layer.buffers()]
+
+    def penalty(self) -> float:
+        """The sum of the layers' L1/L2 penalties: add it to the loss in a manual loop
+        (backward() already adds its gradient); fit() reports loss + penalty."""
+        return sum((layer.penalty() for layer in self.layers), 0.0)
+
+    def get_config(self):
+        from .registry import layer_to_config
+        return {"layers": [layer_to_config(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        from .registry import layer_from_config
+        return cls(*[layer_from_config(entry) for entry in config["layers"]])
+
+    def save(self, path) -> None:
+        """Write the architecture, weights, running statistics and optimizer state to `path`
+        (an .npz archive without pickles); nnfast.load(path) gives the model back."""
+        from ..saving import save
+        save(self, path)
 
     def train(self, mode: bool = True):
         self.training = mode

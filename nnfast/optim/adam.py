@@ -9,7 +9,7 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params=None, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, clipnorm=None, clipvalue=None):
         beta1, beta2 = betas
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"{type(self).__name__}: betas must lie in [0, 1), got {betas}")
@@ -17,7 +17,11 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: eps must be > 0 and weight_decay >= 0")
         self.betas = (float(beta1), float(beta2))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
-        super().__init__(params, lr=lr)
+        super().__init__(params, lr=lr, clipnorm=clipnorm, clipvalue=clipvalue)
+
+    def get_config(self):
+        return {**super().get_config(), "betas": list(self.betas), "eps": self.eps,
+                "weight_decay": self.weight_decay}
 
     def _new_state(self, p):
         return {"m": self._zeros_like(p), "v": self._zeros_like(p)}
@@ -35,5 +39,6 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, params=None, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+                 weight_decay: float = 0.01, clipnorm=None, clipvalue=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         clipnorm=clipnorm, clipvalue=clipvalue)

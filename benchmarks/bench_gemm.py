@@ -1,0 +1,267 @@
+"""GEMM benchmark: nnfast's C++ GEMM against numpy.matmul (OpenBLAS) at the same thread count.
+
+    python benchmarks/bench_gemm.py                 # the table
+    python benchmarks/bench_gemm.py --write          # ... also written to benchmarks/RESULTS_gemm.md
+    python benchmarks/bench_gemm.py --quick          # fewer rounds
+    pytest benchmarks/bench_gemm.py --benchmark-enable   # pytest-benchmark view of a few cases
+
+Cases: the MLP layers (M x K x N) forward (NN), their weight gradient dW = X^T dY (TN) and
+input gradient dX = dY W^T (NT), at 1 and 2 threads; 1024^3 float32 against one core's FMA
+peak, measured in the same run by a tiny FMA loop (nnfast._core._fma_peak_gflops); and the
+fused Dense forward act(X W + b) in one call against np.maximum(X @ W + b, 0).
+
+Every case is checked against NumPy before it is timed. The machine may be shared, so
+peers are timed in alternation, round after round, and the table reports medians; the
+ratio is the median of the per-round ratios (each round times both sides back to back).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from nnfast import _core
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
+MLP_LAYERS = [(64, 784, 128), (64, 128, 64), (256, 784, 128), (1024, 784, 128), (256, 128, 10)]
+SAMPLE_SECONDS = 0.004  # short samples: a time slice lost to another process spoils few
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS_gemm.md")
+
+
+def layer_cases(layers=MLP_LAYERS):
+    """(label, M, K, N, trans_a, trans_b) for each layer's forward, dW and dX products."""
+    for m, k, n in layers:
+        yield "forward", m, k, n, False, False
+        yield "dW", k, m, n, True, False
+        yield "dX", m, n, k, False, True
+
+
+def operands(m, k, n, trans_a, trans_b, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def calls_per_sample(fn):
+    fn()
+    t = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t, 1e-7)
+    return max(1, int(SAMPLE_SECONDS / once))
+
+
+def time_pair(fn_a, fn_b, rounds):
+    """Median seconds per call of each, and the median over rounds of time_b / time_a."""
+    na, nb = calls_per_sample(fn_a), calls_per_sample(fn_b)
+    ta, tb = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(na):
+            fn_a()
+        ta.append((time.perf_counter() - t) / na)
+        t = time.perf_counter()
+        for _ in range(nb):
+            fn_b()
+        tb.append((time.perf_counter() - t) / nb)
+    ratio = statistics.median(b / a for a, b in zip(ta, tb))
+    return statistics.median(ta), statistics.median(tb), ratio
+
+
+def check(got, expected, k, what):
+    tol = 4 * k * np.finfo(np.float32).eps * (np.abs(expected).max() + 1)
+    err = np.abs(got.astype(np.float64) - expected).max()
+    if not err <= tol:
+        raise AssertionError(f"{what}: nnfast differs from NumPy by {err:.3g} (> {tol:.3g})")
+
+
+class Limits:
+    """nnfast and OpenBLAS both at `threads`."""
+
+    def __init__(self, threads):
+        self.threads = threads
+
+    def __enter__(self):
+        self.saved = _core.get_num_threads()
+        _core.set_num_threads(self.threads)
+        self.ctx = threadpool_limits(self.threads, user_api="blas") if threadpool_limits else None
+        if self.ctx:
+            self.ctx.__enter__()
+
+    def __exit__(self, *exc):
+        if self.ctx:
+            self.ctx.__exit__(*exc)
+        _core.set_num_threads(self.saved)
+
+
+def gemm_row(label, m, k, n, trans_a, trans_b, threads, rounds, peak):
+    a, b = operands(m, k, n, trans_a, trans_b)
+    opa, opb = (a.T if trans_a else a), (b.T if trans_b else b)
+    out, out_np = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
+    with Limits(threads):
+        _core.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b)
+        check(out, opa.astype(np.float64) @ opb, k, f"{label} {m}x{k}x{n}")
+        t_nf, t_np, ratio = time_pair(
+            lambda: _core.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b),
+            lambda: np.matmul(opa, opb, out=out_np), rounds)
+    flops = 2.0 * m * n * k
+    return dict(case=label, shape=f"{m}x{k}x{n}", trans=("T" if trans_a else "N") + ("T" if trans_b else "N"),
+                threads=threads, nnfast=flops / t_nf * 1e-9, peer=flops / t_np * 1e-9, ratio=ratio,
+                peak_pct=100 * flops / t_nf * 1e-9 / (peak * threads))
+
+
+def dense_row(m, k, n, threads, rounds, peak):
+    x, w = operands(m, k, n, False, False)
+    bias = np.random.default_rng(1).standard_normal(n).astype(np.float32)
+    out = np.empty((m, n), np.float32)
+    with Limits(threads):
+        _core.gemm(x, w, out, bias=bias, activation="relu")
+        check(out, np.maximum(x.astype(np.float64) @ w + bias, 0), k, f"dense {m}x{k}x{n}")
+        t_nf, t_np, ratio = time_pair(
+            lambda: _core.gemm(x, w, out, bias=bias, activation="relu"),
+            lambda: np.maximum(x @ w + bias, 0), rounds)
+    flops = 2.0 * m * n * k
+    return dict(case="dense+relu", shape=f"{m}x{k}x{n}", trans="NN", threads=threads,
+                nnfast=flops / t_nf * 1e-9, peer=flops / t_np * 1e-9, ratio=ratio,
+                peak_pct=100 * flops / t_nf * 1e-9 / (peak * threads))
+
+
+def big_row(threads, rounds):
+    """1024^3 with the FMA peak measured between the rounds, so both see the same machine."""
+    m = k = n = 1024
+    a, b = operands(m, k, n, False, False)
+    out, out_np = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
+    t_nf, t_np, ratios, peaks = [], [], [], []
+    with Limits(threads):
+        _core.gemm(a, b, out)
+        check(out, a.astype(np.float64) @ b, k, "1024^3")
+        for _ in range(rounds):
+            peaks.append(_core._fma_peak_gflops(0.02))
+            t = time.perf_counter()
+            _core.gemm(a, b, out)
+            t_nf.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            np.matmul(a, b, out=out_np)
+            t_np.append(time.perf_counter() - t)
+            ratios.append(t_np[-1] / t_nf[-1])
+    flops = 2.0 * m * n * k
+    peak = statistics.median(peaks)
+    nf = flops / statistics.median(t_nf) * 1e-9
+    return dict(case="square", shape="1024x1024x1024", trans="NN", threads=threads, nnfast=nf,
+                peer=flops / statistics.median(t_np) * 1e-9, ratio=statistics.median(ratios),
+                peak_pct=100 * nf / (peak * threads)), peak
+
+
+def run(rounds, thread_counts=(1, 2)):
+    rows = []
+    square, peak = big_row(1, max(rounds, 15))
+    rows.append(square)
+    for threads in thread_counts:
+        for label, m, k, n, ta, tb in layer_cases():
+            rows.append(gemm_row(label, m, k, n, ta, tb, threads, rounds, peak))
+            print(format_row(rows[-1]), file=sys.stderr, flush=True)
+    for threads in thread_counts:
+        for m, k, n in MLP_LAYERS:
+            rows.append(dense_row(m, k, n, threads, rounds, peak))
+    if 2 in thread_counts:
+        rows.append(big_row(2, max(rounds, 15))[0])
+    return rows, peak
+
+
+HEADER = ("| case | shape (M x K x N) | trans | threads | nnfast GFLOP/s | OpenBLAS GFLOP/s "
+          "| ratio | % of peak |\n|---|---|---|---:|---:|---:|---:|---:|")
+
+
+def format_row(r):
+    return (f"| {r['case']} | {r['shape']} | {r['trans']} | {r['threads']} | {r['nnfast']:.1f} "
+            f"| {r['peer']:.1f} | {r['ratio']:.2f} | {r['peak_pct']:.0f}% |")
+
+
+def report(rows, peak, command):
+    isa = _core.gemm_isa()
+    lines = [
+        f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); nnfast ISA: {isa}; "
+        f"FMA peak (one core, {isa} float32): {peak:.1f} GFLOP/s",
+        f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}; command: `{command}`",
+        "Peer: numpy.matmul (OpenBLAS " + blas_version() + "), same thread count via threadpoolctl. "
+        "GFLOP/s from median times; ratio = median over rounds of OpenBLAS time / nnfast time "
+        "(> 1: nnfast faster); % of peak = nnfast GFLOP/s / (FMA peak x threads). "
+        "dense+relu compares one fused call with np.maximum(x @ W + b, 0).",
+        "",
+        HEADER,
+    ]
+    lines += [format_row(r) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def blas_version():
+    if threadpool_limits is None:
+        return "version unknown"
+    from threadpoolctl import threadpool_info
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            return f"{lib.get('version')}, {lib.get('architecture')} kernels"
+    return "version unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=31)
+    parser.add_argument("--quick", action="store_true", help="9 rounds")
+    parser.add_argument("--write", action="store_true", help=f"also write {RESULTS}")
+    args = parser.parse_args(argv)
+    rounds = 9 if args.quick else args.rounds
+    rows, peak = run(rounds)
+    text = report(rows, peak, "python benchmarks/bench_gemm.py" + "".join(" " + a for a in (argv or sys.argv[1:])))
+    print(text)
+    if args.write:
+        with open(RESULTS, "w") as f:
+            f.write("# GEMM benchmark\n\n" + text)
+
+
+# ----------------------------------------------------------------------- pytest-benchmark view
+try:
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None
+
+if pytest is not None:
+    @pytest.mark.parametrize("case", list(layer_cases(MLP_LAYERS[:2])), ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}x{c[3]}")
+    @pytest.mark.parametrize("impl", ["nnfast", "openblas"])
+    def test_gemm(benchmark, case, impl):
+        label, m, k, n, ta, tb = case
+        a, b = operands(m, k, n, ta, tb)
+        opa, opb = (a.T if ta else a), (b.T if tb else b)
+        out = np.empty((m, n), np.float32)
+        with Limits(1):
+            if impl == "nnfast":
+                _core.gemm(a, b, out, trans_a=ta, trans_b=tb)
+                check(out, opa.astype(np.float64) @ opb, k, label)
+                benchmark(_core.gemm, a, b, out, trans_a=ta, trans_b=tb)
+            else:
+                benchmark(np.matmul, opa, opb, out=out)
+
+
+if __name__ == "__main__":
+    main()

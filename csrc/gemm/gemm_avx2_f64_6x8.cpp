@@ -1,0 +1,10 @@
+// AVX2/FMA float64 microkernel: 6 rows x 8 columns (2 ymm of 4 doubles per row).
+#include "gemm/gemm_avx2_vec.h"
+#include "gemm/gemm_simd_tile.h"
+#include "gemm/gemm_x86_pack.h"
+
+namespace nnfast {
+
+MicroKernel<double> gemm_avx2_f64_6x8() { return {&simd_kernel<Avx2F64, 6, 2>, 6, 8, &pack_panels_x86<double>}; }
+
+}  // namespace nnfast

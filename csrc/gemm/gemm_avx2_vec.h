@@ -1,0 +1,66 @@
+// AVX2/FMA vector traits for gemm_simd_tile.h. Only the *_avx2_* translation units include
+// this, and they are compiled with -mavx2 -mfma; run them only where cpuid said so.
+#pragma once
+
+#include <immintrin.h>
+
+namespace nnfast {
+namespace {
+
+// Lane i of the mask is set (all ones) for i < lanes: the form vmaskmov wants.
+inline __m256i avx2_lane_mask(int lanes, int lane_bits) {
+  const __m256i index = lane_bits == 32 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+                                        : _mm256_setr_epi64x(0, 1, 2, 3);
+  const __m256i limit = lane_bits == 32 ? _mm256_set1_epi32(lanes) : _mm256_set1_epi64x(lanes);
+  return lane_bits == 32 ? _mm256_cmpgt_epi32(limit, index) : _mm256_cmpgt_epi64(limit, index);
+}
+
+struct Avx2F32 {
+  using T = float;
+  using V = __m256;
+  using Mask = __m256i;
+  static constexpr int L = 8;
+  static Mask tail_mask(int lanes) { return avx2_lane_mask(lanes, 32); }
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(T x) { return _mm256_set1_ps(x); }
+  static V load(const T* p) { return _mm256_loadu_ps(p); }
+  static V load_tail(Mask m, const T* p) { return _mm256_maskload_ps(p, m); }
+  static void store(T* p, V x) { _mm256_storeu_ps(p, x); }
+  static void store_tail(T* p, Mask m, V x) { _mm256_maskstore_ps(p, m, x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  // Zero where !(x > 0), NaN included, exactly as the scalar x > 0 ? x : 0.
+  static V relu(V x) { return _mm256_and_ps(x, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ)); }
+  static V leaky_relu(V x, V slope) {
+    const V pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);
+    return _mm256_blendv_ps(_mm256_mul_ps(x, slope), x, pos);
+  }
+  static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+};
+
+struct Avx2F64 {
+  using T = double;
+  using V = __m256d;
+  using Mask = __m256i;
+  static constexpr int L = 4;
+  static Mask tail_mask(int lanes) { return avx2_lane_mask(lanes, 64); }
+  static V zero() { return _mm256_setzero_pd(); }
+  static V set1(T x) { return _mm256_set1_pd(x); }
+  static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static V load_tail(Mask m, const T* p) { return _mm256_maskload_pd(p, m); }
+  static void store(T* p, V x) { _mm256_storeu_pd(p, x); }
+  static void store_tail(T* p, Mask m, V x) { _mm256_maskstore_pd(p, m, x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static V relu(V x) { return _mm256_and_pd(x, _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ)); }
+  static V leaky_relu(V x, V slope) {
+    const V pos = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ);
+    return _mm256_blendv_pd(_mm256_mul_pd(x, slope), x, pos);
+  }
+  static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+};
+
+}  // namespace
+}  // namespace nnfast

@@ -1,0 +1,359 @@
+// The GEMM driver: cache blocking, packing and threads around the active ISA's microkernel
+// (gemm_kernel.h). No ISA-specific code lives here.
+//
+// Loops, for one thread's rectangle of C (BLIS's five loops, roles named for row-major C):
+//   ic: rows of A in blocks of mc            (the packed A block streams from L3)
+//    pc: the reduction in blocks of kc       (beta applies on the first, epilogue on the last)
+//     jc: columns of B in blocks of nc       (the packed B block, kc x nc, stays in L2)
+//      ir: MR-row micro-panels of A          (one micro-panel, MR x kc, is reused from L1 ...)
+//       jr: NR-column micro-panels of B      (... against every micro-panel of the B block)
+// Operands that are already laid out well enough are not packed: B when it is not
+// transposed and small enough to stay in L2, or read only a few times; A when few B
+// micro-panels reuse each A micro-panel (small N), since packing A costs as much as
+// reading it. The kernels take strided operands directly, so small matrices (batch-1
+// inference, 64 x 10 layers) run without touching a packing buffer.
+//
+// Threads: C is split into a grid of rectangles, one per thread, whole tiles each, and
+// every thread runs the loops above on its own with its own packing buffers. K is never
+// split, and the blocking (kc) depends only on the shape, so every element of C is
+// computed by the same operations in the same order on any number of threads.
+#include <algorithm>
+#include <cstdlib>
+#include <cstdint>
+#include <new>
+
+#include "common/parallel.h"
+#include "common/threading.h"
+#include "gemm/gemm.h"
+#include "gemm/gemm_dispatch.h"
+#include "gemm/gemm_kernel.h"
+
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+
+namespace nnfast {
+
+namespace {
+
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+struct CacheSizes {
+  int64_t l1d = 32 << 10;
+  int64_t l2 = 512 << 10;
+};
+
+// Per-core data caches, for the blocking. The defaults suit every x86-64 of the last decade
+// closely enough when the OS does not say.
+const CacheSizes& cache_sizes() {
+  static const CacheSizes sizes = [] {
+    CacheSizes s;
+#if defined(__linux__) && defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+    const long l1 = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (l1 >= (16 << 10) && l1 <= (1 << 20)) s.l1d = l1;
+    if (l2 >= (128 << 10) && l2 <= (64 << 20)) s.l2 = l2;
+#endif
+    return s;
+  }();
+  return sizes;
+}
+
+// Grow-only, 64-byte-aligned scratch owned by the calling thread: sized before the parallel
+// region (no allocation inside it), reused by every later call of the same or smaller size.
+class Workspace {
+ public:
+  ~Workspace() { std::free(raw_); }
+  void* get(size_t bytes) {
+    if (bytes > size_) {
+      std::free(raw_);
+      raw_ = nullptr;
+      size_ = 0;
+      raw_ = std::malloc(bytes + kAlign);
+      if (!raw_) throw std::bad_alloc();
+      size_ = bytes;
+    }
+    const auto address = reinterpret_cast<std::uintptr_t>(raw_);
+    return reinterpret_cast<void*>((address + kAlign - 1) & ~std::uintptr_t(kAlign - 1));
+  }
+
+ private:
+  static constexpr size_t kAlign = 64;
+  void* raw_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Two per calling thread: packing buffers, and the C^T scratch of run_transposed.
+Workspace& caller_workspace(int which) {
+  thread_local Workspace ws[2];
+  return ws[which];
+}
+
+template <typename T>
+struct Problem {
+  bool trans_a, trans_b;
+  int64_t M, N, K;
+  T alpha;
+  const T* A;
+  int64_t lda;
+  const T* B;
+  int64_t ldb;
+  T beta;
+  T* C;
+  int64_t ldc;
+  GemmEpilogue<T> ep;
+};
+
+// A range split into `parts` contiguous pieces whose sizes differ by at most one: piece i
+// starts at begin(i). Used for threads' rows and for the rows of the register tiles, so
+// that no tile is left with a sliver of rows (a 2-row tile runs at FMA latency, not
+// throughput).
+struct EvenSplit {
+  int64_t size, parts;
+  int64_t begin(int64_t i) const { return i * (size / parts) + std::min(i, size % parts); }
+};
+
+struct Plan {
+  int mr, nr;
+  int64_t kc;         // reduction block: depends only on K and the kernel
+  int64_t mc, nc;     // A rows / B columns per block (nc a multiple of nr)
+  bool pack_a, pack_b;
+  int grid_m, grid_n;  // threads along M (even row split) and N (split in whole nr tiles)
+};
+
+// The reduction block: an A micro-panel (mr x kc) in about half of L1 (it is reused
+// there against every B micro-panel), and K split into equal blocks so the last one is not
+// a sliver.
+int64_t choose_kc(int64_t K, int mr, size_t elem) {
+  const int64_t fit = (cache_sizes().l1d / 2) / (static_cast<int64_t>(mr) * static_cast<int64_t>(elem));
+  int64_t kc_max = std::max<int64_t>(64, std::min<int64_t>(fit, 512) / 16 * 16);
+  if (const char* e = std::getenv("NNFAST_DEV_KC")) kc_max = std::atoi(e);  // DEV
+  const int64_t blocks = ceil_div(K, kc_max);
+  return round_up(ceil_div(K, blocks), 4);
+}
+
+// FMAs below which one thread is faster than waking others (OpenMP fork/join costs a few
+// microseconds; this is about that much work).
+constexpr int64_t kMinFmaPerThread = int64_t(1) << 17;
+
+template <typename T>
+Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  Plan p;
+  p.mr = kern.mr;
+  p.nr = kern.nr;
+  const int64_t elem = static_cast<int64_t>(sizeof(T));
+  const int64_t M = pr.M, N = pr.N, K = pr.K;
+  p.kc = choose_kc(K, p.mr, sizeof(T));
+  const int64_t l2 = cache_sizes().l2;
+
+  // Threads: the grid (gm x gn) with the least estimated time per thread: its FMAs (rows
+  // padded to whole tiles, each tile costing about one row more, columns to whole
+  // vectors) plus what it packs (an element copy costs about nr FMAs).
+  const int64_t mtiles = ceil_div(M, p.mr), ntiles = ceil_div(N, p.nr);
+  const int threads = static_cast<int>(
+      std::min<int64_t>(threads_for(M * N * K, kMinFmaPerThread), mtiles * ntiles));
+  p.grid_m = 1;
+  p.grid_n = 1;
+  double best = -1;
+  for (int gm = 1; gm <= threads; ++gm) {
+    if (threads % gm) continue;
+    const int gn = threads / gm;
+    if (gm > M || gn > ntiles) continue;
+    const int64_t rows = ceil_div(M, gm);
+    const double row_cost = static_cast<double>(rows + ceil_div(rows, p.mr));
+    const double cols = static_cast<double>(ceil_div(ntiles, gn) * p.nr);
+    const double pack = static_cast<double>(p.nr) * (pr.trans_b ? cols * K : 0.0);
+    const double cost = row_cost * cols * K + pack;
+    if (best < 0 || cost < best) {
+      best = cost;
+      p.grid_m = gm;
+      p.grid_n = gn;
+    }
+  }
+  const int64_t rows_per_thread = ceil_div(M, p.grid_m);
+  const int64_t cols_per_thread = std::min(N, ceil_div(ntiles, p.grid_n) * p.nr);
+
+  // B is read by every A micro-panel of a thread. Unpacked it is fine when it is not
+  // transposed and either fits in half of L2 or is read by at most two micro-panels.
+  const int64_t b_bytes = K * cols_per_thread * elem;
+  p.pack_b = pr.trans_b || (b_bytes > l2 / 2 && rows_per_thread > 2 * p.mr);
+  // An A micro-panel is read once per B micro-panel: pack it when that is many times.
+  p.pack_a = cols_per_thread > 8 * p.nr;
+  if (const char* e = std::getenv("NNFAST_DEV_PACKA")) p.pack_a = std::atoi(e);  // DEV
+  if (const char* e = std::getenv("NNFAST_DEV_PACKB")) p.pack_b = std::atoi(e) || pr.trans_b;  // DEV
+
+  // Block sizes: the packed B block (kc x nc) in half of L2; the A block as tall as the
+  // thread's rows, up to ~4 MiB packed (it streams; taller only saves re-packing B).
+  p.nc = std::max<int64_t>(p.nr, (l2 / 2) / (p.kc * elem) / p.nr * p.nr);
+  const int64_t mc_cap = std::max<int64_t>(p.mr, (int64_t(4) << 20) / (p.kc * elem) / p.mr * p.mr);
+  p.mc = std::min(rows_per_thread, mc_cap);
+  return p;
+}
+
+// One thread's rectangle of C: rows [m0, m1), columns [n0, n1).
+template <typename T>
+void gemm_rectangle(const Problem<T>& pr, const Plan& plan, const MicroKernel<T>& kern,
+                    int64_t m0, int64_t m1, int64_t n0, int64_t n1, T* a_buf, T* b_buf) {
+  const int mr = plan.mr, nr = plan.nr;
+  MicroTile<T> t;
+  t.alpha = pr.alpha;
+  t.slope = pr.ep.negative_slope;
+  t.ldc = pr.ldc;
+  for (int64_t ic = m0; ic < m1; ic += plan.mc) {
+    const int64_t mcur = std::min(plan.mc, m1 - ic);
+    const EvenSplit tiles{mcur, ceil_div(mcur, mr)};
+    for (int64_t pc = 0; pc < pr.K; pc += plan.kc) {
+      const int64_t kcur = std::min(plan.kc, pr.K - pc);
+      const bool last_k = pc + kcur == pr.K;
+      t.k = kcur;
+      t.beta = pc == 0 ? pr.beta : T(1);
+      t.act = last_k ? pr.ep.activation : Activation::identity;
+
+      // Tile i's A: rows ic + tiles.begin(i) on, either packed into slot i of a_buf
+      // (a_rs = 1, a_cs = mr) or read in place.
+      if (plan.pack_a) {
+        for (int64_t i = 0; i < tiles.parts; ++i) {
+          const int64_t r = ic + tiles.begin(i), h = tiles.begin(i + 1) - tiles.begin(i);
+          const T* src = pr.trans_a ? pr.A + pc * pr.lda + r : pr.A + r * pr.lda + pc;
+          kern.pack(a_buf + i * mr * kcur, src, pr.lda, !pr.trans_a, h, kcur, mr);
+        }
+        t.a_rs = 1;
+        t.a_cs = mr;
+      } else {
+        t.a_rs = pr.trans_a ? 1 : pr.lda;
+        t.a_cs = pr.trans_a ? pr.lda : 1;
+      }
+
+      for (int64_t jc = n0; jc < n1; jc += plan.nc) {
+        const int64_t ncur = std::min(plan.nc, n1 - jc);
+        const T* b_block;
+        int64_t b_panel_step;
+        if (plan.pack_b) {
+          const T* src = pr.trans_b ? pr.B + jc * pr.ldb + pc : pr.B + pc * pr.ldb + jc;
+          kern.pack(b_buf, src, pr.ldb, pr.trans_b, ncur, kcur, nr);
+          b_block = b_buf;
+          t.b_rs = nr;
+          b_panel_step = nr * kcur;
+        } else {
+          b_block = pr.B + pc * pr.ldb + jc;
+          t.b_rs = pr.ldb;
+          b_panel_step = nr;
+        }
+        for (int64_t i = 0; i < tiles.parts; ++i) {
+          const int64_t r = ic + tiles.begin(i);
+          t.m = static_cast<int>(tiles.begin(i + 1) - tiles.begin(i));
+          t.a = plan.pack_a ? a_buf + i * mr * kcur
+                            : pr.trans_a ? pr.A + pc * pr.lda + r : pr.A + r * pr.lda + pc;
+          for (int64_t jr = 0; jr < ncur; jr += nr) {
+            t.b = b_block + (jr / nr) * b_panel_step;
+            t.n = static_cast<int>(std::min<int64_t>(nr, ncur - jr));
+            t.c = pr.C + r * pr.ldc + jc + jr;
+            t.bias = last_k && pr.ep.bias ? pr.ep.bias + jc + jr : nullptr;
+            kern.run(t);
+          }
+        }
+      }
+    }
+  }
+}
+
+// K == 0 or alpha == 0: C = act(beta * C + bias), C not read when beta == 0.
+template <typename T>
+void scale_bias_activate(const Problem<T>& pr) {
+  for (int64_t i = 0; i < pr.M; ++i) {
+    T* c = pr.C + i * pr.ldc;
+    for (int64_t j = 0; j < pr.N; ++j) {
+      T x = pr.beta == T(0) ? T(0) : pr.beta * c[j];
+      if (pr.ep.bias) x += pr.ep.bias[j];
+      c[j] = x;
+    }
+    activate_tile(c, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
+  }
+}
+
+template <typename T>
+const MicroKernel<T>& kernel_for(const IsaKernels& isa);
+template <>
+const MicroKernel<float>& kernel_for<float>(const IsaKernels& isa) { return isa.f32; }
+template <>
+const MicroKernel<double>& kernel_for<double>(const IsaKernels& isa) { return isa.f64; }
+
+// Runs `pr` with the active kernels: plan, workspace, threads.
+template <typename T>
+void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  const Plan plan = make_plan(pr, kern);
+  const int threads = plan.grid_m * plan.grid_n;
+  const int64_t a_elems = plan.pack_a ? round_up(plan.mc, plan.mr) * plan.kc : 0;
+  const int64_t b_elems = plan.pack_b ? round_up(plan.nc, plan.nr) * plan.kc : 0;
+  // Per-thread slices rounded to whole cache lines, so threads never share one.
+  const int64_t slice = round_up(a_elems + b_elems, 64 / static_cast<int64_t>(sizeof(T)));
+  T* buffers = slice ? static_cast<T*>(caller_workspace(0).get(sizeof(T) * slice * threads))
+                     : nullptr;
+
+  const EvenSplit thread_rows{pr.M, plan.grid_m};
+  const EvenSplit thread_tiles{ceil_div(pr.N, plan.nr), plan.grid_n};
+  auto run_thread = [&](int64_t tid) {
+    const int gi = tid / plan.grid_n, gj = tid % plan.grid_n;
+    const int64_t m0 = thread_rows.begin(gi), m1 = thread_rows.begin(gi + 1);
+    const int64_t n0 = thread_tiles.begin(gj) * plan.nr;
+    const int64_t n1 = std::min(pr.N, thread_tiles.begin(gj + 1) * plan.nr);
+    if (m0 >= m1 || n0 >= n1) return;
+    T* a_buf = buffers ? buffers + tid * slice : nullptr;
+    T* b_buf = buffers ? a_buf + a_elems : nullptr;
+    gemm_rectangle(pr, plan, kern, m0, m1, n0, n1, a_buf, b_buf);
+  };
+  // One task per rectangle: done by whichever threads the runtime grants, each with the
+  // caller's denormal flushing.
+  parallel_tasks(threads, threads, run_thread);
+}
+
+// A narrow C (N under half a vector) from a transposed A: computing C^T = op(B)^T op(A)^T
+// instead puts the long M dimension in the kernel's vectors (N would leave most lanes
+// idle, and the tile would be bound by A broadcasts), with both operands read in place:
+// rows of the stored A are contiguous along M. C^T goes to a scratch (N x M), then one
+// pass writes C = act(C^T' + beta C + bias).
+template <typename T>
+bool narrow_output(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  return pr.trans_a && 2 * pr.N <= kern.nr && pr.M >= 2 * kern.nr;
+}
+
+template <typename T>
+void run_transposed(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  T* ct = static_cast<T*>(caller_workspace(1).get(sizeof(T) * pr.M * pr.N));
+  const Problem<T> swapped{!pr.trans_b, false, pr.N, pr.M, pr.K, pr.alpha, pr.B, pr.ldb,
+                           pr.A, pr.lda, T(0), ct, pr.M, GemmEpilogue<T>{}};
+  run_blocked(swapped, kern);
+  for (int64_t i = 0; i < pr.M; ++i) {
+    T* c = pr.C + i * pr.ldc;
+    for (int64_t j = 0; j < pr.N; ++j) {
+      T x = ct[j * pr.M + i];
+      if (pr.beta != T(0)) x += pr.beta * c[j];
+      if (pr.ep.bias) x += pr.ep.bias[j];
+      c[j] = x;
+    }
+    if (pr.ep.activation != Activation::identity)
+      activate_tile(c, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+          const GemmEpilogue<T>& epilogue) {
+  if (M <= 0 || N <= 0) return;
+  const Problem<T> pr{trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue};
+  if (K <= 0 || alpha == T(0)) return scale_bias_activate(pr);
+  const MicroKernel<T>& kern = kernel_for<T>(active_gemm_isa());
+  if (narrow_output(pr, kern)) return run_transposed(pr, kern);
+  run_blocked(pr, kern);
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t,
+                          const GemmEpilogue<float>&);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                           int64_t, const double*, int64_t, double, double*, int64_t,
+                           const GemmEpilogue<double>&);
+
+}  // namespace nnfast

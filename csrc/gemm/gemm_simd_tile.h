@@ -1,0 +1,142 @@
+// The register-tile microkernel written once over a vector-traits class W (W::V a SIMD vector
+// of W::L elements of W::T, W::Mask a lane mask). Each ISA translation unit includes its
+// traits and this header, and instantiates it with its own compiler flags; everything here
+// has internal linkage, so no instantiation compiled for one ISA can be picked by the linker
+// for another.
+//
+// The tile is M rows (broadcast from A) by NV vectors (loaded from B). Per reduction step p:
+// NV loads of B, M broadcasts of A, M * NV FMAs into accumulators that stay in registers.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include "gemm/gemm_kernel.h"
+
+namespace nnfast {
+namespace {
+
+// kTail: the last vector of the tile is partial (masked loads and stores).
+// kUnitRowStride: a_rs == 1 (packed A or a transposed A), so row offsets are constants.
+template <class W, int M, int NV, bool kTail, bool kUnitRowStride>
+void simd_tile(const MicroTile<typename W::T>& t, typename W::Mask tail) {
+  using T = typename W::T;
+  using V = typename W::V;
+  constexpr int L = W::L;
+
+  // C is read (or written) after the loop; start fetching its lines now.
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) W::prefetch(t.c + i * t.ldc + (NV * L - 1));
+
+  V acc[M][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = W::zero();
+
+  // Strided rows are addressed from two bases, rows i < 7 from a and the rest from a + 7
+  // rows, so the offsets 0..6 row strides can share index registers instead of each row
+  // holding its own pointer (14 of them do not fit in the general registers).
+  const T* a = t.a;
+  const T* a7 = t.a + (kUnitRowStride ? 7 : 7 * t.a_rs);
+  const T* b = t.b;
+  const int64_t a_rs = t.a_rs, a_cs = t.a_cs, b_rs = t.b_rs, k = t.k;
+  for (int64_t p = 0; p < k; ++p) {
+    V bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      bv[v] = (kTail && v == NV - 1) ? W::load_tail(tail, b + v * L) : W::load(b + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const T* row = i < 7 ? a + (kUnitRowStride ? i : i * a_rs)
+                           : a7 + (kUnitRowStride ? i - 7 : (i - 7) * a_rs);
+      const V ai = W::set1(*row);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = W::fma(ai, bv[v], acc[i][v]);
+    }
+    a += a_cs;
+    a7 += a_cs;
+    b += b_rs;
+  }
+
+  // Epilogue: alpha, beta (C read only when beta != 0), bias, and relu / leaky_relu in
+  // registers; the other activations right after the store, by the shared scalar code.
+  const Activation act = t.act;
+  if (t.alpha == T(1) && t.beta == T(0) && !t.bias && act == Activation::identity) {
+    // The plain product (every K block but the last of a fresh C): stores only.
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        T* c = t.c + i * t.ldc + v * L;
+        if (kTail && v == NV - 1) W::store_tail(c, tail, acc[i][v]);
+        else W::store(c, acc[i][v]);
+      }
+    return;
+  }
+  const V alpha = W::set1(t.alpha), beta = W::set1(t.beta), slope = W::set1(t.slope);
+  const bool scale = t.alpha != T(1), accumulate = t.beta != T(0);
+  V bias[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    if (!t.bias) bias[v] = W::zero();
+    else bias[v] = (kTail && v == NV - 1) ? W::load_tail(tail, t.bias + v * L)
+                                          : W::load(t.bias + v * L);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    T* c = t.c + i * t.ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const bool part = kTail && v == NV - 1;
+      V x = acc[i][v];
+      if (scale) x = W::mul(alpha, x);
+      if (accumulate) x = W::fma(beta, part ? W::load_tail(tail, c + v * L) : W::load(c + v * L), x);
+      if (t.bias) x = W::add(x, bias[v]);
+      if (act == Activation::relu) x = W::relu(x);
+      else if (act == Activation::leaky_relu) x = W::leaky_relu(x, slope);
+      if (part) W::store_tail(c + v * L, tail, x);
+      else W::store(c + v * L, x);
+    }
+  }
+  if (act != Activation::identity && act != Activation::relu && act != Activation::leaky_relu)
+    activate_tile(t.c, t.ldc, M, t.n, act, t.slope);
+}
+
+template <class W>
+using SimdTileFn = void (*)(const MicroTile<typename W::T>&, typename W::Mask);
+
+template <class W, int NV, bool kTail, bool kUnitRowStride, int... Is>
+SimdTileFn<W> simd_tile_for_rows(int m, std::integer_sequence<int, Is...>) {
+  static constexpr SimdTileFn<W> by_rows[] = {&simd_tile<W, Is + 1, NV, kTail, kUnitRowStride>...};
+  return by_rows[m - 1];
+}
+
+// The microkernel entry: picks the instantiation for this tile's rows, vectors, tail and
+// A layout. MR rows by NVMAX vectors is the full tile.
+template <class W, int MR, int NVMAX>
+void simd_kernel(const MicroTile<typename W::T>& t) {
+  static_assert(NVMAX == 1 || NVMAX == 2, "tiles of one or two vectors per row");
+  constexpr int L = W::L;
+  const int nv = (t.n + L - 1) / L;
+  const int last = t.n - (nv - 1) * L;
+  const bool tail = last != L;
+  const typename W::Mask mask = W::tail_mask(last);
+  const auto rows = std::make_integer_sequence<int, MR>{};
+  SimdTileFn<W> fn;
+  if (t.a_rs == 1) {
+    if (nv == NVMAX) fn = tail ? simd_tile_for_rows<W, NVMAX, true, true>(t.m, rows)
+                               : simd_tile_for_rows<W, NVMAX, false, true>(t.m, rows);
+    else fn = tail ? simd_tile_for_rows<W, 1, true, true>(t.m, rows)
+                   : simd_tile_for_rows<W, 1, false, true>(t.m, rows);
+  } else {
+    if (nv == NVMAX) fn = tail ? simd_tile_for_rows<W, NVMAX, true, false>(t.m, rows)
+                               : simd_tile_for_rows<W, NVMAX, false, false>(t.m, rows);
+    else fn = tail ? simd_tile_for_rows<W, 1, true, false>(t.m, rows)
+                   : simd_tile_for_rows<W, 1, false, false>(t.m, rows);
+  }
+  fn(t, mask);
+}
+
+}  // namespace
+}  // namespace nnfast

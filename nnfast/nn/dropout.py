@@ -1,0 +1,72 @@
+"""Inverted dropout with a counter-based mask: reproducible on any backend and thread count."""
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+
+from ..backends import get_backend
+from .module import Layer
+
+_U64 = 2 ** 64
+
+
+class Dropout(Layer):
+    """Zero each element with probability p in training, scaling the rest by 1 / (1 - p);
+    the identity in eval mode.  x (...), y (...).
+
+    The mask of element i is a hash of (seed, offset + i); each training forward advances
+    offset by x.size, so successive batches get fresh masks and a saved model resumes the
+    same sequence. seed=None draws a random seed.
+    """
+
+    def __init__(self, p: float = 0.5, seed=None):
+        try:
+            p = float(p)
+        except (TypeError, ValueError):
+            raise TypeError(f"Dropout: p must be a number, got {p!r}") from None
+        if not 0.0 <= p < 1.0:  # written so that NaN fails too
+            raise ValueError(f"Dropout: p must lie in [0, 1) (the probability of dropping a unit), "
+                             f"got {p}")
+        if seed is None:
+            seed = secrets.randbits(64)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < _U64:
+            raise ValueError(f"Dropout: seed must be an integer in [0, 2**64) or None, got {seed!r}")
+        self.p, self.seed, self.offset = p, int(seed), 0
+        self._mask = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float32)
+        x = np.ascontiguousarray(x)
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            self._shape = x.shape
+            return x
+        out, self._mask = get_backend().dropout_forward(x, p=self.p, seed=self.seed,
+                                                        offset=self.offset)
+        self._shape = x.shape
+        self.offset = (self.offset + x.size) % _U64
+        return out
+
+    def backward(self, grad_out):
+        (shape,) = self._saved("_shape")
+        grad_out = np.ascontiguousarray(grad_out)
+        if grad_out.shape != shape:
+            raise ValueError(f"Dropout.backward: expected grad of shape {shape}, got {grad_out.shape}")
+        if self._mask is None:  # the forward was the identity
+            return grad_out
+        return get_backend().dropout_backward(grad_out, self._mask, p=self.p)
+
+    def get_config(self):
+        return {"p": self.p, "seed": self.seed}
+
+    def get_state(self):
+        return {"offset": self.offset}
+
+    def set_state(self, state):
+        self.offset = int(state["offset"]) % _U64
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"

@@ -1,0 +1,41 @@
+"""Layers as JSON: the architecture that nnfast.save writes and nnfast.load rebuilds."""
+from __future__ import annotations
+
+from .module import Layer
+
+_LAYERS: dict[str, type] = {}
+
+
+def register_layer(cls: type) -> type:
+    """Make a Layer subclass loadable by name (usable as a class decorator). The class needs
+    get_config() returning JSON-able constructor arguments (and from_config if they are not
+    plain keyword arguments)."""
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer: expected a Layer subclass, got {cls!r}")
+    _LAYERS[cls.__name__] = cls
+    return cls
+
+
+def layer_to_config(layer: Layer) -> dict:
+    """{"class": name, "config": constructor arguments, "state": scalar state}."""
+    name = type(layer).__name__
+    if _LAYERS.get(name) is not type(layer):
+        raise TypeError(f"cannot save a {name} layer: its class is not registered "
+                        "(nnfast.nn.register_layer)")
+    entry = {"class": name, "config": layer.get_config()}
+    state = layer.get_state()
+    if state:
+        entry["state"] = state
+    return entry
+
+
+def layer_from_config(entry: dict) -> Layer:
+    if not isinstance(entry, dict) or "class" not in entry:
+        raise ValueError(f"layer description must be a dict with a 'class', got {entry!r}")
+    cls = _LAYERS.get(entry["class"])
+    if cls is None:
+        raise ValueError(f"unknown layer class {entry['class']!r} (known: {sorted(_LAYERS)})")
+    config = entry.get("config", {})
+    layer = cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
+    layer.set_state(entry.get("state", {}))
+    return layer

@@ -1,0 +1,221 @@
+"""nnfast.save / nnfast.load: a model, its optimizer and schedule in one .npz, without pickles.
+
+The archive holds plain arrays (parameters, running statistics, optimizer moments) and one
+uint8 array, the UTF-8 JSON header: format name and version, the architecture as layer
+configs, the arrays' shapes and dtypes, the optimizer's and scheduler's settings and
+counters, the epochs trained. It is read with allow_pickle=False, and written to a
+temporary file in the same directory, flushed to disk, then renamed over the target, so
+a crash never leaves a half-written model under the target name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import losses as losses_mod
+from . import optim as optim_mod
+from ._version import __version__
+from .nn.module import Layer
+from .nn.registry import layer_from_config, layer_to_config
+from .optim.schedulers import scheduler_from_config
+
+FORMAT = "nnfast-model"
+FORMAT_VERSION = 1
+HEADER_KEY = "nnfast_header"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+class ModelFileError(ValueError):
+    """The file is not an nnfast model this version can read: what is wrong is in the message."""
+
+
+def _array_spec(a: np.ndarray) -> list:
+    return [list(a.shape), a.dtype.str]
+
+
+def _optimizer_header(model, arrays: dict):
+    opt = getattr(model, "optimizer", None)
+    if opt is None or not opt.bound:
+        return None
+    params = model.parameters()
+    if len(opt.params) != len(params) or any(a is not b for a, b in zip(opt.params, params)):
+        raise ValueError("save: model.optimizer is bound to parameters other than this model's")
+    keys = []
+    for i, state in enumerate(opt.state):
+        keys.append(sorted(state))
+        for key, value in state.items():
+            arrays[f"optimizer.{i}.{key}"] = value
+    header = {"class": type(opt).__name__, "config": opt.get_config(),
+              "step_count": opt.step_count, "state_keys": keys}
+    scheduler = getattr(model, "scheduler", None)
+    if scheduler is not None and scheduler.optimizer is opt:
+        header["scheduler"] = {"class": type(scheduler).__name__, "config": scheduler.get_config(),
+                               "state": scheduler.get_state()}
+    return header
+
+
+def _loss_name(model):
+    loss = getattr(model, "loss", None)
+    if loss is None or losses_mod._BY_NAME.get(loss.name) is not type(loss):
+        return None
+    return loss.name
+
+
+def save(model: Layer, path) -> None:
+    """Write `model` (architecture, weights, buffers, optimizer and scheduler state) to `path`."""
+    if not isinstance(model, Layer):
+        raise TypeError(f"save: expected an nnfast model, got {type(model).__name__}")
+    arrays = {}
+    for i, p in enumerate(model.parameters()):
+        arrays[f"param.{i}"] = p.data
+    for i, b in enumerate(model.buffers()):
+        arrays[f"buffer.{i}"] = b
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "nnfast_version": __version__,
+        "architecture": layer_to_config(model),
+        "epochs_trained": int(getattr(model, "epochs_trained", 0)),
+        "loss": _loss_name(model),
+        "optimizer": _optimizer_header(model, arrays),
+    }
+    header["arrays"] = {name: _array_spec(a) for name, a in arrays.items()}
+    arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    _write_atomically(os.fspath(path), arrays)
+
+
+def _write_atomically(path: str, arrays: dict) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable; not every platform can open a directory
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _read_archive(path: str):
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != _ZIP_MAGIC:
+        raise ModelFileError(f"{path}: not an nnfast model file (not an .npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if HEADER_KEY not in archive.files:
+                raise ModelFileError(f"{path}: not an nnfast model file (an .npz archive without "
+                                     f"an nnfast header)")
+            header = json.loads(archive[HEADER_KEY].tobytes().decode("utf-8"))
+            arrays = {name: archive[name] for name in archive.files if name != HEADER_KEY}
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
+            UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: cannot read the nnfast model file, it is truncated or "
+                             f"corrupted ({type(exc).__name__}: {exc})") from exc
+    return header, arrays
+
+
+def _check_header(path, header, arrays):
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an nnfast model file (header format "
+                             f"{header.get('format') if isinstance(header, dict) else None!r})")
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise ModelFileError(
+            f"{path}: nnfast model file format version {version!r} "
+            f"(written by nnfast {header.get('nnfast_version', '?')}); this nnfast {__version__} "
+            f"reads version {FORMAT_VERSION}" + ("; upgrade nnfast to load it" if newer else ""))
+    expected = header.get("arrays", {})
+    if sorted(expected) != sorted(arrays):
+        missing = sorted(set(expected) - set(arrays))
+        extra = sorted(set(arrays) - set(expected))
+        raise ModelFileError(f"{path}: the archive's arrays do not match its header "
+                             f"(missing {missing}, unexpected {extra})")
+    for name, spec in expected.items():
+        if _array_spec(arrays[name]) != spec:
+            raise ModelFileError(f"{path}: array {name} has shape/dtype "
+                                 f"{_array_spec(arrays[name])}, the header says {spec}")
+
+
+def _copy_array(path, target, arrays, name):
+    saved = arrays.get(name)
+    if saved is None:
+        raise ModelFileError(f"{path}: array {name} is missing")
+    if saved.shape != target.shape or saved.dtype != target.dtype:
+        raise ModelFileError(f"{path}: {name} has shape {saved.shape} and dtype {saved.dtype}, "
+                             f"the architecture expects {target.shape} {target.dtype}")
+    target[...] = saved
+
+
+def _copy_all(path, targets, arrays, prefix):
+    count = sum(1 for n in arrays if n.startswith(prefix))
+    if count != len(targets):
+        raise ModelFileError(f"{path}: {count} saved arrays '{prefix}*' for a model with {len(targets)}")
+    for i, target in enumerate(targets):
+        _copy_array(path, target, arrays, f"{prefix}{i}")
+
+
+def _restore_optimizer(path, model, entry, arrays):
+    opt = optim_mod.from_config(entry["class"], entry["config"])
+    opt.bind(model.parameters())
+    opt.step_count = int(entry["step_count"])
+    if len(entry["state_keys"]) != len(opt.state):
+        raise ModelFileError(f"{path}: optimizer state for {len(entry['state_keys'])} parameters, "
+                             f"the model has {len(opt.state)}")
+    for i, (keys, state) in enumerate(zip(entry["state_keys"], opt.state)):
+        if sorted(state) != keys:
+            raise ModelFileError(f"{path}: optimizer state {keys} for parameter {i}, "
+                                 f"{entry['class']} keeps {sorted(state)}")
+        for key in keys:
+            _copy_array(path, state[key], arrays, f"optimizer.{i}.{key}")
+    model.optimizer = opt
+    sched = entry.get("scheduler")
+    if sched is not None:
+        scheduler = scheduler_from_config(sched["class"], sched["config"], sched["state"])
+        scheduler.optimizer = opt  # attached as saved: bind() would restart the schedule
+        model.scheduler = scheduler
+
+
+def load(path):
+    """The model saved at `path` by nnfast.save / model.save, with its optimizer and scheduler
+    (model.optimizer, model.scheduler: fit() continues them) and model.epochs_trained."""
+    path = os.fspath(path)
+    header, arrays = _read_archive(path)
+    _check_header(path, header, arrays)
+    try:
+        model = layer_from_config(header["architecture"])
+        _copy_all(path, [p.data for p in model.parameters()], arrays, "param.")
+        _copy_all(path, model.buffers(), arrays, "buffer.")
+        model.epochs_trained = int(header.get("epochs_trained", 0))
+        if header.get("loss") is not None:
+            model.loss = losses_mod.get(header["loss"])
+        if header.get("optimizer") is not None:
+            _restore_optimizer(path, model, header["optimizer"], arrays)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the nnfast model file's description is invalid "
+                             f"({type(exc).__name__}: {exc})") from exc
+    return model

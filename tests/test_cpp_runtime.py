@@ -1,0 +1,408 @@
+"""The compiled backend under stress: concurrent Python threads, bitwise reproducibility over
+thread counts, fork, torch and OpenBLAS in the same process, threadpoolctl, and the strict
+argument checks of csrc/bindings.cpp."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import nnfast
+from nnfast import backends
+
+if backends.unavailable_reason("cpp") is not None:
+    pytest.skip(f"cpp backend unavailable: {backends.unavailable_reason('cpp')}",
+                allow_module_level=True)
+
+from nnfast import _core  # noqa: E402
+from nnfast.backends import cpp_backend as cpp  # noqa: E402
+from nnfast.backends import numpy_backend as ref  # noqa: E402
+
+
+@pytest.fixture
+def threads():
+    """Set the kernels' thread count; every kernel opens a team, however small (the
+    threshold is disabled); both restored afterwards."""
+    was_set, before = _core.num_threads_is_set(), _core.get_num_threads()
+
+    def use(n):
+        _core.set_num_threads(n)
+        _core._set_min_work_per_thread_override(0)
+
+    yield use
+    _core._set_min_work_per_thread_override(-1)
+    _core.set_num_threads(before if was_set else 0)
+
+
+def run_python(code: str, timeout: float = 60.0, env=None) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter, in its own session; a hang fails the test and kills
+    the session (forked grandchildren included) instead of blocking CI."""
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], text=True, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"the subprocess hung for {timeout} s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+# ----------------------------------------------------------------------------- reductions
+
+def reductions(rng, dtype):
+    """Every loss forward and bias_grad, on sizes spanning many fixed-size chunks."""
+    logits = (5 * rng.standard_normal((3001, 10))).astype(dtype)
+    labels = rng.integers(0, 10, 3001)
+    onehot = np.eye(10, dtype=dtype)[labels]
+    pred = rng.standard_normal((257, 129)).astype(dtype)
+    target = rng.uniform(size=pred.shape).astype(dtype)
+    prob = rng.uniform(0.01, 0.99, pred.shape).astype(dtype)
+    grad = rng.standard_normal((4099, 37)).astype(dtype)
+    beta_out = rng.standard_normal(37).astype(dtype)
+    return lambda: [
+        cpp.softmax_cross_entropy_forward(logits, labels)[0],
+        cpp.softmax_cross_entropy_forward(logits, onehot)[0],
+        cpp.mse_forward(pred, target),
+        cpp.bce_forward(prob, target),
+        cpp.bce_with_logits_forward(pred, target),
+        cpp.bias_grad(grad),
+        cpp.bias_grad(grad, beta_out.copy(), beta=0.5),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reductions_bitwise_identical_on_any_thread_count(threads, dtype):
+    compute = reductions(np.random.default_rng(0), dtype)
+    results = {}
+    for n in (1, 2, 3, 16):
+        threads(n)
+        results[n] = [compute(), compute()]  # and repeated runs
+    expected = results[1][0]
+    for n, runs in results.items():
+        for run in runs:
+            for got, want in zip(run, expected):
+                assert np.array_equal(got, want), f"{n} threads: {got!r} != {want!r}"
+
+
+# ----------------------------------------------------------------------------- Python threads
+
+def test_four_python_threads_at_once_get_their_own_correct_results(threads):
+    threads(2)
+    rng = np.random.default_rng(1)
+    jobs = []
+    for _ in range(4):
+        x = rng.standard_normal((256, 64)).astype(np.float32)
+        w = rng.standard_normal((64, 10)).astype(np.float32)
+        labels = rng.integers(0, 10, 256)
+        p = rng.standard_normal(4096).astype(np.float32)
+        g = rng.standard_normal(4096).astype(np.float32)
+        jobs.append((x, w, labels, p, g))
+
+    def work(x, w, labels, p, g):
+        logits = cpp.gemm(x, w)
+        loss, probs = cpp.softmax_cross_entropy_forward(logits, labels)
+        dlogits = cpp.softmax_cross_entropy_backward(probs, labels)
+        db = cpp.bias_grad(dlogits)
+        p, m, v = p.copy(), np.zeros_like(p), np.zeros_like(p)
+        for step in range(1, 4):
+            cpp.adam_update(p, g, m, v, lr=1e-2, step=step)
+        return loss, probs, dlogits, db, p
+
+    expected = [work(*job) for job in jobs]
+    outcomes = {}
+
+    def worker(index):
+        try:
+            outcomes[index] = [work(*jobs[index]) for _ in range(20)]
+        except BaseException as exc:  # reported by the main thread
+            outcomes[index] = exc
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in pool), "a kernel call hung"
+    for index in range(4):
+        assert not isinstance(outcomes[index], BaseException), outcomes[index]
+        for result in outcomes[index]:
+            for got, want in zip(result, expected[index]):
+                assert np.array_equal(got, want)
+    # and they are right, not just repeatable
+    x, w, labels, *_ = jobs[0]
+    loss_ref, _ = ref.softmax_cross_entropy_forward(ref.gemm(x, w), labels)
+    np.testing.assert_allclose(expected[0][0], loss_ref, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- fork
+
+FORK_CHILD_CHECK = """
+    import os, signal, sys, threading
+    import numpy as np
+    from nnfast import _core
+    from nnfast.backends import cpp_backend as cpp
+
+    def forked_child_ok(x, expected):
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)  # a hung child dies on its own
+            ok = np.array_equal(cpp.activation_forward("softmax", x), expected)
+            print("child threads", _core.get_num_threads(), flush=True)
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status) == 0
+
+    x = np.random.default_rng(0).standard_normal((4096, 64))
+    _core.set_num_threads(2)
+    _core._set_min_work_per_thread_override(0)
+"""
+
+
+def test_fork_after_the_thread_pool_ran_does_not_hang():
+    # libgomp cannot restart a forked thread pool: the child must fall back to one thread.
+    result = run_python(FORK_CHILD_CHECK + """
+    expected = cpp.activation_forward("softmax", x)  # the main thread now owns a team
+    assert forked_child_ok(x, expected)
+    print("parent threads", _core.get_num_threads())
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "child threads 1" in result.stdout
+    assert "parent threads 2" in result.stdout
+
+
+def test_fork_from_a_python_thread_that_ran_the_pool_does_not_hang():
+    result = run_python(FORK_CHILD_CHECK + """
+    expected = cpp.activation_forward("softmax", x)
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(
+        forked_child_ok(x, cpp.activation_forward("softmax", x))))
+    worker.start(); worker.join()
+    assert outcome == [True]
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "child threads 1" in result.stdout
+
+
+def test_fork_before_any_thread_pool_keeps_threads_in_the_child():
+    result = run_python(FORK_CHILD_CHECK + """
+    expected = np.exp(x - x.max(1, keepdims=True)); expected /= expected.sum(1, keepdims=True)
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)
+        y = cpp.activation_forward("softmax", x)   # a fresh pool of 2 threads in the child
+        print("child threads", _core.get_num_threads(), flush=True)
+        os._exit(0 if np.allclose(y, expected, rtol=1e-12) else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "child threads 2" in result.stdout
+
+
+# ----------------------------------------------------------------------------- contention
+
+def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
+    # A team member that is not running delays the region by a time slice; after such a
+    # region kernels run on one thread for 100 ms. Observable through fork: a thread that
+    # never opened a team forks a child that keeps its threads.
+    result = run_python("""
+        import os, signal, time
+        import numpy as np
+        from nnfast import _core
+        from nnfast.backends import cpp_backend as cpp
+
+        _core.set_num_threads(2)
+        x = np.random.default_rng(0).standard_normal((4096, 64))
+        _core._report_team_wait(own_ns=100_000, wait_ns=150_000)     # an ordinary region
+        assert _core.contention_stats() == {"contended_regions": 0, "backing_off": False}
+        _core._report_team_wait(own_ns=100_000, wait_ns=5_000_000)   # 5 ms for a 0.1 ms share
+        assert _core.contention_stats() == {"contended_regions": 1, "backing_off": True}
+        y = cpp.activation_forward("softmax", x)                   # on one thread: no team
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)
+            os._exit(0 if _core.get_num_threads() == 2 else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the kernel opened a team while backing off"
+        time.sleep(0.15)
+        assert _core.contention_stats()["backing_off"] is False
+        assert np.array_equal(cpp.activation_forward("softmax", x), y)
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+# ----------------------------------------------------------------------------- torch, OpenBLAS
+
+TORCH_AND_BLAS_TOGETHER = """
+    import os
+    import numpy as np
+    {first}
+    {second}
+    from threadpoolctl import threadpool_info
+    from nnfast import _core
+    from nnfast.backends import cpp_backend as cpp, numpy_backend as ref
+
+    def os_threads():
+        with open("/proc/self/status") as f:
+            return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 784)).astype(np.float32)
+    w = rng.standard_normal((784, 128)).astype(np.float32)
+    labels = rng.integers(0, 128, 512)
+    def step():
+        h = cpp.gemm(x, w, activation="relu")
+        loss, probs = cpp.softmax_cross_entropy_forward(h, labels)
+        blas = x @ w                                # numpy's OpenBLAS pool
+        t = torch.relu(torch.from_numpy(x) @ torch.from_numpy(w))  # torch's OpenMP pool
+        return h, loss, blas, t.numpy()
+
+    h, loss, blas, t = step()
+    np.testing.assert_allclose(h, np.maximum(blas, 0), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(t, h, rtol=1e-3, atol=1e-3)
+    assert np.isclose(loss, ref.softmax_cross_entropy_forward(h, labels)[0], rtol=1e-5)
+    before = os_threads()
+    for _ in range(20):
+        step()
+    after = os_threads()
+    gomp = [lib["filepath"] for lib in threadpool_info() if lib["prefix"] == "libgomp"]
+    print("threads", before, after, "libgomp", len(gomp), "cpus", os.cpu_count())
+"""
+
+
+@pytest.mark.parametrize("order", ["torch first", "nnfast first"])
+def test_torch_and_openblas_in_the_same_process(order):
+    pytest.importorskip("torch")
+    pytest.importorskip("threadpoolctl")
+    imports = ["import torch", "import nnfast"]
+    if order == "nnfast first":
+        imports.reverse()
+    result = run_python(TORCH_AND_BLAS_TOGETHER.format(first=imports[0], second=imports[1]),
+                        timeout=120)
+    assert result.returncode == 0, result.stderr
+    _, before, after, _, gomp, _, cpus = result.stdout.split()
+    # A source build links libgomp.so.1, the soname torch's copy has: one OpenMP runtime, one
+    # pool. A wheel carries its own libgomp, renamed by auditwheel (as scikit-learn's): two.
+    bundled = "bundled in the wheel" in nnfast.info()["openmp_lib"]
+    assert int(gomp) == (2 if bundled else 1)
+    # Calling kernels does not keep adding threads, and the total stays a few per core:
+    # main + OpenBLAS workers + the shared OpenMP workers (+ torch's inter-op helpers).
+    assert int(after) == int(before)
+    assert int(after) <= 4 * int(cpus) + 4
+
+
+# ----------------------------------------------------------------------------- threadpoolctl
+
+def test_threadpoolctl_sees_and_limits_nnfast(threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads(2)
+    _core._set_min_work_per_thread_override(-1)
+    info = [lib for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "nnfast"]
+    assert len(info) == 1 and info[0]["user_api"] == "openmp" and info[0]["num_threads"] == 2
+    with threadpoolctl.threadpool_limits(limits=1):
+        assert cpp.get_num_threads() == 1
+    assert cpp.get_num_threads() == 2
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert cpp.get_num_threads() == 2
+
+
+def test_default_thread_count_follows_omp_num_threads():
+    env_result = run_python("from nnfast.backends import cpp_backend as c; print(c.get_num_threads())",
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "NNFAST_NUM_THREADS": ""})
+    assert env_result.returncode == 0, env_result.stderr
+    assert env_result.stdout.strip() == "1"
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+F32 = np.float32
+
+
+def read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def misaligned(shape, dtype=F32):
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = np.zeros(size + 1, np.uint8)
+    a = np.frombuffer(buffer.data, dtype=dtype, count=int(np.prod(shape)), offset=1).reshape(shape)
+    assert not a.flags.aligned
+    return a
+
+
+X = np.ones((4, 3), F32)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: cpp.mse_forward(X.astype(np.int32), X), TypeError, "pred: expected a float32 or float64"),
+    (lambda: cpp.mse_forward(X, X.astype(np.float64)), TypeError, r"target: dtype float64 does not match .*float32"),
+    (lambda: cpp.mse_forward(X.tolist(), X), TypeError, "pred: expected a numpy.ndarray, got list"),
+    (lambda: cpp.mse_forward(X.astype(">f4"), X), TypeError, "pred: expected a float32 or float64"),
+    (lambda: cpp.mse_forward(X, X[:3]), ValueError, r"target: expected shape \(4, 3\), got \(3, 3\)"),
+    (lambda: cpp.bce_forward(np.ones((3, 4), F32).T, X), ValueError, "prob: array must be C-contiguous"),
+    (lambda: cpp.bce_with_logits_forward(misaligned((4, 3)), X), ValueError, "logits: array data is misaligned"),
+    (lambda: cpp.mse_backward(X, X, read_only(X)), ValueError, "out: output array is read-only"),
+    (lambda: cpp.mse_backward(X, X, np.empty((4, 3), np.float64)), TypeError, "out: dtype float64"),
+    (lambda: cpp.activation_forward("softmax", np.ones(5, F32)), ValueError, r"x: expected a 2-D array, got shape \(5,\)"),
+    (lambda: cpp.activation_forward("swish", X), ValueError, "unknown activation 'swish'"),
+    (lambda: cpp.activation_backward("tanh", X, X, np.ones((4, 2), F32)), ValueError, r"y: expected shape \(4, 3\)"),
+    (lambda: cpp.softmax_cross_entropy_forward(X, np.array([0, 1, 2, 1], np.int32)), TypeError, "target: sparse labels must be int64, got dtype int32"),
+    (lambda: cpp.softmax_cross_entropy_forward(X, np.array([0, 1, 2, 3])), ValueError, r"target: labels must lie in \[0, 3\), got values in \[0, 3\]"),
+    (lambda: cpp.softmax_cross_entropy_backward(X, np.array([0, -1, 2, 1])), ValueError, r"target: labels must lie in \[0, 3\), got values in \[-1, 2\]"),
+    (lambda: cpp.softmax_cross_entropy_forward(X, np.array([0, 1, 2])), ValueError, r"target: expected shape \(4,\), got \(3,\)"),
+    (lambda: cpp.softmax_cross_entropy_forward(X, np.ones((4, 3), np.float64)), TypeError, "target: dtype float64"),
+    (lambda: cpp.softmax_cross_entropy_forward(np.ones((4, 0), F32), np.ones((4, 0), F32)), ValueError, "logits: expected at least one class"),
+    (lambda: cpp.bias_grad(X, beta=1.0), ValueError, "out: beta != 0 needs an existing out array"),
+    (lambda: cpp.bias_grad(X, np.empty(4, F32)), ValueError, r"out: expected shape \(3,\), got \(4,\)"),
+    (lambda: cpp.bias_grad(X, X.reshape(-1)[:3]), ValueError, "out: shares memory with grad_out"),
+    (lambda: cpp.sgd_update(read_only(X), X, lr=0.1), ValueError, "param: array is read-only"),
+    (lambda: cpp.sgd_update(X.copy(), X, lr=0.1, momentum=0.9), ValueError, "velocity: momentum != 0 needs a velocity buffer"),
+    (lambda: cpp.sgd_update(X.copy(), X, read_only(X), lr=0.1, momentum=0.9), ValueError, "velocity: array is read-only"),
+    (lambda: cpp.sgd_update(X.copy(), X, lr=0.1, nesterov=True), ValueError, "nesterov: Nesterov momentum needs momentum > 0"),
+    (lambda: cpp.adam_update(X.copy(), X, X.copy(), X.copy(), lr=0.1, step=0), ValueError, "step: Adam steps count from 1, got 0"),
+    (lambda: cpp.adam_update(X.copy(), X, X.copy(), X.astype(np.float64), lr=0.1, step=1), TypeError, "v: dtype float64"),
+    (lambda: cpp.gemm(X, np.ones((3, 2), F32), bias=np.ones(3, F32)), ValueError, r"bias: expected shape \(2,\)"),
+])
+def test_bindings_refuse_bad_arguments_with_a_clear_message(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_refused_calls_modify_nothing():
+    param, m, v = np.ones(6, F32), np.zeros(6, F32), np.zeros(6, F32)
+    with pytest.raises(ValueError):
+        cpp.adam_update(param, np.ones(6, F32), m, v, lr=0.1, step=0)
+    probs = np.full((2, 3), 7.0, F32)
+    with pytest.raises(ValueError):
+        cpp.softmax_cross_entropy_forward(np.zeros((2, 3), F32), np.array([0, 5]), probs)
+    assert np.all(param == 1) and np.all(m == 0) and np.all(v == 0) and np.all(probs == 7)
+
+
+def test_partially_overlapping_state_is_refused_but_the_same_array_is_fine():
+    buffer = np.zeros(12, F32)
+    with pytest.raises(ValueError, match="m: shares memory with param"):
+        cpp.adam_update(buffer[:8], np.ones(8, F32), buffer[4:], np.zeros(8, F32), lr=0.1, step=1)
+    x = np.random.default_rng(2).standard_normal((5, 7)).astype(F32)
+    expected = ref.activation_forward("softmax", x)
+    assert cpp.activation_forward("softmax", x, x) is x  # in place
+    np.testing.assert_allclose(x, expected, rtol=1e-6)
+
+
+def test_gemm_without_bias_matches_numpy():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((33, 17)).astype(F32), rng.standard_normal((17, 9)).astype(F32)
+    np.testing.assert_allclose(cpp.gemm(a, b), a @ b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cpp.gemm(a, b, activation="relu"), np.maximum(a @ b, 0),
+                               rtol=1e-5, atol=1e-5)
