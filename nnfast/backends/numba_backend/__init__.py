@@ -16,6 +16,8 @@ from ._jit import cache_location
 from ._losses import (bce_backward, bce_forward, bce_with_logits_backward, bce_with_logits_forward,
                       mse_backward, mse_forward, softmax_cross_entropy_backward,
                       softmax_cross_entropy_forward)
+from ._norms import (clip_inplace, scale_inplace, sum_squares, weight_penalty_backward,
+                     weight_penalty_forward)
 from ._optim import adam_update, sgd_update
 from ._reductions import bias_grad
 
@@ -40,7 +42,8 @@ __all__ = ["name", "device", "dtypes", "cache_location", "set_num_threads", "get
            "activation_forward", "activation_backward", "softmax_cross_entropy_forward",
            "softmax_cross_entropy_backward", "mse_forward", "mse_backward", "bce_forward",
            "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward", "bias_grad",
-           "sgd_update", "adam_update"]
+           "sgd_update", "adam_update", "sum_squares", "scale_inplace", "clip_inplace",
+           "weight_penalty_forward", "weight_penalty_backward"]
 
 from .._contract import missing_primitives  # noqa: E402
 
