@@ -48,7 +48,8 @@ def train_rates(batch: int, rounds: int, samples) -> dict:
             start = time.perf_counter()
             trainer.epoch()
             rates[name].append(len(X) / (time.perf_counter() - start))
-    return {"rates": {n: statistics.median(r) for n, r in rates.items()},
+    stats = trainers["numba"].nnfast.get_backend("numba").contention_stats()
+    return {"rates": {n: statistics.median(r) for n, r in rates.items()}, "contention": stats,
             "round_ratios": [a / b for a, b in zip(rates["numba"], rates["numpy"])],
             "first_fit": {n: t.compile_seconds for n, t in trainers.items()}}
 
@@ -62,13 +63,15 @@ def markdown(rows, compile_times, args, command) -> str:
              f"- fit(verbose=0), Adam lr 1e-3, softmax cross-entropy, float32, {N_SAMPLES} "
              f"fixed-seed synthetic samples; median samples/s of {args.rounds} epochs per backend, "
              "the backends alternating round by round", "",
-             "| batch | numba (samples/s) | numpy (samples/s) | numba / numpy | per-round ratios (min-max) |",
-             "| --- | --- | --- | --- | --- |"]
+             "| batch | numba (samples/s) | numpy (samples/s) | numba / numpy | per-round ratios (min-max) "
+             "| numba calls backed off to 1 thread (contention) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for batch, row in rows:
         r = row["rates"]
         ratios = row["round_ratios"]
         lines.append(f"| {batch} | {r['numba']:,.0f} | {r['numpy']:,.0f} | "
-                     f"{r['numba'] / r['numpy']:.2f}x | {min(ratios):.2f}-{max(ratios):.2f} |")
+                     f"{r['numba'] / r['numpy']:.2f}x | {min(ratios):.2f}-{max(ratios):.2f} | "
+                     f"{row['contention']['contended_regions']} (cumulative) |")
     lines += ["", "Excluded above: the first fit() of each trainer, which compiles the kernels or loads "
               "them from the on-disk cache: numba "
               + ", ".join(f"{row['first_fit']['numba']:.2f} s (batch {b})" for b, row in rows) + "."]

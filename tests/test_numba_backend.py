@@ -155,3 +155,34 @@ def test_warmup_compiles_everything_training_needs():
                           epochs=1, batch_size=64, verbose=0)
                 model.fit(X, y, loss=loss, optimizer="adam", epochs=1, batch_size=300, verbose=0)
     assert sum(len(k.signatures) for k in kernels()) == compiled
+
+
+def test_contention_backoff_runs_on_one_thread_for_a_while(monkeypatch):
+    from nnfast.backends.numba_backend import _contention
+    backoff = _contention.ThreadBackoff()
+    clock = [100.0]
+    monkeypatch.setattr(_contention.time, "perf_counter", lambda: clock[0])
+    backoff.report("shape", 0.002)
+    backoff.report("shape", 0.003)  # within twice the fastest: no contention
+    assert backoff.threaded() and backoff.contended == 0
+    backoff.report("shape", 0.010)  # a worker was descheduled
+    assert not backoff.threaded() and backoff.contended == 1
+    clock[0] += _contention.FIRST_BACKOFF_SECONDS
+    assert backoff.threaded()
+    backoff.report("shape", 0.010)  # again: twice as long on one thread
+    clock[0] += 1.5 * _contention.FIRST_BACKOFF_SECONDS
+    assert not backoff.threaded()
+    clock[0] += _contention.FIRST_BACKOFF_SECONDS
+    assert backoff.threaded()
+    backoff.report("other shape", 0.010)  # a first sighting only sets the shape's baseline
+    assert backoff.threaded() and backoff.contended == 2
+
+
+def test_gemm_backs_off_to_one_thread_with_the_same_result(rng, monkeypatch):
+    from nnfast.backends.numba_backend import _contention
+    a = rng.standard_normal((200, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 150)).astype(np.float32)
+    threaded = nb.gemm(a, b)
+    monkeypatch.setattr(_contention.gemm, "single_until", float("inf"))
+    assert nb.contention_stats()["backing_off"]
+    np.testing.assert_array_equal(nb.gemm(a, b), threaded)

@@ -4,13 +4,15 @@ cannot be built or imported.
 Same signatures, checks and semantics as the NumPy reference (numpy_backend). Kernels are
 compiled on their first call (importing compiles nothing) and cached on disk, see _jit;
 nnfast.warmup("numba") compiles them ahead of time. GEMM and the Adam update use Numba's
-thread pool on large enough inputs; no result depends on the number of threads.
+thread pool on large enough inputs, and back off to one thread for a while when a call
+waited for a descheduled worker (_contention); no result depends on the number of threads.
 """
 from __future__ import annotations
 
 import numba
 
 from ._activations import activation_backward, activation_forward
+from ._contention import contention_stats
 from ._gemm import gemm
 from ._jit import cache_location
 from ._losses import (bce_backward, bce_forward, bce_with_logits_backward, bce_with_logits_forward,
@@ -38,7 +40,8 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
-__all__ = ["name", "device", "dtypes", "cache_location", "set_num_threads", "get_num_threads", "gemm",
+__all__ = ["name", "device", "dtypes", "cache_location", "set_num_threads", "get_num_threads",
+           "contention_stats", "gemm",
            "activation_forward", "activation_backward", "softmax_cross_entropy_forward",
            "softmax_cross_entropy_backward", "mse_forward", "mse_backward", "bce_forward",
            "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward", "bias_grad",

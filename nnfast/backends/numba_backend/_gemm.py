@@ -12,11 +12,13 @@ computed, while it is still in cache.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from numba import prange
 
 from .._checks import activation_name, float_array, gemm_shapes, output_array
+from . import _contention
 from ._activations import activation_forward_1d
 from ._jit import helper, kernel
 from ._microkernel import MR, PANEL_BYTES, microkernel, microkernel_into
@@ -189,10 +191,15 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, b
     b_rows = _packed_transpose(b) if trans_b else b
     panel_width = PANEL_BYTES // a.itemsize
     tail_panel = _workspace("tail_panel", a.dtype, (k if n % panel_width else 0, panel_width))
-    run = _gemm_parallel if m * n * k >= PARALLEL_MIN_MACS else _gemm_serial
     zeros = _zeros(a.dtype, n)
-    run(a, a_row_stride, a_k_stride, b_rows, tail_panel, target, float(alpha), float(beta),
-        zeros if bias is None else bias, zeros, ACTIVATION_CODES[act], float(negative_slope))
+    args = (a, a_row_stride, a_k_stride, b_rows, tail_panel, target, float(alpha), float(beta),
+            zeros if bias is None else bias, zeros, ACTIVATION_CODES[act], float(negative_slope))
+    if m * n * k >= PARALLEL_MIN_MACS and _contention.gemm.threaded():
+        start = time.perf_counter()
+        _gemm_parallel(*args)
+        _contention.gemm.report((m, n, k, trans_a, trans_b, a.dtype.char), time.perf_counter() - start)
+    else:
+        _gemm_serial(*args)
     if target is not out:
         out[...] = target
     return out

@@ -8,10 +8,12 @@ bound by memory, measured no faster threaded and runs on the calling thread.
 from __future__ import annotations
 
 import math
+import time
 
 from numba import prange
 
 from .._checks import float_array, inout_array
+from . import _contention
 from ._jit import helper, kernel
 
 UPDATE_CHUNK = 1 << 14  # elements per parallel task
@@ -115,8 +117,13 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
     inout_array(v, "v", dtype=param.dtype, shape=param.shape)
     if step < 1:
         raise ValueError(f"step: Adam steps count from 1, got {step}")
-    run = _adam_parallel if param.size >= PARALLEL_MIN_ELEMENTS else _adam_serial
-    run(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), float(lr), float(beta1),
-        float(beta2), float(eps), float(weight_decay), bool(decoupled), 1.0 - beta1 ** step,
-        math.sqrt(1.0 - beta2 ** step))
+    args = (param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), float(lr),
+            float(beta1), float(beta2), float(eps), float(weight_decay), bool(decoupled),
+            1.0 - beta1 ** step, math.sqrt(1.0 - beta2 ** step))
+    if param.size >= PARALLEL_MIN_ELEMENTS and _contention.adam.threaded():
+        start = time.perf_counter()
+        _adam_parallel(*args)
+        _contention.adam.report((param.size, param.dtype.char), time.perf_counter() - start)
+    else:
+        _adam_serial(*args)
     return param
