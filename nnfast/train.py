@@ -39,7 +39,9 @@ def check_inputs(model, X, name: str = "X") -> np.ndarray:
     expected = model.in_features
     if expected is not None and X.shape[1] != expected:
         raise ValueError(f"{name}: the model expects {expected} features per sample, got {X.shape[1]}")
-    X = as_float_input(X, model.dtype, name)
+    dtype = model.dtype
+    if X.dtype != dtype or not X.flags.c_contiguous:
+        X = as_float_input(X, dtype, name)
     if not np.isfinite(X).all():
         raise ValueError(f"{name}: contains NaN or inf")
     return X
@@ -334,15 +336,18 @@ def evaluate(model, X, y, *, loss=None, batch_size: int = EVAL_BATCH) -> dict:
 def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     """Model outputs for X, in eval mode. A single sample of shape (features,) is accepted."""
     batch_size = _positive_int(batch_size, "batch_size")
-    single = np.ndim(X) == 1
-    X = check_inputs(model, np.atleast_2d(X) if single else X)
-    compiled = device_mod.predictor(model)
-    if compiled is None:
-        compiled = fused_step.predictor(model)
+    X = np.asarray(X)
+    single = X.ndim == 1
+    X = check_inputs(model, X.reshape(1, -1) if single else X)
+    compiled = device_mod.predictor(model) or fused_step.predictor(model)
     if compiled is not None:  # the compiled path has no train/eval-dependent layers
-        out = np.empty((X.shape[0], model.out_features), dtype=X.dtype)
-        for s in range(0, X.shape[0], batch_size):
-            compiled.predict(X[s:s + batch_size], out[s:s + batch_size])
+        n = X.shape[0]
+        out = np.empty((n, model.out_features), dtype=X.dtype)
+        if n <= batch_size:  # a sample or a small batch: one call, no slicing
+            compiled.predict(X, out)
+        else:
+            for s in range(0, n, batch_size):
+                compiled.predict(X[s:s + batch_size], out[s:s + batch_size])
     else:
         was_training = model.training
         model.eval()

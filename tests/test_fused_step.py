@@ -62,8 +62,17 @@ def run_both(act, loss_name, opt_name, dtype, rng, steps, batch=16):
     return fused_model, ref_model, fused_losses, ref_losses
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("act", ACTIVATIONS)
+# Float32 trajectories are compared only through smooth activations: at a kink (ReLU's 0)
+# a pre-activation within float32 rounding of it takes the other derivative in one of the
+# two runs, and Adam turns that one-unit difference into percent-level weight differences
+# a few steps later (seed 3591919498 meets |z| = 9e-8 at step 14 with ReLU; the gradients
+# of both runs agree to 1e-8 given the same weights). Float64 checks every activation.
+PIECEWISE_LINEAR = ("relu", "leaky_relu", "leaky_negative")
+TRAJECTORY_CASES = [(np.float64, act) for act in ACTIVATIONS] + \
+                   [(np.float32, act) for act in ACTIVATIONS if act not in PIECEWISE_LINEAR]
+
+
+@pytest.mark.parametrize(("dtype", "act"), TRAJECTORY_CASES)
 @pytest.mark.parametrize("loss_name", ["cross_entropy", "mse", "bce_with_logits"])
 def test_fused_matches_reference_over_50_steps(rng, dtype, act, loss_name):
     fused_model, ref_model, fused_losses, ref_losses = run_both(act, loss_name, "adam_l2", dtype, rng, 50)
@@ -160,3 +169,35 @@ def test_model_predict_uses_compiled_forward_and_tracks_new_weights(rng):
         expected = model.predict(x)
     assert first.shape == (5,)
     np.testing.assert_allclose(second, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("act", PIECEWISE_LINEAR)
+def test_fused_float32_gradients_match_reference_at_the_same_weights(rng, act):
+    """The float32 counterpart for kinked activations: every step, the reference starts from
+    the fused model's weights, so the gradients are compared without the flips compounding."""
+    X, y = data("cross_entropy", np.float32, rng)
+    fused_model, ref_model = make_model(act, np.float32, 5), make_model(act, np.float32, 5)
+    loss_fn = losses.get("cross_entropy")
+    with nnfast.backend("cpp"):
+        trainer = fused.FusedTrainer(fused_model, loss_fn, optim.Adam(fused_model.parameters(), lr=1e-2))
+    for _ in range(20):
+        idx = rng.choice(len(X), 16)
+        for p, q in zip(fused_model.parameters(), ref_model.parameters()):
+            q.data[...] = p.data
+            q.grad[...] = 0
+        with nnfast.backend("numpy"):
+            h, smallest_preactivation = X[idx], np.inf
+            for layer in ref_model.layers:
+                h = layer(h)
+                if isinstance(layer, nn.Dense) and layer is not ref_model.layers[-1]:
+                    smallest_preactivation = min(smallest_preactivation, np.abs(h).min())
+            ref_loss = loss_fn(h, y[idx])
+            ref_model.backward(loss_fn.backward())
+        with nnfast.backend("cpp"):
+            fused_loss = trainer.step(X, y, idx)[0]
+        np.testing.assert_allclose(fused_loss, ref_loss, rtol=1e-5)
+        if smallest_preactivation < 1e-5:  # either derivative is right at the kink
+            continue
+        for p, q in zip(fused_model.parameters(), ref_model.parameters()):
+            scale = np.abs(q.grad).max()
+            np.testing.assert_allclose(p.grad, q.grad, rtol=0, atol=1e-4 * scale, err_msg=p.name)
