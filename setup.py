@@ -1,4 +1,5 @@
-"""Build the compiled kernels as the extension module ``nnfast._core``.
+"""Build the compiled kernels as the extension module ``nnfast._core``, and the optional
+``nnfast._cuda`` from csrc/cuda where nvcc is found (tools/cuda_build.py says when).
 
 Every C++ source under csrc/ (except csrc/cuda) goes into one extension. Sources named
 ``*_avx2_*`` or ``*_avx512_*`` are microkernels: only they get ISA flags, and the
@@ -23,6 +24,8 @@ from setuptools.command.build_ext import build_ext
 from setuptools.errors import CCompilerError, ExecError, PlatformError
 
 ROOT = Path(__file__).parent
+sys.path.insert(0, str((ROOT / "tools").resolve()))
+import cuda_build  # noqa: E402  the optional nnfast._cuda extension
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
 # Per-file ISA flags, keyed by a marker in the file name, for gcc/clang and for MSVC.
@@ -127,6 +130,12 @@ class BuildExt(build_ext):
 
         self.compiler.compile = compile_by_isa
 
+    def build_extension(self, ext):
+        if ext.name == cuda_build.EXTENSION_NAME:
+            cuda_build.build(self, ext, super().build_extension)
+        else:
+            super().build_extension(ext)
+
     def _skip_extensions(self, exc):
         for ext in self.extensions:  # never ship a stale extension from an earlier build
             Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
@@ -178,6 +187,6 @@ ext_modules = [
         include_dirs=[str(ROOT / "csrc")],
         cxx_std=17,
     )
-]
+] + cuda_build.extensions(ROOT)
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})

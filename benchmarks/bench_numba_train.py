@@ -24,8 +24,10 @@ import time
 SIZES = [784, 128, 64, 10]
 BACKENDS = ("numba", "numpy")
 WARMUP_PROBE = ("import json, time; t = time.perf_counter(); import nnfast; "
-                "imported = time.perf_counter() - t; seconds = nnfast.warmup('numba'); "
-                "print(json.dumps({'import': imported, 'warmup': seconds}))")
+                "imported = time.perf_counter() - t; cpu = time.process_time(); "
+                "seconds = nnfast.warmup('numba'); "
+                "print(json.dumps({'import': imported, 'warmup': seconds, "
+                "'warmup_cpu': time.process_time() - cpu}))")
 
 
 def warmup_seconds(cache_dir: str) -> dict:
@@ -46,7 +48,8 @@ def train_rates(batch: int, rounds: int, samples) -> dict:
             start = time.perf_counter()
             trainer.epoch()
             rates[name].append(len(X) / (time.perf_counter() - start))
-    return {"rates": {n: statistics.median(r) for n, r in rates.items()},
+    stats = trainers["numba"].nnfast.get_backend("numba").contention_stats()
+    return {"rates": {n: statistics.median(r) for n, r in rates.items()}, "contention": stats,
             "round_ratios": [a / b for a, b in zip(rates["numba"], rates["numpy"])],
             "first_fit": {n: t.compile_seconds for n, t in trainers.items()}}
 
@@ -60,20 +63,23 @@ def markdown(rows, compile_times, args, command) -> str:
              f"- fit(verbose=0), Adam lr 1e-3, softmax cross-entropy, float32, {N_SAMPLES} "
              f"fixed-seed synthetic samples; median samples/s of {args.rounds} epochs per backend, "
              "the backends alternating round by round", "",
-             "| batch | numba (samples/s) | numpy (samples/s) | numba / numpy | per-round ratios (min-max) |",
-             "| --- | --- | --- | --- | --- |"]
+             "| batch | numba (samples/s) | numpy (samples/s) | numba / numpy | per-round ratios (min-max) "
+             "| numba calls backed off to 1 thread (contention) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for batch, row in rows:
         r = row["rates"]
         ratios = row["round_ratios"]
         lines.append(f"| {batch} | {r['numba']:,.0f} | {r['numpy']:,.0f} | "
-                     f"{r['numba'] / r['numpy']:.2f}x | {min(ratios):.2f}-{max(ratios):.2f} |")
+                     f"{r['numba'] / r['numpy']:.2f}x | {min(ratios):.2f}-{max(ratios):.2f} | "
+                     f"{row['contention']['contended_regions']} (cumulative) |")
     lines += ["", "Excluded above: the first fit() of each trainer, which compiles the kernels or loads "
               "them from the on-disk cache: numba "
               + ", ".join(f"{row['first_fit']['numba']:.2f} s (batch {b})" for b, row in rows) + "."]
     if compile_times:
         cold, cached = compile_times
         lines += [f"nnfast.warmup('numba') (every kernel, float32 and float64) in a fresh process: "
-                  f"cold cache {cold['warmup']:.1f} s, warm cache {cached['warmup']:.2f} s; "
+                  f"cold cache {cold['warmup']:.1f} s ({cold['warmup_cpu']:.1f} s of CPU), "
+                  f"warm cache {cached['warmup']:.2f} s ({cached['warmup_cpu']:.2f} s of CPU); "
                   f"`import nnfast` {cached['import']:.2f} s."]
     return "\n".join(lines) + "\n"
 

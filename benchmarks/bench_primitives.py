@@ -116,6 +116,29 @@ def batch_cases(batch, rng):
                 lambda B, kind=kind, x=x, g=g, y=y[kind], out=out:
                 B.activation_backward(kind, g, x, y, out(B)[0]))
 
+    if batch >= 2:  # batch norm in training mode needs two samples
+        width = 128
+        x = (2 * rng.standard_normal((batch, width)) + 1).astype(DTYPE)
+        g = rng.standard_normal((batch, width)).astype(DTYPE)
+        gamma, beta = rng.standard_normal(width).astype(DTYPE), rng.standard_normal(width).astype(DTYPE)
+        _, mean, inv_std = ref.batchnorm_forward_train(x, gamma, beta, np.zeros(width, DTYPE),
+                                                       np.ones(width, DTYPE))
+        out = Buffers(np.empty_like(x), np.zeros(width, DTYPE), np.ones(width, DTYPE),
+                      np.zeros(width, DTYPE), np.zeros(width, DTYPE))
+        shape = f"({batch},{width})"
+        add("batchnorm fwd train", shape, lambda B, x=x, gamma=gamma, beta=beta, out=out:
+            B.batchnorm_forward_train(x, gamma, beta, out(B)[1], out(B)[2], out(B)[0]))
+        add("batchnorm fwd eval", shape, lambda B, x=x, gamma=gamma, beta=beta, out=out:
+            B.batchnorm_forward_eval(x, gamma, beta, mean, 1 / inv_std ** 2, out(B)[0]))
+        add("batchnorm bwd", shape, lambda B, x=x, g=g, gamma=gamma, out=out:
+            B.batchnorm_backward(g, x, mean, inv_std, gamma, out(B)[0], out(B)[3], out(B)[4]))
+        mask = ref.dropout_forward(x, p=0.2, seed=1, offset=0)[1]
+        out = Buffers(np.empty_like(x), np.empty(x.shape, np.uint8))
+        add("dropout fwd", shape, lambda B, x=x, out=out:
+            B.dropout_forward(x, out(B)[0], out(B)[1], p=0.2, seed=1, offset=0))
+        add("dropout bwd", shape, lambda B, g=g, mask=mask, out=out:
+            B.dropout_backward(g, mask, out(B)[0], p=0.2))
+
     classes = 10
     logits = (3 * rng.standard_normal((batch, classes))).astype(DTYPE)
     labels = rng.integers(0, classes, batch)
@@ -163,6 +186,16 @@ def optimizer_cases(rng):
                  lambda B, g=g, s=state: B.adam_update(s(B)[0], g, s(B)[1], s(B)[2], lr=1e-3,
                                                        weight_decay=1e-2, step=1, decoupled=True),
                  state),
+            Case("sum_squares (grad norm)", shape, lambda B, g=g: B.sum_squares(g), state),
+            Case("weight_penalty fwd", shape,
+                 lambda B, p=p: B.weight_penalty_forward(p, l1=1e-4, l2=1e-3), state),
+            Case("weight_penalty bwd", shape,
+                 lambda B, p=p, s=state: B.weight_penalty_backward(p, s(B)[1], l1=1e-4, l2=1e-3),
+                 state),
+            Case("scale_inplace", shape, lambda B, s=state: B.scale_inplace(s(B)[2], alpha=0.5),
+                 state),
+            Case("clip_inplace", shape,
+                 lambda B, s=state: B.clip_inplace(s(B)[0], lo=-1.0, hi=1.0), state),
         ]
     return cases
 

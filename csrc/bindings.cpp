@@ -26,7 +26,7 @@
 #include "kernels/bias_grad.h"
 #include "kernels/dropout.h"
 #include "kernels/losses.h"
-#include "kernels/norms_penalties.h"
+#include "kernels/norms.h"
 #include "kernels/optimizers.h"
 #include "kernels/softmax_cross_entropy.h"
 #include "train/mlp_trainer.h"
@@ -547,35 +547,32 @@ py::array adam_update(py::handle param_obj, py::handle grad_obj, py::handle m_ob
 }
 
 
-// ------------------------------------------------------------------------- dropout
+// ------------------------------------------------------------------------- shared checks of the training primitives
 
-std::string type_name(py::handle obj) {
-  return std::string(py::str(py::type::of(obj).attr("__name__")));
-}
-
-// An integer in [0, 2**64): seeds and counters of the counter-based generator.
-uint64_t uint64_arg(py::handle obj, const char* name) {
-  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
-    throw py::type_error(arg(name) + "expected an integer, got " + type_name(obj));
-  py::object value = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
-  if (!value) throw py::error_already_set();
-  const unsigned long long v = PyLong_AsUnsignedLongLong(value.ptr());
-  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
-    PyErr_Clear();
-    throw py::value_error(arg(name) + "must lie in [0, 2**64), got " + std::string(py::str(value)));
-  }
-  return static_cast<uint64_t>(v);
-}
+// A float formatted as Python prints it, for messages that match the reference's.
+std::string py_float(double v) { return py::repr(py::float_(v)); }
 
 double dropout_probability(double p) {
   if (!(p >= 0.0 && p < 1.0))  // written so that NaN fails too
-    throw py::value_error("p: dropout probability must lie in [0, 1), got " +
-                          std::string(py::repr(py::float_(p))));
+    throw py::value_error("p: dropout probability must lie in [0, 1), got " + py_float(p));
   return p;
 }
 
+// A Python int (or numpy integer, not bool) in [0, 2**64): seeds and counters of the RNG.
+uint64_t uint64_value(py::handle obj, const char* name) {
+  if (PyBool_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+    throw py::type_error(arg(name) + "expected an integer, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  const py::int_ value = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
+  if (!value) throw py::error_already_set();
+  const py::int_ limit = py::reinterpret_steal<py::int_>(PyLong_FromUnsignedLongLong(~0ull));
+  if (value < py::int_(0) || value > limit)
+    throw py::value_error(arg(name) + "must lie in [0, 2**64), got " + std::string(py::str(value)));
+  return PyLong_AsUnsignedLongLong(value.ptr());
+}
+
 // A dropout keep-mask: uint8 (1 keep, 0 drop), C-contiguous, of the given shape.
-py::array mask_input(py::handle obj, const char* name, const Shape& shape) {
+py::array mask_array(py::handle obj, const char* name, const Shape& shape) {
   py::array a = ndarray(obj, name);
   if (!a.dtype().is(py::dtype::of<uint8_t>()))
     throw py::type_error(arg(name) + "the dropout mask must be uint8, got dtype " +
@@ -585,22 +582,61 @@ py::array mask_input(py::handle obj, const char* name, const Shape& shape) {
   return a;
 }
 
-py::array mask_output(py::handle obj, const char* name, const Shape& shape) {
+py::array output_mask(py::handle obj, const char* name, const Shape& shape) {
   if (obj.is_none()) return py::array_t<uint8_t>(shape);
-  py::array a = mask_input(obj, name, shape);
+  py::array a = mask_array(obj, name, shape);
   if (!a.writeable()) throw py::value_error(arg(name) + "output array is read-only");
   return a;
+}
+
+// None, or a (n,) array of the call's dtype; `present` says which.
+py::array optional_vector(py::handle obj, const char* name, DType dt, py::ssize_t n,
+                          bool* present) {
+  *present = !obj.is_none();
+  return *present ? input_like(obj, name, dt, {n}) : py::array();
+}
+
+// The (C,) state, statistics and gradients of one batch-norm call must be their own memory,
+// apart from each other and from the (N, C) arrays.
+void check_all_apart(const std::vector<std::pair<const py::array*, const char*>>& arrays) {
+  for (size_t i = 0; i < arrays.size(); ++i)
+    for (size_t j = 0; j < arrays.size(); ++j)
+      if (i != j) check_no_overlap(*arrays[i].first, arrays[i].second, *arrays[j].first,
+                                   arrays[j].second, false);
+}
+
+template <typename T>
+const T* cptr_or_null(const py::array& a, bool present) {
+  return present ? cptr<T>(a) : nullptr;
+}
+template <typename T>
+T* ptr_or_null(py::array& a, bool present) {
+  return present ? ptr<T>(a) : nullptr;
+}
+
+// ------------------------------------------------------------------------- dropout
+
+// The kernel's options for probability p, shared by dropout_forward and the fused step so
+// that both draw the same mask.
+nnfast::DropoutOptions dropout_options(double p, uint64_t seed, uint64_t offset) {
+  p = dropout_probability(p);
+  nnfast::DropoutOptions opt;
+  opt.seed = seed;
+  opt.offset = offset;
+  opt.threshold = static_cast<uint64_t>(p * 4294967296.0);
+  opt.scale = 1.0 / (1.0 - p);
+  return opt;
 }
 
 py::tuple dropout_forward(py::handle x_obj, py::handle out_obj, py::handle mask_obj, double p,
                           py::handle seed_obj, py::handle offset_obj) {
   DType dt;
   py::array x = input(x_obj, "x", &dt);
-  p = dropout_probability(p);
-  const uint64_t seed = uint64_arg(seed_obj, "seed"), offset = uint64_arg(offset_obj, "offset");
+  const nnfast::DropoutOptions opt = dropout_options(
+      p, uint64_value(seed_obj, "seed"), uint64_value(offset_obj, "offset"));
   const Shape shape = shape_of(x);
   py::array out = output(out_obj, "out", dt, shape);
-  py::array mask = mask_output(mask_obj, "mask", shape);
+  py::array mask = output_mask(mask_obj, "mask", shape);
   check_no_overlap(out, "out", x, "x", true);
   check_no_overlap(mask, "mask", x, "x", false);
   check_no_overlap(mask, "mask", out, "out", false);
@@ -610,7 +646,7 @@ py::tuple dropout_forward(py::handle x_obj, py::handle out_obj, py::handle mask_
     const T* X = cptr<T>(x);
     T* Y = ptr<T>(out);
     uint8_t* M = ptr<uint8_t>(mask);
-    without_gil([&] { nnfast::dropout_forward<T>(Y, M, X, n, p, seed, offset); });
+    without_gil([&] { nnfast::dropout_forward<T>(Y, M, X, n, opt); });
   });
   return py::make_tuple(out, mask);
 }
@@ -620,66 +656,24 @@ py::array dropout_backward(py::handle grad_obj, py::handle mask_obj, py::handle 
   DType dt;
   py::array grad = input(grad_obj, "grad_out", &dt);
   const Shape shape = shape_of(grad);
-  py::array mask = mask_input(mask_obj, "mask", shape);
+  py::array mask = mask_array(mask_obj, "mask", shape);
   p = dropout_probability(p);
   py::array out = output(out_obj, "out", dt, shape);
   check_no_overlap(out, "out", grad, "grad_out", true);
   check_no_overlap(out, "out", mask, "mask", false);
   const int64_t n = grad.size();
+  const double scale = 1.0 / (1.0 - p);
   by_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* G = cptr<T>(grad);
     const uint8_t* M = cptr<uint8_t>(mask);
     T* D = ptr<T>(out);
-    without_gil([&] { nnfast::dropout_backward<T>(D, G, M, n, p); });
+    without_gil([&] { nnfast::dropout_backward<T>(D, G, M, n, scale); });
   });
   return out;
 }
 
 // ------------------------------------------------------------------------- batch norm
-
-// An optional per-feature vector (gamma, beta, their gradients): absent when None.
-struct OptionalArray {
-  bool present = false;
-  py::array array;
-  template <typename T>
-  const T* data() const {
-    return present ? cptr<T>(array) : nullptr;
-  }
-  template <typename T>
-  T* mutable_data() {
-    return present ? ptr<T>(array) : nullptr;
-  }
-};
-
-OptionalArray optional_input(py::handle obj, const char* name, DType dt, py::ssize_t C) {
-  if (obj.is_none()) return {};
-  return {true, input_like(obj, name, dt, {C})};
-}
-
-OptionalArray optional_inout(py::handle obj, const char* name, DType dt, py::ssize_t C) {
-  if (obj.is_none()) return {};
-  return {true, inout(obj, name, dt, {C})};
-}
-
-struct Named {
-  py::array array;
-  const char* name;
-};
-
-// Each array in `written` apart from the others in it and from each array in `read`.
-void check_disjoint(const std::vector<Named>& written, const std::vector<Named>& read) {
-  for (size_t i = 0; i < written.size(); ++i) {
-    for (size_t j = i + 1; j < written.size(); ++j)
-      check_no_overlap(written[i].array, written[i].name, written[j].array, written[j].name, false);
-    for (const Named& in : read)
-      check_no_overlap(written[i].array, written[i].name, in.array, in.name, false);
-  }
-}
-
-void add_if_present(std::vector<Named>* list, const OptionalArray& a, const char* name) {
-  if (a.present) list->push_back({a.array, name});
-}
 
 py::tuple batchnorm_forward_train(py::handle x_obj, py::handle gamma_obj, py::handle beta_obj,
                                   py::handle rm_obj, py::handle rv_obj, py::handle out_obj,
@@ -688,8 +682,9 @@ py::tuple batchnorm_forward_train(py::handle x_obj, py::handle gamma_obj, py::ha
   DType dt;
   py::array x = input(x_obj, "x", &dt, 2);
   const int64_t N = x.shape(0), C = x.shape(1);
-  const OptionalArray gamma = optional_input(gamma_obj, "gamma", dt, C);
-  const OptionalArray beta = optional_input(beta_obj, "beta", dt, C);
+  bool has_gamma, has_beta;
+  py::array gamma = optional_vector(gamma_obj, "gamma", dt, C, &has_gamma);
+  py::array beta = optional_vector(beta_obj, "beta", dt, C, &has_beta);
   py::array rm = inout(rm_obj, "running_mean", dt, {C});
   py::array rv = inout(rv_obj, "running_var", dt, {C});
   if (N < 2)
@@ -698,21 +693,24 @@ py::tuple batchnorm_forward_train(py::handle x_obj, py::handle gamma_obj, py::ha
   py::array out = output(out_obj, "out", dt, {N, C});
   py::array mean = output(mean_obj, "mean", dt, {C});
   py::array inv_std = output(inv_std_obj, "inv_std", dt, {C});
-  check_no_overlap(out, "out", x, "x", true);  // read elementwise after the statistics
-  std::vector<Named> read;
-  add_if_present(&read, gamma, "gamma");
-  add_if_present(&read, beta, "beta");
-  check_disjoint({{out, "out"}, {mean, "mean"}, {inv_std, "inv_std"}, {rm, "running_mean"},
-                  {rv, "running_var"}}, read);
-  check_disjoint({{mean, "mean"}, {inv_std, "inv_std"}, {rm, "running_mean"},
-                  {rv, "running_var"}}, {{x, "x"}});
+  check_no_overlap(out, "out", x, "x", true);
+  std::vector<std::pair<const py::array*, const char*>> apart = {
+      {&mean, "mean"}, {&inv_std, "inv_std"}, {&rm, "running_mean"}, {&rv, "running_var"},
+      {&out, "out"}};
+  if (has_gamma) apart.push_back({&gamma, "gamma"});
+  if (has_beta) apart.push_back({&beta, "beta"});
+  check_all_apart(apart);
+  for (auto [a, name] : {std::pair{&mean, "mean"}, {&inv_std, "inv_std"},
+                         {&rm, "running_mean"}, {&rv, "running_var"}})
+    check_no_overlap(*a, name, x, "x", false);
   by_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
-    T *Y = ptr<T>(out), *Mu = ptr<T>(mean), *Is = ptr<T>(inv_std);
+    const T *X = cptr<T>(x), *G = cptr_or_null<T>(gamma, has_gamma);
+    const T* B = cptr_or_null<T>(beta, has_beta);
+    T *Y = ptr<T>(out), *Mean = ptr<T>(mean), *Inv = ptr<T>(inv_std);
     T *Rm = ptr<T>(rm), *Rv = ptr<T>(rv);
-    const T *X = cptr<T>(x), *G = gamma.data<T>(), *B = beta.data<T>();
     without_gil([&] {
-      nnfast::batchnorm_forward_train<T>(Y, Mu, Is, Rm, Rv, X, G, B, N, C, momentum, eps);
+      nnfast::batchnorm_forward_train<T>(Y, Mean, Inv, Rm, Rv, X, G, B, N, C, momentum, eps);
     });
   });
   return py::make_tuple(out, mean, inv_std);
@@ -724,74 +722,75 @@ py::array batchnorm_forward_eval(py::handle x_obj, py::handle gamma_obj, py::han
   DType dt;
   py::array x = input(x_obj, "x", &dt, 2);
   const int64_t N = x.shape(0), C = x.shape(1);
-  const OptionalArray gamma = optional_input(gamma_obj, "gamma", dt, C);
-  const OptionalArray beta = optional_input(beta_obj, "beta", dt, C);
+  bool has_gamma, has_beta;
+  py::array gamma = optional_vector(gamma_obj, "gamma", dt, C, &has_gamma);
+  py::array beta = optional_vector(beta_obj, "beta", dt, C, &has_beta);
   py::array rm = input_like(rm_obj, "running_mean", dt, {C});
   py::array rv = input_like(rv_obj, "running_var", dt, {C});
   py::array out = output(out_obj, "out", dt, {N, C});
   check_no_overlap(out, "out", x, "x", true);
-  std::vector<Named> read{{rm, "running_mean"}, {rv, "running_var"}};
-  add_if_present(&read, gamma, "gamma");
-  add_if_present(&read, beta, "beta");
-  check_disjoint({{out, "out"}}, read);
+  check_no_overlap(out, "out", rm, "running_mean", false);
+  check_no_overlap(out, "out", rv, "running_var", false);
+  if (has_gamma) check_no_overlap(out, "out", gamma, "gamma", false);
+  if (has_beta) check_no_overlap(out, "out", beta, "beta", false);
   by_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> inv_std(static_cast<size_t>(C));  // scratch, sized before the GIL is released
+    const T *X = cptr<T>(x), *Rm = cptr<T>(rm), *Rv = cptr<T>(rv);
+    const T *G = cptr_or_null<T>(gamma, has_gamma), *B = cptr_or_null<T>(beta, has_beta);
     T* Y = ptr<T>(out);
-    T* Is = inv_std.data();
-    const T *X = cptr<T>(x), *G = gamma.data<T>(), *B = beta.data<T>();
-    const T *Rm = cptr<T>(rm), *Rv = cptr<T>(rv);
-    without_gil([&] { nnfast::batchnorm_forward_eval<T>(Y, Is, X, G, B, Rm, Rv, N, C, eps); });
+    without_gil([&] { nnfast::batchnorm_forward_eval<T>(Y, X, Rm, Rv, G, B, N, C, eps); });
   });
   return out;
 }
 
 py::array batchnorm_backward(py::handle grad_obj, py::handle x_obj, py::handle mean_obj,
-                             py::handle inv_std_obj, py::handle gamma_obj, py::handle dx_obj,
-                             py::handle dgamma_obj, py::handle dbeta_obj, bool training) {
+                             py::handle inv_std_obj, py::handle gamma_obj, py::handle grad_x_obj,
+                             py::handle grad_gamma_obj, py::handle grad_beta_obj,
+                             bool training) {
   DType dt;
   py::array grad = input(grad_obj, "grad_out", &dt, 2);
   const int64_t N = grad.shape(0), C = grad.shape(1);
   py::array x = input_like(x_obj, "x", dt, {N, C});
   py::array mean = input_like(mean_obj, "mean", dt, {C});
   py::array inv_std = input_like(inv_std_obj, "inv_std", dt, {C});
-  const OptionalArray gamma = optional_input(gamma_obj, "gamma", dt, C);
-  OptionalArray dgamma = optional_inout(dgamma_obj, "grad_gamma", dt, C);
-  OptionalArray dbeta = optional_inout(dbeta_obj, "grad_beta", dt, C);
-  py::array dx = output(dx_obj, "grad_x", dt, {N, C});
-  // grad_x is written elementwise after every read of grad_out and x.
+  bool has_gamma;
+  py::array gamma = optional_vector(gamma_obj, "gamma", dt, C, &has_gamma);
+  const bool has_dgamma = !grad_gamma_obj.is_none(), has_dbeta = !grad_beta_obj.is_none();
+  py::array dgamma = has_dgamma ? inout(grad_gamma_obj, "grad_gamma", dt, {C}) : py::array();
+  py::array dbeta = has_dbeta ? inout(grad_beta_obj, "grad_beta", dt, {C}) : py::array();
+  py::array dx = output(grad_x_obj, "grad_x", dt, {N, C});
   check_no_overlap(dx, "grad_x", grad, "grad_out", true);
   check_no_overlap(dx, "grad_x", x, "x", true);
-  std::vector<Named> read{{mean, "mean"}, {inv_std, "inv_std"}};
-  add_if_present(&read, gamma, "gamma");
-  std::vector<Named> written{{dx, "grad_x"}};
-  add_if_present(&written, dgamma, "grad_gamma");
-  add_if_present(&written, dbeta, "grad_beta");
-  check_disjoint(written, read);
-  written.erase(written.begin());
-  check_disjoint(written, {{grad, "grad_out"}, {x, "x"}});
+  // The outputs must be their own memory: apart from each other and every other operand.
+  std::vector<std::pair<const py::array*, const char*>> outputs = {{&dx, "grad_x"}};
+  if (has_dgamma) outputs.push_back({&dgamma, "grad_gamma"});
+  if (has_dbeta) outputs.push_back({&dbeta, "grad_beta"});
+  std::vector<std::pair<const py::array*, const char*>> operands = {{&mean, "mean"},
+                                                                    {&inv_std, "inv_std"}};
+  if (has_gamma) operands.push_back({&gamma, "gamma"});
+  for (const auto& [o, o_name] : outputs) {
+    for (const auto& [other, other_name] : outputs)
+      if (other != o) check_no_overlap(*o, o_name, *other, other_name, false);
+    for (const auto& [in, in_name] : operands) check_no_overlap(*o, o_name, *in, in_name, false);
+    if (o != &dx) {
+      check_no_overlap(*o, o_name, grad, "grad_out", false);
+      check_no_overlap(*o, o_name, x, "x", false);
+    }
+  }
   by_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
-    std::vector<T> work(static_cast<size_t>(3 * C));  // scratch, sized before the GIL is released
-    T *D = ptr<T>(dx), *Dg = dgamma.mutable_data<T>(), *Db = dbeta.mutable_data<T>();
-    T* W = work.data();
-    const T *G = cptr<T>(grad), *X = cptr<T>(x), *Mu = cptr<T>(mean);
-    const T *Is = cptr<T>(inv_std), *Ga = gamma.data<T>();
+    const T *G = cptr<T>(grad), *X = cptr<T>(x), *Mean = cptr<T>(mean);
+    const T *Inv = cptr<T>(inv_std), *Gamma = cptr_or_null<T>(gamma, has_gamma);
+    T *D = ptr<T>(dx), *Dg = ptr_or_null<T>(dgamma, has_dgamma);
+    T* Db = ptr_or_null<T>(dbeta, has_dbeta);
     without_gil([&] {
-      nnfast::batchnorm_backward<T>(D, Dg, Db, W, G, X, Mu, Is, Ga, N, C, training);
+      nnfast::batchnorm_backward<T>(D, Dg, Db, G, X, Mean, Inv, Gamma, N, C, training);
     });
   });
   return dx;
 }
 
 // ------------------------------------------------------------------------- norms, clipping, penalties
-
-// An array updated in place whose dtype sets the call's.
-py::array inout_first(py::handle obj, const char* name, DType* dt) {
-  py::array a = input(obj, name, dt);
-  if (!a.writeable()) throw py::value_error(arg(name) + "array is read-only");
-  return a;
-}
 
 double sum_squares(py::handle x_obj) {
   DType dt;
@@ -806,47 +805,52 @@ double sum_squares(py::handle x_obj) {
 
 py::array scale_inplace(py::handle x_obj, double alpha) {
   DType dt;
-  py::array x = inout_first(x_obj, "x", &dt);
+  py::array x = input(x_obj, "x", &dt);
+  if (!x.writeable()) throw py::value_error("x: array is read-only");
   const int64_t n = x.size();
   by_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     T* X = ptr<T>(x);
-    without_gil([&] { nnfast::scale_inplace<T>(X, n, alpha); });
+    const T a = static_cast<T>(alpha);
+    without_gil([&] { nnfast::scale_inplace<T>(X, n, a); });
   });
   return x;
 }
 
 py::array clip_inplace(py::handle x_obj, double lo, double hi) {
   DType dt;
-  py::array x = inout_first(x_obj, "x", &dt);
+  py::array x = input(x_obj, "x", &dt);
+  if (!x.writeable()) throw py::value_error("x: array is read-only");
   if (!(lo <= hi))
-    throw py::value_error("lo, hi: need lo <= hi, got lo=" + std::string(py::repr(py::float_(lo))) +
-                          ", hi=" + std::string(py::repr(py::float_(hi))));
+    throw py::value_error("lo, hi: need lo <= hi, got lo=" + py_float(lo) + ", hi=" +
+                          py_float(hi));
   const int64_t n = x.size();
   by_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     T* X = ptr<T>(x);
-    without_gil([&] { nnfast::clip_inplace<T>(X, n, lo, hi); });
+    const T l = static_cast<T>(lo), h = static_cast<T>(hi);
+    without_gil([&] { nnfast::clip_inplace<T>(X, n, l, h); });
   });
   return x;
 }
 
-void check_penalty_coefficients(double l1, double l2) {
-  if (!(l1 >= 0 && l2 >= 0))
-    throw py::value_error("l1, l2: penalty coefficients must be >= 0, got l1=" +
-                          std::string(py::repr(py::float_(l1))) +
-                          ", l2=" + std::string(py::repr(py::float_(l2))));
+void check_penalty(double l1, double l2) {
+  if (!(l1 >= 0.0 && l2 >= 0.0))
+    throw py::value_error("l1, l2: penalty coefficients must be >= 0, got l1=" + py_float(l1) +
+                          ", l2=" + py_float(l2));
 }
 
 double weight_penalty_forward(py::handle w_obj, double l1, double l2) {
   DType dt;
   py::array w = input(w_obj, "w", &dt);
-  check_penalty_coefficients(l1, l2);
+  check_penalty(l1, l2);
   const int64_t n = w.size();
   return by_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* W = cptr<T>(w);
-    return without_gil([&] { return nnfast::weight_penalty_forward<T>(W, n, l1, l2); });
+    return without_gil([&] {
+      return l1 * nnfast::sum_abs<T>(W, n) + l2 * nnfast::sum_squares<T>(W, n);
+    });
   });
 }
 
@@ -854,14 +858,15 @@ py::array weight_penalty_backward(py::handle w_obj, py::handle grad_obj, double 
   DType dt;
   py::array w = input(w_obj, "w", &dt);
   py::array grad = inout(grad_obj, "grad", dt, shape_of(w));
-  check_penalty_coefficients(l1, l2);
+  check_penalty(l1, l2);
   check_no_overlap(grad, "grad", w, "w", true);
   const int64_t n = w.size();
   by_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* W = cptr<T>(w);
     T* G = ptr<T>(grad);
-    without_gil([&] { nnfast::weight_penalty_backward<T>(G, W, n, l1, l2); });
+    const T a = static_cast<T>(l1), b = static_cast<T>(2.0 * l2);
+    without_gil([&] { nnfast::weight_penalty_backward<T>(G, W, n, a, b); });
   });
   return grad;
 }
@@ -1091,8 +1096,8 @@ class MlpTrainerBinding {
 
   template <typename T>
   std::unique_ptr<nnfast::TrainOp<T>> dropout_op(py::dict spec, int64_t width) {
-    const double p = dropout_probability(spec["p"].cast<double>());
-    const uint64_t seed = uint64_arg(spec["seed"], "seed");
+    const double p = spec["p"].cast<double>();
+    const nnfast::DropoutOptions opt = dropout_options(p, uint64_value(spec["seed"], "seed"), 0);
     py::array offset = ndarray(spec["offset"], "offset");
     if (!offset.dtype().is(py::dtype::of<uint64_t>()))
       throw py::type_error("offset: expected a uint64 counter array, got dtype " +
@@ -1101,7 +1106,7 @@ class MlpTrainerBinding {
     check_layout(offset, "offset");
     if (!offset.writeable()) throw py::value_error("offset: array is read-only");
     keep_alive_.append(offset);
-    return std::make_unique<nnfast::DropoutOp<T>>(width, p, seed, ptr<uint64_t>(offset));
+    return std::make_unique<nnfast::DropoutOp<T>>(width, opt, p != 0.0, ptr<uint64_t>(offset));
   }
 
   template <typename T>
@@ -1205,36 +1210,6 @@ PYBIND11_MODULE(_core, m) {
         py::arg("step"), py::arg("decoupled") = false,
         "one torch.optim.Adam (or AdamW with decoupled=True) step in place");
 
-  m.def("dropout_forward", &dropout_forward, py::arg("x"), py::arg("out") = none,
-        py::arg("mask") = none, py::kw_only(), py::arg("p"), py::arg("seed"), py::arg("offset"),
-        "(out, mask): inverted dropout with the counter-based mask of (seed, offset + i)");
-  m.def("dropout_backward", &dropout_backward, py::arg("grad_out"), py::arg("mask"),
-        py::arg("out") = none, py::kw_only(), py::arg("p"),
-        "grad_in = grad_out / (1 - p) where mask is 1, else 0");
-  m.def("batchnorm_forward_train", &batchnorm_forward_train, py::arg("x"), py::arg("gamma"),
-        py::arg("beta"), py::arg("running_mean"), py::arg("running_var"), py::arg("out") = none,
-        py::arg("mean") = none, py::arg("inv_std") = none, py::kw_only(),
-        py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
-        "(out, mean, inv_std): batch norm with batch statistics; running statistics updated");
-  m.def("batchnorm_forward_eval", &batchnorm_forward_eval, py::arg("x"), py::arg("gamma"),
-        py::arg("beta"), py::arg("running_mean"), py::arg("running_var"), py::arg("out") = none,
-        py::kw_only(), py::arg("eps") = 1e-5, "batch norm with the running statistics");
-  m.def("batchnorm_backward", &batchnorm_backward, py::arg("grad_out"), py::arg("x"),
-        py::arg("mean"), py::arg("inv_std"), py::arg("gamma"), py::arg("grad_x") = none,
-        py::arg("grad_gamma") = none, py::arg("grad_beta") = none, py::kw_only(),
-        py::arg("training") = true,
-        "grad_x; grad_gamma and grad_beta accumulated into (+=)");
-  m.def("sum_squares", &sum_squares, py::arg("x"), "sum(x^2), accumulated in float64");
-  m.def("scale_inplace", &scale_inplace, py::arg("x"), py::kw_only(), py::arg("alpha"),
-        "x *= alpha in place");
-  m.def("clip_inplace", &clip_inplace, py::arg("x"), py::kw_only(), py::arg("lo"), py::arg("hi"),
-        "x = min(max(x, lo), hi) in place; NaN stays NaN");
-  m.def("weight_penalty_forward", &weight_penalty_forward, py::arg("w"), py::kw_only(),
-        py::arg("l1"), py::arg("l2"), "l1 * sum|w| + l2 * sum(w^2), accumulated in float64");
-  m.def("weight_penalty_backward", &weight_penalty_backward, py::arg("w"), py::arg("grad"),
-        py::kw_only(), py::arg("l1"), py::arg("l2"),
-        "grad += l1 * sign(w) + 2 l2 * w in place");
-
   py::class_<MlpTrainerBinding>(m, "MlpTrainer",
                                  "One C++ call per batch: gather, forward, loss, backward, update")
       .def(py::init<py::list, const std::string&>(), py::arg("layers"), py::arg("loss"))
@@ -1245,6 +1220,32 @@ PYBIND11_MODULE(_core, m) {
            py::arg("step") = 1, py::arg("clipnorm") = none, py::arg("clipvalue") = none)
       .def("predict", &MlpTrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
 
+
+  m.def("dropout_forward", &dropout_forward, py::arg("x"), py::arg("out") = none,
+        py::arg("mask") = none, py::kw_only(), py::arg("p"), py::arg("seed"), py::arg("offset"),
+        "inverted dropout with a counter-based mask; returns (out, mask)");
+  m.def("dropout_backward", &dropout_backward, py::arg("grad_out"), py::arg("mask"),
+        py::arg("out") = none, py::kw_only(), py::arg("p"));
+  m.def("batchnorm_forward_train", &batchnorm_forward_train, py::arg("x"), py::arg("gamma"),
+        py::arg("beta"), py::arg("running_mean"), py::arg("running_var"), py::arg("out") = none,
+        py::arg("mean") = none, py::arg("inv_std") = none, py::kw_only(),
+        py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+        "batch norm with batch statistics; returns (out, mean, inv_std)");
+  m.def("batchnorm_forward_eval", &batchnorm_forward_eval, py::arg("x"), py::arg("gamma"),
+        py::arg("beta"), py::arg("running_mean"), py::arg("running_var"), py::arg("out") = none,
+        py::kw_only(), py::arg("eps") = 1e-5);
+  m.def("batchnorm_backward", &batchnorm_backward, py::arg("grad_out"), py::arg("x"),
+        py::arg("mean"), py::arg("inv_std"), py::arg("gamma"), py::arg("grad_x") = none,
+        py::arg("grad_gamma") = none, py::arg("grad_beta") = none, py::kw_only(),
+        py::arg("training") = true);
+  m.def("sum_squares", &sum_squares, py::arg("x"), "sum(x^2), accumulated in float64");
+  m.def("scale_inplace", &scale_inplace, py::arg("x"), py::kw_only(), py::arg("alpha"));
+  m.def("clip_inplace", &clip_inplace, py::arg("x"), py::kw_only(), py::arg("lo"),
+        py::arg("hi"));
+  m.def("weight_penalty_forward", &weight_penalty_forward, py::arg("w"), py::kw_only(),
+        py::arg("l1"), py::arg("l2"));
+  m.def("weight_penalty_backward", &weight_penalty_backward, py::arg("w"), py::arg("grad"),
+        py::kw_only(), py::arg("l1"), py::arg("l2"));
 
   m.def("set_num_threads", &nnfast::set_num_threads, py::arg("n"),
         "threads for every kernel; n <= 0 follows omp_get_max_threads() again");
@@ -1259,12 +1260,23 @@ PYBIND11_MODULE(_core, m) {
         py::dict result;
         result["contended_regions"] = stats.contended_regions;
         result["backing_off"] = stats.backing_off;
+        result["next_backoff_s"] = static_cast<double>(stats.next_backoff_ns) * 1e-9;
         return result;
       },
       "parallel regions that waited for a descheduled thread, and whether kernels run on one "
       "thread for now because of them");
-  m.def("_report_team_wait", &nnfast::report_team_wait, py::arg("own_ns"), py::arg("wait_ns"),
-        "test hook: feed the contention backoff one region's timings");
+  m.def(
+      "_report_team_times",
+      [](int64_t start_ns, int64_t own_ns, int64_t wait_ns) {
+        nnfast::TeamTimes times;
+        times.opener_started = start_ns;
+        times.opener_done = start_ns + own_ns;
+        times.end = times.opener_done + wait_ns;
+        nnfast::report_team_times(times);
+      },
+      py::arg("start_ns"), py::arg("own_ns"), py::arg("wait_ns"),
+      "test hook: feed the contention backoff one region's timings (opener's start delay, its "
+      "share, its wait for the team)");
   m.def("gemm_isa", &nnfast::gemm_isa);
 
   // GEMM microkernel selection (NNFAST_ISA, or _set_gemm_isa for tests) and the FMA peak.

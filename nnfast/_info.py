@@ -50,4 +50,6 @@ def info() -> Info:
         result["cxxflags"] = getattr(_core, "compile_flags", "unknown")
         result["openmp"] = _core.openmp
         result["openmp_lib"] = _installation.openmp_library(_core.__file__)
+    if backends.unavailable_reason("cuda") is None:
+        result["cuda_device"] = backends.get_backend("cuda").device_name
     return result

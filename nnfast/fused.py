@@ -60,6 +60,11 @@ def unsupported_reason(model, loss_fn, opt, target=None) -> str | None:
     backend = get_backend()
     if backend.name != "cpp" or not hasattr(backend, "MlpTrainer"):
         return f"the '{backend.name}' backend has no fused step"
+    return combination_reason(model, loss_fn, opt, target)
+
+
+def combination_reason(model, loss_fn, opt, target=None) -> str | None:
+    """None if a fused trainer (CPU or CUDA) supports this model, loss and optimizer, else why not."""
     if type(loss_fn) not in _LOSSES:
         return f"loss {type(loss_fn).__name__} is not fusable"
     if type(loss_fn) is losses.CrossEntropy and target is not None and target.ndim != 1:
@@ -142,18 +147,22 @@ class FusedTrainer:
         opt = self.opt
         for i, layer in enumerate(self._dropouts):
             self._offsets[i] = layer.offset
-        clip = {"clipnorm": opt.clipnorm, "clipvalue": opt.clipvalue}
-        if isinstance(opt, Adam):
-            result = self.trainer.step(X, y, idx, kind="adam", lr=opt.lr, weight_decay=opt.weight_decay,
-                                       beta1=opt.betas[0], beta2=opt.betas[1], eps=opt.eps,
-                                       decoupled=opt.decoupled, step=opt.step_count + 1, **clip)
-        else:
-            result = self.trainer.step(X, y, idx, kind="sgd", lr=opt.lr, momentum=opt.momentum,
-                                       nesterov=opt.nesterov, weight_decay=opt.weight_decay, **clip)
+        result = self.trainer.step(X, y, idx, clipnorm=opt.clipnorm, clipvalue=opt.clipvalue,
+                                   **optimizer_arguments(opt))
         for i, layer in enumerate(self._dropouts):
             layer.offset = int(self._offsets[i])
         opt.step_count += 1
         return result
+
+
+def optimizer_arguments(opt) -> dict:
+    """The keyword arguments of a compiled trainer's step() for the optimizer's next step."""
+    if isinstance(opt, Adam):
+        return dict(kind="adam", lr=opt.lr, weight_decay=opt.weight_decay, beta1=opt.betas[0],
+                    beta2=opt.betas[1], eps=opt.eps, decoupled=opt.decoupled,
+                    step=opt.step_count + 1)
+    return dict(kind="sgd", lr=opt.lr, momentum=opt.momentum, nesterov=opt.nesterov,
+                weight_decay=opt.weight_decay)
 
 
 def predictor(model):

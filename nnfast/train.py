@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from . import device as device_mod
 from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
@@ -38,7 +39,9 @@ def check_inputs(model, X, name: str = "X") -> np.ndarray:
     expected = model.in_features
     if expected is not None and X.shape[1] != expected:
         raise ValueError(f"{name}: the model expects {expected} features per sample, got {X.shape[1]}")
-    X = as_float_input(X, model.dtype, name)
+    dtype = model.dtype
+    if X.dtype != dtype or not X.flags.c_contiguous:
+        X = as_float_input(X, dtype, name)
     if not np.isfinite(X).all():
         raise ValueError(f"{name}: contains NaN or inf")
     return X
@@ -216,7 +219,10 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     # One compiled call per batch (forward, backward and update) where the model, loss,
     # optimizer and backend allow; the layer-by-layer path otherwise.
     fused = None
-    if fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
+    on_cuda = device_mod.device_of(model) == "cuda"
+    if on_cuda:  # model.to("cuda"): every step runs on the GPU
+        fused = device_mod.CudaTrainer(model, loss_fn, opt, X, y)
+    elif fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
         fused = fused_step.FusedTrainer(model, loss_fn, opt)
 
     batches = -(-n // batch_size)
@@ -239,6 +245,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
             cb.on_epoch_begin(model, epoch, {})
         total_loss, total_correct, has_accuracy, seen = 0.0, 0, True, 0
         start = time.perf_counter()
+        if on_cuda:
+            fused.begin_epoch()
         for b in range(batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
             if fused is not None:  # the update is done: on_batch_loss sees its loss after it
@@ -261,6 +269,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
                 model.backward(loss_fn.backward(), need_input_grad=False)
                 opt.step()
             progress.update(value)
+        if on_cuda:  # the host arrays are current again for validation and callbacks
+            fused.end_epoch()
         seconds = time.perf_counter() - start
         logs = {"loss": total_loss / seen}
         if has_accuracy:
@@ -326,13 +336,18 @@ def evaluate(model, X, y, *, loss=None, batch_size: int = EVAL_BATCH) -> dict:
 def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     """Model outputs for X, in eval mode. A single sample of shape (features,) is accepted."""
     batch_size = _positive_int(batch_size, "batch_size")
-    single = np.ndim(X) == 1
-    X = check_inputs(model, np.atleast_2d(X) if single else X)
-    compiled = fused_step.predictor(model)
-    if compiled is not None:  # the compiled forward runs in eval mode, as the path below
-        out = np.empty((X.shape[0], model.out_features), dtype=X.dtype)
-        for s in range(0, X.shape[0], batch_size):
-            compiled.predict(X[s:s + batch_size], out[s:s + batch_size])
+    X = np.asarray(X)
+    single = X.ndim == 1
+    X = check_inputs(model, X.reshape(1, -1) if single else X)
+    compiled = device_mod.predictor(model) or fused_step.predictor(model)
+    if compiled is not None:  # the compiled forwards run in eval mode, as the path below
+        n = X.shape[0]
+        out = np.empty((n, model.out_features), dtype=X.dtype)
+        if n <= batch_size:  # a sample or a small batch: one call, no slicing
+            compiled.predict(X, out)
+        else:
+            for s in range(0, n, batch_size):
+                compiled.predict(X[s:s + batch_size], out[s:s + batch_size])
     else:
         was_training = model.training
         model.eval()

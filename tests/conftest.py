@@ -18,20 +18,38 @@ DTYPES = (np.float32, np.float64)
 
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.dirname(os.path.abspath(nnfast.__file__))
+IMPORTED_FROM_CHECKOUT = os.path.dirname(PACKAGE) == CHECKOUT
 
 
 def pytest_configure(config):
     # `python -m pytest` in the checkout imports ./nnfast, not the installed package; without
     # a compiled _core there the suite would silently test only the fallback backends.
-    package = os.path.dirname(os.path.abspath(nnfast.__file__))
-    in_checkout = os.path.dirname(package) == CHECKOUT
-    has_core = any(name.startswith("_core.") for name in os.listdir(package))
-    if in_checkout and not has_core and os.environ.get("NNFAST_DISABLE_CPP", "") in ("", "0"):
+    has_core = any(name.startswith("_core.") for name in os.listdir(PACKAGE))
+    cpp_disabled = os.environ.get("NNFAST_DISABLE_CPP", "") not in ("", "0")
+    if IMPORTED_FROM_CHECKOUT and not has_core and not cpp_disabled:
         raise pytest.UsageError(
-            f"nnfast was imported from the source checkout {package}, which has no compiled "
+            f"nnfast was imported from the source checkout {PACKAGE}, which has no compiled "
             "nnfast._core, so the compiled backend would go untested. Run the installed package "
             "(`.venv/bin/pytest`, not `python -m pytest` from the checkout), or build in place "
             "(`pip install -e .`), or set NNFAST_DISABLE_CPP=1 to test without it.")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def subprocesses_import_the_tested_nnfast(tmp_path_factory):
+    """Tests run from an empty directory: a `python -c` or `python -m nnfast` a test starts puts
+    its working directory first on sys.path, and from the checkout would import ./nnfast
+    (without the extension) instead of the installed package under test."""
+    previous_cwd, previous_path = os.getcwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    if IMPORTED_FROM_CHECKOUT:  # an in-place build run as `python -m pytest`: keep using it
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [CHECKOUT, previous_path]))
+    yield
+    os.chdir(previous_cwd)
+    if previous_path is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = previous_path
 
 
 def pytest_report_header(config):

@@ -67,6 +67,16 @@ def reductions(rng, dtype):
     prob = rng.uniform(0.01, 0.99, pred.shape).astype(dtype)
     grad = rng.standard_normal((4099, 37)).astype(dtype)
     beta_out = rng.standard_normal(37).astype(dtype)
+    weights = rng.standard_normal((784, 129)).astype(dtype)
+
+    def batchnorm():
+        running = np.zeros(37, dtype), np.ones(37, dtype)
+        out, mean, inv_std = cpp.batchnorm_forward_train(grad, None, None, *running)
+        grads = np.zeros(37, dtype), np.zeros(37, dtype)
+        dx = cpp.batchnorm_backward(pred[:, :37].repeat(16, 0)[:4099], grad, mean, inv_std,
+                                    beta_out, grad_gamma=grads[0], grad_beta=grads[1])
+        return [out, mean, inv_std, *running, dx, *grads]
+
     return lambda: [
         cpp.softmax_cross_entropy_forward(logits, labels)[0],
         cpp.softmax_cross_entropy_forward(logits, onehot)[0],
@@ -75,6 +85,10 @@ def reductions(rng, dtype):
         cpp.bce_with_logits_forward(pred, target),
         cpp.bias_grad(grad),
         cpp.bias_grad(grad, beta_out.copy(), beta=0.5),
+        cpp.sum_squares(weights),
+        cpp.weight_penalty_forward(weights, l1=1e-3, l2=1e-2),
+        *cpp.dropout_forward(weights, p=0.3, seed=5, offset=2 ** 64 - 1000),
+        *batchnorm(),
     ]
 
 
@@ -211,8 +225,9 @@ def test_fork_before_any_thread_pool_keeps_threads_in_the_child():
 
 def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
     # A team member that is not running delays the region by a time slice; after such a
-    # region kernels run on one thread for 100 ms. Observable through fork: a thread that
-    # never opened a team forks a child that keeps its threads.
+    # region kernels run on one thread for 100 ms, twice as long each time it recurs.
+    # Observable through fork: a thread that never opened a team forks a child that keeps
+    # its threads.
     result = run_python("""
         import os, signal, time
         import numpy as np
@@ -221,10 +236,15 @@ def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
 
         _core.set_num_threads(2)
         x = np.random.default_rng(0).standard_normal((4096, 64))
-        _core._report_team_wait(own_ns=100_000, wait_ns=150_000)     # an ordinary region
-        assert _core.contention_stats() == {"contended_regions": 0, "backing_off": False}
-        _core._report_team_wait(own_ns=100_000, wait_ns=5_000_000)   # 5 ms for a 0.1 ms share
-        assert _core.contention_stats() == {"contended_regions": 1, "backing_off": True}
+        report, stats = _core._report_team_times, _core.contention_stats
+        report(start_ns=20_000, own_ns=100_000, wait_ns=150_000)    # an ordinary region
+        assert stats() == {"contended_regions": 0, "backing_off": False, "next_backoff_s": 0.1}
+        report(start_ns=9_000_000, own_ns=100_000, wait_ns=1_000)   # started 9 ms late
+        assert stats() == {"contended_regions": 1, "backing_off": True, "next_backoff_s": 0.2}
+        time.sleep(0.15)
+        assert stats()["backing_off"] is False
+        report(start_ns=20_000, own_ns=100_000, wait_ns=5_000_000)  # 5 ms for a 0.1 ms share
+        assert stats() == {"contended_regions": 2, "backing_off": True, "next_backoff_s": 0.4}
         y = cpp.activation_forward("softmax", x)                   # on one thread: no team
         pid = os.fork()
         if pid == 0:
@@ -232,8 +252,10 @@ def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
             os._exit(0 if _core.get_num_threads() == 2 else 3)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, "the kernel opened a team while backing off"
-        time.sleep(0.15)
-        assert _core.contention_stats()["backing_off"] is False
+        report(start_ns=20_000, own_ns=100_000, wait_ns=150_000)    # an ordinary region again
+        assert stats()["next_backoff_s"] == 0.1
+        time.sleep(0.25)
+        assert stats()["backing_off"] is False
         assert np.array_equal(cpp.activation_forward("softmax", x), y)
         print("ok")
     """)
@@ -374,6 +396,22 @@ X = np.ones((4, 3), F32)
     (lambda: cpp.adam_update(X.copy(), X, X.copy(), X.copy(), lr=0.1, step=0), ValueError, "step: Adam steps count from 1, got 0"),
     (lambda: cpp.adam_update(X.copy(), X, X.copy(), X.astype(np.float64), lr=0.1, step=1), TypeError, "v: dtype float64"),
     (lambda: cpp.gemm(X, np.ones((3, 2), F32), bias=np.ones(3, F32)), ValueError, r"bias: expected shape \(2,\)"),
+    (lambda: cpp.dropout_forward(X, p=1.0, seed=0, offset=0), ValueError, r"p: dropout probability must lie in \[0, 1\), got 1.0"),
+    (lambda: cpp.dropout_forward(X, p=float("nan"), seed=0, offset=0), ValueError, r"\[0, 1\), got nan"),
+    (lambda: cpp.dropout_forward(X, p=0.5, seed=-1, offset=0), ValueError, r"seed: must lie in \[0, 2\*\*64\), got -1"),
+    (lambda: cpp.dropout_forward(X, p=0.5, seed=0, offset=2 ** 64), ValueError, "offset: must lie in"),
+    (lambda: cpp.dropout_forward(X, p=0.5, seed=1.5, offset=0), TypeError, "seed: expected an integer, got float"),
+    (lambda: cpp.dropout_forward(X, p=0.5, seed=True, offset=0), TypeError, "seed: expected an integer, got bool"),
+    (lambda: cpp.dropout_forward(X, None, np.empty((4, 3), bool), p=0.5, seed=0, offset=0), TypeError, "mask: the dropout mask must be uint8, got dtype bool"),
+    (lambda: cpp.dropout_backward(X, np.ones((3, 4), np.uint8), p=0.5), ValueError, r"mask: expected shape \(4, 3\)"),
+    (lambda: cpp.batchnorm_forward_train(X[:1], None, None, np.zeros(3, F32), np.ones(3, F32)), ValueError, "x: batch norm in training mode needs at least 2 samples"),
+    (lambda: cpp.batchnorm_forward_train(X, None, None, read_only(np.zeros(3, F32)), np.ones(3, F32)), ValueError, "running_mean: array is read-only"),
+    (lambda: cpp.batchnorm_forward_eval(X, np.ones(4, F32), None, np.zeros(3, F32), np.ones(3, F32)), ValueError, r"gamma: expected shape \(3,\)"),
+    (lambda: cpp.batchnorm_backward(X, X, np.zeros(3, F32), np.ones(3, np.float64), None), TypeError, "inv_std: dtype float64"),
+    (lambda: cpp.clip_inplace(X.copy(), lo=1.0, hi=-1.0), ValueError, r"lo, hi: need lo <= hi, got lo=1.0, hi=-1.0"),
+    (lambda: cpp.scale_inplace(read_only(X), alpha=2.0), ValueError, "x: array is read-only"),
+    (lambda: cpp.weight_penalty_forward(X, l1=-1.0, l2=0.0), ValueError, r"l1, l2: penalty coefficients must be >= 0, got l1=-1.0, l2=0.0"),
+    (lambda: cpp.weight_penalty_backward(X, read_only(X), l1=0.1, l2=0.1), ValueError, "grad: array is read-only"),
 ])
 def test_bindings_refuse_bad_arguments_with_a_clear_message(call, error, match):
     with pytest.raises(error, match=match):
@@ -394,6 +432,9 @@ def test_partially_overlapping_state_is_refused_but_the_same_array_is_fine():
     buffer = np.zeros(12, F32)
     with pytest.raises(ValueError, match="m: shares memory with param"):
         cpp.adam_update(buffer[:8], np.ones(8, F32), buffer[4:], np.zeros(8, F32), lr=0.1, step=1)
+    with pytest.raises(ValueError, match="running_mean: shares memory with running_var"):
+        cpp.batchnorm_forward_train(X, None, None, buffer[:3], buffer[2:5])
+    assert np.all(buffer == 0)
     x = np.random.default_rng(2).standard_normal((5, 7)).astype(F32)
     expected = ref.activation_forward("softmax", x)
     assert cpp.activation_forward("softmax", x, x) is x  # in place

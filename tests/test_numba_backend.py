@@ -14,12 +14,10 @@ from nnfast.backends import numpy_backend as ref
 
 numba = pytest.importorskip("numba")
 nb = nnfast.get_backend("numba")
-from nnfast.backends.numba_backend import _optim, _reductions  # noqa: E402
+from nnfast.backends.numba_backend import _optim  # noqa: E402
 
-# Shapes that take the threaded paths (see the thresholds in _optim and _reductions).
-UPDATE_SHAPE = (_optim.PARALLEL_MIN_ELEMENTS // 200 + 1, 200)
-BIAS_GRAD_SHAPE = (_reductions.PARALLEL_MIN_ELEMENTS // 150 + 1, 150)
-KERNEL_MODULES = ("_activations", "_gemm", "_losses", "_optim", "_reductions")
+UPDATE_SHAPE = (_optim.PARALLEL_MIN_ELEMENTS // 200 + 1, 200)  # takes the threaded Adam
+KERNEL_MODULES = ("_activations", "_gemm", "_losses", "_norms", "_optim", "_reductions")
 
 
 def kernels():
@@ -45,14 +43,6 @@ def max_threads():
 
 # ----------------------------------------------------------------------------- threaded paths
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_threaded_bias_grad_matches_reference(rng, dtype):
-    g = rng.standard_normal(BIAS_GRAD_SHAPE).astype(dtype)
-    out = rng.standard_normal(BIAS_GRAD_SHAPE[1]).astype(dtype)
-    expected = ref.bias_grad(g, out.copy(), beta=0.5)
-    assert_close(nb.bias_grad(g, out, beta=0.5), expected, dtype, scale=4 * BIAS_GRAD_SHAPE[0] ** 0.5)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("decoupled", [False, True])
 def test_threaded_adam_matches_reference(rng, dtype, decoupled):
     p, g = (rng.standard_normal(UPDATE_SHAPE).astype(dtype) for _ in range(2))
@@ -66,21 +56,12 @@ def test_threaded_adam_matches_reference(rng, dtype, decoupled):
     assert_close(v, v_ref, dtype, scale=4)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_threaded_sgd_matches_reference(rng, dtype):
-    p, g, vel = (rng.standard_normal(UPDATE_SHAPE).astype(dtype) for _ in range(3))
-    p_ref, vel_ref = p.copy(), vel.copy()
-    nb.sgd_update(p, g, vel, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
-    ref.sgd_update(p_ref, g, vel_ref, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
-    assert_close(p, p_ref, dtype, scale=4)
-    assert_close(vel, vel_ref, dtype, scale=4)
-
-
 def test_results_do_not_depend_on_the_thread_count(rng, threads):
-    """Every reduction runs in fixed chunks: 1 thread and all threads agree bitwise."""
+    """Threaded kernels split work without changing any element's arithmetic, and every
+    reduction runs in fixed chunks: 1 thread and all threads agree bitwise."""
     a = rng.standard_normal((300, 200)).astype(np.float32)
     b = rng.standard_normal((300, 150)).astype(np.float32)
-    g = rng.standard_normal(BIAS_GRAD_SHAPE).astype(np.float32)  # also above UPDATE_SHAPE
+    g = rng.standard_normal(UPDATE_SHAPE).astype(np.float32)
     results = []
     for n in (1, max_threads()):
         threads(n)
@@ -174,3 +155,34 @@ def test_warmup_compiles_everything_training_needs():
                           epochs=1, batch_size=64, verbose=0)
                 model.fit(X, y, loss=loss, optimizer="adam", epochs=1, batch_size=300, verbose=0)
     assert sum(len(k.signatures) for k in kernels()) == compiled
+
+
+def test_contention_backoff_runs_on_one_thread_for_a_while(monkeypatch):
+    from nnfast.backends.numba_backend import _contention
+    backoff = _contention.ThreadBackoff()
+    clock = [100.0]
+    monkeypatch.setattr(_contention.time, "perf_counter", lambda: clock[0])
+    backoff.report("shape", 0.002)
+    backoff.report("shape", 0.003)  # within twice the fastest: no contention
+    assert backoff.threaded() and backoff.contended == 0
+    backoff.report("shape", 0.010)  # a worker was descheduled
+    assert not backoff.threaded() and backoff.contended == 1
+    clock[0] += _contention.FIRST_BACKOFF_SECONDS
+    assert backoff.threaded()
+    backoff.report("shape", 0.010)  # again: twice as long on one thread
+    clock[0] += 1.5 * _contention.FIRST_BACKOFF_SECONDS
+    assert not backoff.threaded()
+    clock[0] += _contention.FIRST_BACKOFF_SECONDS
+    assert backoff.threaded()
+    backoff.report("other shape", 0.010)  # a first sighting only sets the shape's baseline
+    assert backoff.threaded() and backoff.contended == 2
+
+
+def test_gemm_backs_off_to_one_thread_with_the_same_result(rng, monkeypatch):
+    from nnfast.backends.numba_backend import _contention
+    a = rng.standard_normal((200, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 150)).astype(np.float32)
+    threaded = nb.gemm(a, b)
+    monkeypatch.setattr(_contention.gemm, "single_until", float("inf"))
+    assert nb.contention_stats()["backing_off"]
+    np.testing.assert_array_equal(nb.gemm(a, b), threaded)

@@ -322,8 +322,11 @@ def test_batchnorm_train_forward_backward(backend, ref, rng, dtype, shape, affin
                                     grad_beta=grads[1], training=True)
     dx_ref = ref.batchnorm_backward(g, x, mean_ref, inv_std_ref, gamma, grad_gamma=grads_ref[0],
                                     grad_beta=grads_ref[1], training=True)
-    # dx is a difference of O(1) terms that nearly cancel: compare against the terms' size.
-    np.testing.assert_allclose(dx, dx_ref, rtol=RTOL_BN[dtype], atol=RTOL_BN[dtype] * scale * np.abs(dx_ref).max())
+    # dx is a difference of O(1) terms that nearly cancel: compare against the terms' size,
+    # |gamma * inv_std * g| (with N = 2, dx is ~1e-5 of them, and float32 rounding of the
+    # terms alone leaves it with tens of percent of relative error in any implementation).
+    terms = np.abs(g).max() * np.abs(inv_std_ref * (1 if gamma is None else gamma)).max()
+    np.testing.assert_allclose(dx, dx_ref, rtol=RTOL_BN[dtype], atol=RTOL_BN[dtype] * scale * terms)
     if affine:
         for actual, expected in zip(grads, grads_ref):
             assert_close(actual, expected, dtype, scale=scale)
@@ -398,7 +401,7 @@ def test_scale_and_clip_inplace(backend, ref, rng, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_training_primitives_reject_bad_arguments(backend, dtype):
+def test_dropout_rejects_bad_arguments(backend, dtype):
     x = np.ones((4, 3), dtype)
     with skip_if_unimplemented():
         backend.dropout_forward(x, p=0.5, seed=0, offset=0)
@@ -411,7 +414,15 @@ def test_training_primitives_reject_bad_arguments(backend, dtype):
         backend.dropout_backward(x, np.ones((4, 3), np.float32), p=0.5)
     with pytest.raises(ValueError, match="mask"):
         backend.dropout_backward(x, np.ones((3, 4), np.uint8), p=0.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_training_primitives_reject_bad_arguments(backend, dtype):
+    # A backend may implement dropout without these (the cuda backend does).
+    x = np.ones((4, 3), dtype)
     stats = np.zeros(3, dtype), np.ones(3, dtype)
+    with skip_if_unimplemented():
+        backend.batchnorm_forward_train(x, None, None, *stats, momentum=0.1, eps=1e-5)
     with pytest.raises(ValueError, match="gamma"):
         backend.batchnorm_forward_train(x, np.ones(4, dtype), None, *stats, momentum=0.1, eps=1e-5)
     read_only = np.zeros(3, dtype)

@@ -2,7 +2,7 @@
 // (a forked child must not open one, and a one-thread region still costs the runtime call),
 // every team member flushes denormals like the calling thread, so a value never depends
 // on which thread computed it, and the opener reports how long it waited for the team
-// (report_team_wait, threading.h). The bodies must not throw, allocate or call Python.
+// (report_team_times, threading.h). The bodies must not throw, allocate or call Python.
 #pragma once
 
 #include <algorithm>
@@ -25,19 +25,22 @@ template <typename Body>
 void parallel_ranges(int64_t n, int threads, Body&& body) {
 #ifdef _OPENMP
   if (threads > 1 && n > 16) {
-    const int64_t start = now_ns();
-    int64_t opener_done = start;
+    TeamTimes times;
+    times.start = now_ns();
 #pragma omp parallel num_threads(threads)
     {
       FpuGuard fpu;
+      const bool opener = omp_get_thread_num() == 0;
+      if (opener) times.opener_started = now_ns();
       const int64_t team = omp_get_num_threads();
       const int64_t per = ceil_div(ceil_div(n, team), 16) * 16;
       const int64_t begin = std::min<int64_t>(n, omp_get_thread_num() * per);
       const int64_t end = std::min<int64_t>(n, begin + per);
       if (begin < end) body(begin, end);
-      if (omp_get_thread_num() == 0) opener_done = now_ns();
+      if (opener) times.opener_done = now_ns();
     }
-    report_team_wait(opener_done - start, now_ns() - opener_done);
+    times.end = now_ns();
+    report_team_times(times);
     return;
   }
 #endif
@@ -50,16 +53,19 @@ template <typename Body>
 void parallel_tasks(int64_t count, int threads, Body&& body) {
 #ifdef _OPENMP
   if (threads > 1 && count > 1) {
-    const int64_t start = now_ns();
-    int64_t opener_done = start;
+    TeamTimes times;
+    times.start = now_ns();
 #pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(threads, count)))
     {
       FpuGuard fpu;
+      const bool opener = omp_get_thread_num() == 0;
+      if (opener) times.opener_started = now_ns();
 #pragma omp for schedule(static) nowait
       for (int64_t i = 0; i < count; ++i) body(i);
-      if (omp_get_thread_num() == 0) opener_done = now_ns();
+      if (opener) times.opener_done = now_ns();
     }
-    report_team_wait(opener_done - start, now_ns() - opener_done);
+    times.end = now_ns();
+    report_team_times(times);
     return;
   }
 #endif

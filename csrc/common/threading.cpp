@@ -18,9 +18,10 @@ namespace {
 std::atomic<int> g_num_threads{0};  // 0: not set, follow omp_get_max_threads()
 std::atomic<int64_t> g_min_work_override{-1};
 
-// A region is contended when the opener waited for the others more than twice its own
-// share plus this: a woken libgomp worker starts within tens of microseconds, a
-// descheduled one after a time slice (measured: 4-8 ms on the shared 2-core machine).
+// A region is contended when the opener started its share this late, or then waited for the
+// others more than twice its own share plus this: a woken libgomp worker starts within tens
+// of microseconds, a descheduled one after a time slice (measured: 4-17 ms on the shared
+// 2-core machine).
 constexpr int64_t kLateNs = 500'000;
 constexpr int64_t kFirstBackoffNs = 100'000'000;
 constexpr int64_t kMaxBackoffNs = 3'200'000'000;
@@ -65,8 +66,10 @@ int max_threads() {
 
 void set_min_work_per_thread_override(int64_t n) { g_min_work_override.store(n < 0 ? -1 : n); }
 
-void report_team_wait(int64_t own_ns, int64_t wait_ns) {
-  if (wait_ns <= 2 * own_ns + kLateNs) {
+void report_team_times(const TeamTimes& t) {
+  const int64_t late_start = t.opener_started - t.start;
+  const int64_t own = t.opener_done - t.opener_started, wait = t.end - t.opener_done;
+  if (late_start <= kLateNs && wait <= 2 * own + kLateNs) {
     g_backoff_ns.store(kFirstBackoffNs, std::memory_order_relaxed);
     return;
   }
@@ -77,7 +80,7 @@ void report_team_wait(int64_t own_ns, int64_t wait_ns) {
 }
 
 ContentionStats contention_stats() {
-  return {g_contended_regions.load(), now_ns() < g_single_until_ns.load()};
+  return {g_contended_regions.load(), now_ns() < g_single_until_ns.load(), g_backoff_ns.load()};
 }
 
 int threads_for(int64_t work, int64_t min_work_per_thread) {

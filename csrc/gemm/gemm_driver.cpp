@@ -126,7 +126,6 @@ struct Plan {
 int64_t choose_kc(int64_t K, int mr, size_t elem) {
   const int64_t fit = (cache_sizes().l1d / 2) / (static_cast<int64_t>(mr) * static_cast<int64_t>(elem));
   int64_t kc_max = std::max<int64_t>(64, std::min<int64_t>(fit, 512) / 16 * 16);
-  if (const char* e = std::getenv("NNFAST_DEV_KC")) kc_max = std::atoi(e);  // DEV
   const int64_t blocks = ceil_div(K, kc_max);
   return round_up(ceil_div(K, blocks), 4);
 }
@@ -178,8 +177,6 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
   p.pack_b = pr.trans_b || (b_bytes > l2 / 2 && rows_per_thread > 2 * p.mr);
   // An A micro-panel is read once per B micro-panel: pack it when that is many times.
   p.pack_a = cols_per_thread > 8 * p.nr;
-  if (const char* e = std::getenv("NNFAST_DEV_PACKA")) p.pack_a = std::atoi(e);  // DEV
-  if (const char* e = std::getenv("NNFAST_DEV_PACKB")) p.pack_b = std::atoi(e) || pr.trans_b;  // DEV
 
   // Block sizes: the packed B block (kc x nc) in half of L2; the A block as tall as the
   // thread's rows, up to ~4 MiB packed (it streams; taller only saves re-packing B).

@@ -1,21 +1,32 @@
-// Inverted dropout with a counter-based mask, forward and backward side by side. Element i of
-// a call with (seed, offset) is dropped by a hash of (seed, offset + i) alone, so the mask is
-// the same on any thread count, blocking or backend (numpy_backend.dropout_bits documents it).
+// Inverted dropout, forward and backward side by side. The mask comes from a counter-based
+// hash (splitmix64's finalizer): element i of a call is kept or dropped by a hash of
+// (seed, offset + i) alone, so the mask is the same on any thread count and in every
+// backend (nnfast/backends/numpy_backend.py, dropout_bits).
 #pragma once
 
 #include <cstdint>
 
 namespace nnfast {
 
-// inp (n), out (n), mask (n): mask = keep; out = keep ? inp * T(1 / (1 - p)) : 0. out may be
-// inp. Element i is dropped when (bits(offset + i) >> 32) < floor(p * 2^32), where
-// bits(c) = mix(mix(seed) + (c + 1) * 0x9E3779B97F4A7C15) and mix is splitmix64's finalizer.
-template <typename T>
-void dropout_forward(T* out, uint8_t* mask, const T* inp, int64_t n, double p, uint64_t seed,
-                     uint64_t offset);
+// The 64 random bits of counter c: mix(mix(seed) + (c + 1) * 0x9E3779B97F4A7C15), mod 2^64.
+inline uint64_t splitmix64_mix(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
 
-// dinp (n), dout (n), mask (n): dinp = mask ? dout * T(1 / (1 - p)) : 0. dinp may be dout.
+struct DropoutOptions {
+  uint64_t seed = 0, offset = 0;
+  uint64_t threshold = 0;  // dropped when (bits >> 32) < threshold = floor(p * 2^32)
+  double scale = 1.0;      // 1 / (1 - p), rounded to T once
+};
+
+// x (n), out (n), mask (n) uint8: mask = kept, out = kept ? x * scale : 0. out may be x.
 template <typename T>
-void dropout_backward(T* dinp, const T* dout, const uint8_t* mask, int64_t n, double p);
+void dropout_forward(T* out, uint8_t* mask, const T* x, int64_t n, const DropoutOptions& opt);
+
+// dx (n), dout (n), mask (n): dx = mask ? dout * scale : 0. dx may be dout.
+template <typename T>
+void dropout_backward(T* dx, const T* dout, const uint8_t* mask, int64_t n, double scale);
 
 }  // namespace nnfast

@@ -8,7 +8,7 @@
 #include "common/activation.h"
 #include "common/parallel.h"
 #include "common/threading.h"
-#include "kernels/norms_penalties.h"
+#include "kernels/norms.h"
 #include "kernels/optimizers.h"
 
 namespace nnfast {
@@ -135,7 +135,8 @@ double MlpTrainer<T>::penalty() const {
   double total = 0.0;
   for (const auto& op : ops_)
     for (const Param<T>& p : op->params())
-      if (p.l1 != 0.0 || p.l2 != 0.0) total += weight_penalty_forward<T>(p.value, p.size, p.l1, p.l2);
+      if (p.l1 != 0.0 || p.l2 != 0.0)
+        total += p.l1 * sum_abs<T>(p.value, p.size) + p.l2 * sum_squares<T>(p.value, p.size);
   return total;
 }
 
@@ -149,7 +150,7 @@ void MlpTrainer<T>::clip_by_global_norm(double max_norm) const {
   const double scale = max_norm / (std::sqrt(sum) + kClipNormEps);
   if (!(scale < 1.0)) return;  // also for a NaN norm: nothing sensible to scale by
   for (const auto& op : ops_)
-    for (const Param<T>& p : op->params()) scale_inplace<T>(p.grad, p.size, scale);
+    for (const Param<T>& p : op->params()) scale_inplace<T>(p.grad, p.size, static_cast<T>(scale));
 }
 
 template <typename T>
@@ -197,9 +198,13 @@ StepResult MlpTrainer<T>::step(const T* X, const void* targets, const int64_t* i
     T* spare = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
     dy = op.backward(dy, spare, batch, i > first_trained_);
     for (const Param<T>& p : op.params()) {
-      if (p.l1 != 0.0 || p.l2 != 0.0) weight_penalty_backward<T>(p.grad, p.value, p.size, p.l1, p.l2);
+      if (p.l1 != 0.0 || p.l2 != 0.0)
+        weight_penalty_backward<T>(p.grad, p.value, p.size, static_cast<T>(p.l1),
+                                   static_cast<T>(2.0 * p.l2));
       if (deferred) continue;
-      if (opt.clipvalue > 0.0) clip_inplace<T>(p.grad, p.size, -opt.clipvalue, opt.clipvalue);
+      if (opt.clipvalue > 0.0)
+        clip_inplace<T>(p.grad, p.size, static_cast<T>(-opt.clipvalue),
+                        static_cast<T>(opt.clipvalue));
       update(p, opt);
     }
   }

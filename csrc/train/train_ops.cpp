@@ -6,7 +6,6 @@
 #include "kernels/activations.h"
 #include "kernels/batchnorm.h"
 #include "kernels/bias_grad.h"
-#include "kernels/dropout.h"
 
 namespace nnfast {
 
@@ -97,8 +96,9 @@ T* ActivationOp<T>::backward(T* dy, T*, int64_t batch, bool need_dx) {
 // ------------------------------------------------------------------------- dropout
 
 template <typename T>
-DropoutOp<T>::DropoutOp(int64_t width, double p, uint64_t seed, uint64_t* offset)
-    : TrainOp<T>(width, width), p_(p), seed_(seed), offset_(offset) {}
+DropoutOp<T>::DropoutOp(int64_t width, const DropoutOptions& options, bool active,
+                        uint64_t* offset)
+    : TrainOp<T>(width, width), options_(options), active_(active), offset_(offset) {}
 
 template <typename T>
 void DropoutOp<T>::reserve(int64_t batch) {
@@ -109,10 +109,11 @@ void DropoutOp<T>::reserve(int64_t batch) {
 template <typename T>
 const T* DropoutOp<T>::forward(const T* x, int64_t batch, bool training) {
   // nn.Dropout is the identity in eval mode and at p = 0, and then leaves its counter alone.
-  masked_ = training && p_ != 0.0;
+  masked_ = training && active_;
   if (!masked_) return x;
   const int64_t n = batch * this->out_;
-  dropout_forward<T>(y_.data(), mask_.data(), x, n, p_, seed_, *offset_);
+  options_.offset = *offset_;
+  dropout_forward<T>(y_.data(), mask_.data(), x, n, options_);
   *offset_ += static_cast<uint64_t>(n);
   return y_.data();
 }
@@ -120,7 +121,7 @@ const T* DropoutOp<T>::forward(const T* x, int64_t batch, bool training) {
 template <typename T>
 T* DropoutOp<T>::backward(T* dy, T*, int64_t batch, bool need_dx) {
   if (!need_dx) return nullptr;
-  if (masked_) dropout_backward<T>(dy, dy, mask_.data(), batch * this->out_, p_);
+  if (masked_) dropout_backward<T>(dy, dy, mask_.data(), batch * this->out_, options_.scale);
   return dy;
 }
 
@@ -142,7 +143,6 @@ BatchNormOp<T>::BatchNormOp(int64_t width, double momentum, double eps, Param<T>
   if (beta.value) this->params_.push_back(beta);
   mean_.reserve(width);
   inv_std_.reserve(width);
-  work_.reserve(3 * width);
 }
 
 template <typename T>
@@ -154,13 +154,12 @@ template <typename T>
 const T* BatchNormOp<T>::forward(const T* x, int64_t batch, bool training) {
   const int64_t C = this->out_;
   x_ = x;
-  trained_forward_ = training;
   if (training)
     batchnorm_forward_train<T>(y_.data(), mean_.data(), inv_std_.data(), running_mean_,
                                running_var_, x, gamma_, beta_, batch, C, momentum_, eps_);
   else
-    batchnorm_forward_eval<T>(y_.data(), inv_std_.data(), x, gamma_, beta_, running_mean_,
-                              running_var_, batch, C, eps_);
+    batchnorm_forward_eval<T>(y_.data(), x, running_mean_, running_var_, gamma_, beta_, batch,
+                              C, eps_);
   return y_.data();
 }
 
@@ -170,9 +169,8 @@ T* BatchNormOp<T>::backward(T* dy, T*, int64_t batch, bool need_dx) {
   // The kernel accumulates into the gradients, as the layer path after zero_grad().
   if (gamma_grad_) std::fill(gamma_grad_, gamma_grad_ + C, T(0));
   if (beta_grad_) std::fill(beta_grad_, beta_grad_ + C, T(0));
-  const T* mean = trained_forward_ ? mean_.data() : running_mean_;
-  batchnorm_backward<T>(dy, gamma_grad_, beta_grad_, work_.data(), dy, x_, mean,
-                        inv_std_.data(), gamma_, batch, C, trained_forward_);
+  batchnorm_backward<T>(dy, gamma_grad_, beta_grad_, dy, x_, mean_.data(), inv_std_.data(),
+                        gamma_, batch, C, true);
   return need_dx ? dy : nullptr;
 }
 

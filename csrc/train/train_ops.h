@@ -10,6 +10,7 @@
 
 #include "common/activation.h"
 #include "common/aligned_buffer.h"
+#include "kernels/dropout.h"
 
 namespace nnfast {
 
@@ -42,7 +43,8 @@ class TrainOp {
   // x (batch, in) -> output (batch, out): the op's buffer, or x itself for an identity.
   // x must stay valid until backward. Training mode: batch statistics, dropout masks.
   virtual const T* forward(const T* x, int64_t batch, bool training) = 0;
-  // dy (batch, out): d loss / d output of the last forward; may be overwritten. Writes the
+  // dy (batch, out): d loss / d output of the last forward, which was a training one (the
+  // trainer backpropagates only through training steps); may be overwritten. Writes the
   // parameter gradients and returns d loss / d input (batch, in), held in dy or in
   // spare (batch, in); null when !need_dx.
   virtual T* backward(T* dy, T* spare, int64_t batch, bool need_dx) = 0;
@@ -90,17 +92,20 @@ class ActivationOp final : public TrainOp<T> {
 // Inverted dropout in training, the identity in eval.  x (batch, width), y (batch, width).
 // Each training forward uses the counter *offset and advances it by the element count (mod
 // 2^64), as nn.Dropout does, so the mask stream continues across the two training paths.
+// options: seed, threshold and scale as the dropout_forward binding derives them from p
+// (its offset is ignored: *offset is the live counter). active: p > 0, where nn.Dropout draws
+// and counts masks, even for a p so small that nothing is ever dropped.
 template <typename T>
 class DropoutOp final : public TrainOp<T> {
  public:
-  DropoutOp(int64_t width, double p, uint64_t seed, uint64_t* offset);
+  DropoutOp(int64_t width, const DropoutOptions& options, bool active, uint64_t* offset);
   void reserve(int64_t batch) override;
   const T* forward(const T* x, int64_t batch, bool training) override;
   T* backward(T* dy, T* spare, int64_t batch, bool need_dx) override;
 
  private:
-  double p_;
-  uint64_t seed_;
+  DropoutOptions options_;
+  bool active_;
   uint64_t* offset_;
   bool masked_ = false;  // whether the last forward dropped anything
   AlignedBuffer<T> y_;
@@ -124,9 +129,8 @@ class BatchNormOp final : public TrainOp<T> {
   T *gamma_, *beta_, *gamma_grad_, *beta_grad_;
   T *running_mean_, *running_var_;
   const T* x_ = nullptr;
-  bool trained_forward_ = true;
   AlignedBuffer<T> y_;
-  AlignedBuffer<T> mean_, inv_std_, work_;  // (width), (width), (3 width)
+  AlignedBuffer<T> mean_, inv_std_;  // (width): the batch statistics of the last forward
 };
 
 }  // namespace nnfast

@@ -31,6 +31,13 @@ except ImportError as exc:  # say so when the build skipped the extension (no co
     from nnfast._installation import missing_extension_hint
     raise ImportError(f"{exc}{missing_extension_hint()}") from exc
 
+from nnfast.backends._contract import PRIMITIVES  # noqa: E402
+
+_STALE = [n for n in (*PRIMITIVES, "MlpTrainer", "contention_stats") if not hasattr(_core, n)]
+if _STALE:  # an in-place build left behind by an older checkout
+    raise ImportError(f"{_core.__file__} is older than this source (it lacks {', '.join(_STALE)}); "
+                      "rebuild it: pip install . (or pip install -e . for a checkout)")
+
 name = "cpp"
 device = "cpu"
 dtypes = ("float32", "float64")

@@ -95,6 +95,17 @@ class Sequential(Layer):
             layer.train(mode)
         return self
 
+    def to(self, device: str):
+        """Move training to "cuda" (parameters, optimizer state and data in GPU memory) or
+        back to "cpu"; returns the model. See nnfast.device."""
+        from ..device import to
+        return to(self, device)
+
+    @property
+    def device(self) -> str:
+        from ..device import device_of
+        return device_of(self)
+
     def fit(self, X, y, **kwargs):
         """Train on (X, y); see nnfast.train.fit for the arguments. Returns a History."""
         from ..train import fit

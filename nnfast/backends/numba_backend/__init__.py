@@ -3,20 +3,23 @@ cannot be built or imported.
 
 Same signatures, checks and semantics as the NumPy reference (numpy_backend). Kernels are
 compiled on their first call (importing compiles nothing) and cached on disk, see _jit;
-nnfast.warmup("numba") compiles them ahead of time. GEMM, bias_grad and the optimizer
-updates use Numba's thread pool on large enough inputs, in fixed chunks: results do not
-depend on the number of threads.
+nnfast.warmup("numba") compiles them ahead of time. GEMM and the Adam update use Numba's
+thread pool on large enough inputs, and back off to one thread for a while when a call
+waited for a descheduled worker (_contention); no result depends on the number of threads.
 """
 from __future__ import annotations
 
 import numba
 
 from ._activations import activation_backward, activation_forward
+from ._contention import contention_stats
 from ._gemm import gemm
 from ._jit import cache_location
 from ._losses import (bce_backward, bce_forward, bce_with_logits_backward, bce_with_logits_forward,
                       mse_backward, mse_forward, softmax_cross_entropy_backward,
                       softmax_cross_entropy_forward)
+from ._norms import (clip_inplace, scale_inplace, sum_squares, weight_penalty_backward,
+                     weight_penalty_forward)
 from ._optim import adam_update, sgd_update
 from ._reductions import bias_grad
 
@@ -37,11 +40,13 @@ def get_num_threads() -> int:
     return numba.get_num_threads()
 
 
-__all__ = ["name", "device", "dtypes", "cache_location", "set_num_threads", "get_num_threads", "gemm",
+__all__ = ["name", "device", "dtypes", "cache_location", "set_num_threads", "get_num_threads",
+           "contention_stats", "gemm",
            "activation_forward", "activation_backward", "softmax_cross_entropy_forward",
            "softmax_cross_entropy_backward", "mse_forward", "mse_backward", "bce_forward",
            "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward", "bias_grad",
-           "sgd_update", "adam_update"]
+           "sgd_update", "adam_update", "sum_squares", "scale_inplace", "clip_inplace",
+           "weight_penalty_forward", "weight_penalty_backward"]
 
 from .._contract import missing_primitives  # noqa: E402
 

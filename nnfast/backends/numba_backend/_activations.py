@@ -6,7 +6,7 @@ import math
 from .._checks import activation_name, float_array, output_array
 from ._jit import helper, kernel
 from ._scalar import (ACTIVATION_CODES, GELU, GELU_TANH, LEAKY_RELU, RELU, SIGMOID, TANH, gelu,
-                      gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, like, relu, sigmoid)
+                      gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, like, relu, sigmoid, tanh)
 
 
 # One loop per activation, the branch outside it, so that each loop vectorizes on its own.
@@ -26,7 +26,7 @@ def activation_forward_1d(code, x, out, negative_slope):
             out[i] = sigmoid(x[i])
     elif code == TANH:
         for i in range(n):
-            out[i] = math.tanh(x[i])
+            out[i] = tanh(x[i])
     elif code == GELU:
         for i in range(n):
             out[i] = gelu(x[i])

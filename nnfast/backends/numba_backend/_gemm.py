@@ -12,17 +12,20 @@ computed, while it is still in cache.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from numba import prange
 
 from .._checks import activation_name, float_array, gemm_shapes, output_array
+from . import _contention
 from ._activations import activation_forward_1d
 from ._jit import helper, kernel
 from ._microkernel import MR, PANEL_BYTES, microkernel, microkernel_into
 from ._scalar import ACTIVATION_CODES, IDENTITY
 
-TASK_ROW_BLOCKS, TASK_PANELS = 4, 2  # one task: 4 x MR rows by 2 x NR columns
+TASK_ROW_BLOCKS, TASK_PANELS = 16, 2  # one task: 16 x MR rows by 2 x NR columns
+KC = (32 * 1024) // PANEL_BYTES  # rows of K per block: a 32 KiB slice of a B panel
 TRANSPOSE_PANEL = 16
 # Below this many multiply-adds (about 30 microseconds of work) a GEMM runs on the calling
 # thread: waking the pool costs about 10 microseconds on an idle machine and far more on a
@@ -40,10 +43,10 @@ def _task_count(c):
 
 
 # a: op(a) (M, K) at strides (a_row_stride, a_k_stride); b_rows (K, N); tail_panel (K, NR)
-# holds b_rows' last N % NR columns, zero-padded; c (M, N); bias (N,)
+# holds b_rows' last N % NR columns, zero-padded; c (M, N); bias (N,); zeros (N,)
 @helper()
-def _gemm_task(t, a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, act,
-               negative_slope):
+def _gemm_task(t, a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, zeros,
+               act, negative_slope):
     m, n = c.shape
     k = b_rows.shape[0]
     nr = PANEL_BYTES // c.itemsize
@@ -52,28 +55,38 @@ def _gemm_task(t, a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, bet
     i0 = (t // col_tasks) * task_rows
     j0 = (t % col_tasks) * task_cols
     i1, j1 = min(i0 + task_rows, m), min(j0 + task_cols, n)
-    alpha_t, beta_t = c.dtype.type(alpha), c.dtype.type(beta)
+    alpha_t, one = c.dtype.type(alpha), c.dtype.type(1)
     tile = np.empty((MR, nr), c.dtype)
     for j in range(j0, j1, nr):
         cols = min(nr, n - j)
-        for i in range(i0, i1, MR):
-            rows = min(MR, i1 - i)
-            if rows == MR and cols == nr:
-                microkernel_into(k, a, i * a_row_stride, a_row_stride, a_k_stride, b_rows, j, n,
-                                 c, i * n + j, n, alpha_t, beta_t, bias, j)
-                continue
-            if cols == nr:
-                microkernel(k, a, i * a_row_stride, a_row_stride, a_k_stride, rows, b_rows, j, n, tile)
-            else:
-                microkernel(k, a, i * a_row_stride, a_row_stride, a_k_stride, rows, tail_panel, 0, nr,
-                            tile)
-            for r in range(rows):
-                if beta != 0:
-                    for q in range(cols):
-                        c[i + r, j + q] = alpha_t * tile[r, q] + beta_t * c[i + r, j + q] + bias[j + q]
-                else:  # out may be uninitialized memory when beta == 0: never read it then
-                    for q in range(cols):
-                        c[i + r, j + q] = alpha_t * tile[r, q] + bias[j + q]
+        # K in blocks whose slice of the B panel stays in L1 while the task's rows pass over
+        # it; the first block applies beta and the bias, the others add to it. (At least
+        # one block, so that K = 0 still gives beta * c + bias.)
+        for k0 in range(0, max(k, 1), KC):
+            kc = min(KC, k - k0)
+            block_beta = c.dtype.type(beta) if k0 == 0 else one
+            block_bias = bias if k0 == 0 else zeros
+            for i in range(i0, i1, MR):
+                rows = min(MR, i1 - i)
+                a_start = i * a_row_stride + k0 * a_k_stride
+                if rows == MR and cols == nr:
+                    microkernel_into(kc, a, a_start, a_row_stride, a_k_stride, b_rows, k0 * n + j, n,
+                                     c, i * n + j, n, alpha_t, block_beta, block_bias, j)
+                    continue
+                if cols == nr:
+                    microkernel(kc, a, a_start, a_row_stride, a_k_stride, rows, b_rows, k0 * n + j, n,
+                                tile)
+                else:
+                    microkernel(kc, a, a_start, a_row_stride, a_k_stride, rows, tail_panel, k0 * nr,
+                                nr, tile)
+                for r in range(rows):
+                    if block_beta != 0:
+                        for q in range(cols):
+                            c[i + r, j + q] = (alpha_t * tile[r, q] + block_beta * c[i + r, j + q]
+                                               + block_bias[j + q])
+                    else:  # out may be uninitialized memory when beta == 0: never read it then
+                        for q in range(cols):
+                            c[i + r, j + q] = alpha_t * tile[r, q] + block_bias[j + q]
     if act != IDENTITY:
         for r in range(i0, i1):
             row = c[r, j0:j1]
@@ -91,21 +104,21 @@ def _fill_tail_panel(b_rows, tail_panel):
 
 
 @kernel(parallel=True)
-def _gemm_parallel(a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, act,
-                   negative_slope):
+def _gemm_parallel(a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, zeros,
+                   act, negative_slope):
     _fill_tail_panel(b_rows, tail_panel)
     for t in prange(_task_count(c)):
-        _gemm_task(t, a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, act,
-                   negative_slope)
+        _gemm_task(t, a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, zeros,
+                   act, negative_slope)
 
 
 @kernel()
-def _gemm_serial(a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, act,
-                 negative_slope):
+def _gemm_serial(a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, zeros,
+                 act, negative_slope):
     _fill_tail_panel(b_rows, tail_panel)
     for t in range(_task_count(c)):
-        _gemm_task(t, a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, act,
-                   negative_slope)
+        _gemm_task(t, a, a_row_stride, a_k_stride, b_rows, tail_panel, c, alpha, beta, bias, zeros,
+                   act, negative_slope)
 
 
 # ----------------------------------------------------------------------------- packing
@@ -148,8 +161,9 @@ def _packed_transpose(src: np.ndarray) -> np.ndarray:
 _ZEROS = {np.dtype(np.float32): np.zeros(0, np.float32), np.dtype(np.float64): np.zeros(0, np.float64)}
 
 
-def _zero_bias(dtype, n: int) -> np.ndarray:
-    """Zeros of length n standing in for a missing bias (adding 0 is exact): one code path."""
+def _zeros(dtype, n: int) -> np.ndarray:
+    """Zeros of length n: the bias when there is none (adding 0 is exact: one code path), and
+    of every K block after the first."""
     if _ZEROS[dtype].size < n:
         _ZEROS[dtype] = np.zeros(n, dtype)
     return _ZEROS[dtype][:n]
@@ -177,10 +191,15 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, b
     b_rows = _packed_transpose(b) if trans_b else b
     panel_width = PANEL_BYTES // a.itemsize
     tail_panel = _workspace("tail_panel", a.dtype, (k if n % panel_width else 0, panel_width))
-    run = _gemm_parallel if m * n * k >= PARALLEL_MIN_MACS else _gemm_serial
-    run(a, a_row_stride, a_k_stride, b_rows, tail_panel, target, float(alpha), float(beta),
-        _zero_bias(a.dtype, n) if bias is None else bias, ACTIVATION_CODES[act],
-        float(negative_slope))
+    zeros = _zeros(a.dtype, n)
+    args = (a, a_row_stride, a_k_stride, b_rows, tail_panel, target, float(alpha), float(beta),
+            zeros if bias is None else bias, zeros, ACTIVATION_CODES[act], float(negative_slope))
+    if m * n * k >= PARALLEL_MIN_MACS and _contention.gemm.threaded():
+        start = time.perf_counter()
+        _gemm_parallel(*args)
+        _contention.gemm.report((m, n, k, trans_a, trans_b, a.dtype.char), time.perf_counter() - start)
+    else:
+        _gemm_serial(*args)
     if target is not out:
         out[...] = target
     return out

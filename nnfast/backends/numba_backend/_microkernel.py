@@ -25,15 +25,17 @@ from numba.extending import intrinsic
 
 
 def _vector_bytes() -> int:
-    """The width of the CPU's widest float vector registers, as Numba will target it."""
+    """The width of the widest float vector registers of the CPU Numba compiles for: the
+    host, or NUMBA_CPU_NAME with NUMBA_CPU_FEATURES (e.g. "+avx2,+fma") for portable caches."""
     if config.CPU_NAME and config.CPU_NAME != "host":
-        return 16  # a generic target (e.g. for a portable cache): assume SSE2 / NEON
-    features = llvm.get_host_cpu_features()
-    if features.get("avx512f"):
+        enabled = {f[1:] for f in (config.CPU_FEATURES or "").split(",") if f.startswith("+")}
+    else:
+        enabled = {name for name, on in llvm.get_host_cpu_features().items() if on}
+    if "avx512f" in enabled:
         return 64
-    if features.get("avx"):
+    if "avx" in enabled:
         return 32
-    return 16
+    return 16  # SSE2 or NEON, which every x86-64 and aarch64 CPU has
 
 
 VECTOR_BYTES = _vector_bytes()

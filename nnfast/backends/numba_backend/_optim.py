@@ -1,15 +1,19 @@
 """Optimizer updates in place, one fused pass over each parameter: SGD (momentum, Nesterov,
 weight decay) and Adam/AdamW. Each element's arithmetic follows the reference's order of
 operations in the parameter's dtype; elements are independent, so splitting the array
-across threads cannot change any result.
+across threads cannot change any result. Adam, with a square root and a division per
+element, is split across threads for large parameters; SGD, a few multiply-adds per element
+bound by memory, measured no faster threaded and runs on the calling thread.
 """
 from __future__ import annotations
 
 import math
+import time
 
 from numba import prange
 
 from .._checks import float_array, inout_array
+from . import _contention
 from ._jit import helper, kernel
 
 UPDATE_CHUNK = 1 << 14  # elements per parallel task
@@ -34,17 +38,8 @@ def _sgd_range(start, stop, param, grad, velocity, lr, momentum, nesterov, weigh
 
 
 @kernel()
-def _sgd_serial(param, grad, velocity, lr, momentum, nesterov, weight_decay):
+def _sgd_kernel(param, grad, velocity, lr, momentum, nesterov, weight_decay):
     _sgd_range(0, param.size, param, grad, velocity, lr, momentum, nesterov, weight_decay)
-
-
-@kernel(parallel=True)
-def _sgd_parallel(param, grad, velocity, lr, momentum, nesterov, weight_decay):
-    n = param.size
-    for ch in prange((n + UPDATE_CHUNK - 1) // UPDATE_CHUNK):
-        start = ch * UPDATE_CHUNK
-        _sgd_range(start, min(start + UPDATE_CHUNK, n), param, grad, velocity, lr, momentum,
-                   nesterov, weight_decay)
 
 
 def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
@@ -62,9 +57,8 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
         raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
     else:
         velocity = param  # never read or written without momentum; keeps one compiled signature
-    run = _sgd_parallel if param.size >= PARALLEL_MIN_ELEMENTS else _sgd_serial
-    run(param.reshape(-1), grad.reshape(-1), velocity.reshape(-1), float(lr), float(momentum),
-        bool(nesterov), float(weight_decay))
+    _sgd_kernel(param.reshape(-1), grad.reshape(-1), velocity.reshape(-1), float(lr),
+                float(momentum), bool(nesterov), float(weight_decay))
     return param
 
 
@@ -123,8 +117,13 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
     inout_array(v, "v", dtype=param.dtype, shape=param.shape)
     if step < 1:
         raise ValueError(f"step: Adam steps count from 1, got {step}")
-    run = _adam_parallel if param.size >= PARALLEL_MIN_ELEMENTS else _adam_serial
-    run(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), float(lr), float(beta1),
-        float(beta2), float(eps), float(weight_decay), bool(decoupled), 1.0 - beta1 ** step,
-        math.sqrt(1.0 - beta2 ** step))
+    args = (param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), float(lr),
+            float(beta1), float(beta2), float(eps), float(weight_decay), bool(decoupled),
+            1.0 - beta1 ** step, math.sqrt(1.0 - beta2 ** step))
+    if param.size >= PARALLEL_MIN_ELEMENTS and _contention.adam.threaded():
+        start = time.perf_counter()
+        _adam_parallel(*args)
+        _contention.adam.report((param.size, param.dtype.char), time.perf_counter() - start)
+    else:
+        _adam_serial(*args)
     return param
