@@ -33,7 +33,7 @@ try:
 except ImportError:  # pragma: no cover
     threadpool_limits = None
 
-MLP_LAYERS = [(64, 784, 128), (64, 128, 64), (256, 784, 128), (1024, 784, 128), (256, 128, 10)]
+MLP_LAYERS = [(1, 784, 128), (64, 784, 128), (64, 128, 64), (256, 784, 128), (1024, 784, 128), (256, 128, 10)]
 SAMPLE_SECONDS = 0.004  # short samples: a time slice lost to another process spoils few
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS_gemm.md")
 

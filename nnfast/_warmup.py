@@ -51,6 +51,16 @@ def _exercise(backend, dtype, rows: int, cols: int) -> None:
     call("sgd_update", param, grad, np.zeros_like(param), lr=0.1, momentum=0.9)
     call("sgd_update", param, grad, lr=0.1)
     call("adam_update", param, grad, np.zeros_like(param), np.zeros_like(param), lr=0.1, step=1)
+    mask = np.ones(x.shape, np.uint8)
+    call("dropout_forward", x, y, mask, p=0.5, seed=0, offset=0)
+    call("dropout_backward", x, mask, y, p=0.5)
+    stats = np.zeros(cols, dtype), np.ones(cols, dtype)  # running mean and variance
+    for gamma, beta in ((np.ones(cols, dtype), np.zeros(cols, dtype)), (None, None)):  # affine or not
+        grads = (None, None) if gamma is None else (np.zeros(cols, dtype), np.zeros(cols, dtype))
+        call("batchnorm_forward_train", x, gamma, beta, *stats, y, momentum=0.1, eps=1e-5)
+        call("batchnorm_forward_eval", x, gamma, beta, *stats, y, eps=1e-5)
+        for training in (True, False):
+            call("batchnorm_backward", x, x, *stats, gamma, y, *grads, training=training)
     call("sum_squares", grad)
     call("scale_inplace", param, alpha=0.5)
     call("clip_inplace", param, lo=-1.0, hi=1.0)

@@ -17,7 +17,8 @@ nb = nnfast.get_backend("numba")
 from nnfast.backends.numba_backend import _optim  # noqa: E402
 
 UPDATE_SHAPE = (_optim.PARALLEL_MIN_ELEMENTS // 200 + 1, 200)  # takes the threaded Adam
-KERNEL_MODULES = ("_activations", "_gemm", "_losses", "_norms", "_optim", "_reductions")
+KERNEL_MODULES = ("_activations", "_batchnorm", "_dropout", "_gemm", "_losses", "_norms", "_optim",
+                  "_reductions")
 
 
 def kernels():

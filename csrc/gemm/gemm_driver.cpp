@@ -148,8 +148,12 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
   // padded to whole tiles, each tile costing about one row more, columns to whole
   // vectors) plus what it packs (an element copy costs about nr FMAs).
   const int64_t mtiles = ceil_div(M, p.mr), ntiles = ceil_div(N, p.nr);
+  // A tile streams its B micro-panel whatever its height, so a matrix shorter than one tile
+  // costs about what a full tile does: a few rows against a large B is memory-bound, and
+  // splitting B's columns between threads splits that traffic across their caches.
+  const int64_t work = std::max<int64_t>(M, p.mr) * N * K;
   const int threads = static_cast<int>(
-      std::min<int64_t>(threads_for(M * N * K, kMinFmaPerThread), mtiles * ntiles));
+      std::min<int64_t>(threads_for(work, kMinFmaPerThread), mtiles * ntiles));
   p.grid_m = 1;
   p.grid_n = 1;
   double best = -1;

@@ -30,6 +30,10 @@ class Trainer:
         """The model's output for one sample x (features,), as a user would call it."""
         raise NotImplementedError
 
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The model's outputs (logits) for a batch X (samples, features), as a NumPy array."""
+        raise NotImplementedError
+
 
 class NnfastTrainer(Trainer):
     def __init__(self, backend, sizes, X, y, batch, lr=1e-3, seed=0):
@@ -64,6 +68,10 @@ class NnfastTrainer(Trainer):
         with self.nnfast.backend(self.backend):
             return self.model.predict(x)
 
+    def predict(self, X):
+        with self.nnfast.backend(self.backend):
+            return self.model.predict(X)
+
 
 class NumpyBlueprintTrainer(Trainer):
     """The from-scratch NumPy MLP that tutorials teach: x @ W + b, ReLU, softmax-CE, Adam."""
@@ -78,7 +86,8 @@ class NumpyBlueprintTrainer(Trainer):
         self.X, self.y, self.batch = X, y, batch
         self.rng = np.random.default_rng(seed)
 
-    def step(self, xb, yb):
+    def forward(self, xb):
+        """The logits and every layer's input."""
         acts, h = [xb], xb
         n_layers = len(self.params) // 2
         for i in range(n_layers):
@@ -86,6 +95,14 @@ class NumpyBlueprintTrainer(Trainer):
             if i < n_layers - 1:
                 h = np.maximum(h, 0)
             acts.append(h)
+        return h, acts
+
+    def predict(self, X):
+        return self.forward(X)[0]
+
+    def step(self, xb, yb):
+        h, acts = self.forward(xb)
+        n_layers = len(self.params) // 2
         z = h - h.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
@@ -161,6 +178,10 @@ class TorchTrainer(Trainer):
         with self.torch.inference_mode():
             return self.model(self.torch.from_numpy(x)[None, :])
 
+    def predict(self, X):
+        with self.torch.inference_mode():
+            return self.model(self.torch.from_numpy(X)).numpy()
+
 
 class JaxTrainer(Trainer):
     name = "jax-jit"
@@ -197,6 +218,7 @@ class JaxTrainer(Trainer):
 
         self._step = step
         self._forward = jax.jit(lambda params, x: forward(params, x[None, :]))
+        self._forward_batch = jax.jit(forward)
         self.params = params
         self.m = jax.tree_util.tree_map(jnp.zeros_like, params)
         self.v = jax.tree_util.tree_map(jnp.zeros_like, params)
@@ -222,6 +244,8 @@ class JaxTrainer(Trainer):
                                                            self.X[idx], self.y[idx])
         return float(loss)
 
-
     def predict_one(self, x):
         return self._forward(self.params, x).block_until_ready()
+
+    def predict(self, X):
+        return np.asarray(self._forward_batch(self.params, self.jnp.asarray(X)))

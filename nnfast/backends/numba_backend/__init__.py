@@ -12,7 +12,9 @@ from __future__ import annotations
 import numba
 
 from ._activations import activation_backward, activation_forward
+from ._batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from ._contention import contention_stats
+from ._dropout import dropout_backward, dropout_forward
 from ._gemm import gemm
 from ._jit import cache_location
 from ._losses import (bce_backward, bce_forward, bce_with_logits_backward, bce_with_logits_forward,
@@ -45,8 +47,10 @@ __all__ = ["name", "device", "dtypes", "cache_location", "set_num_threads", "get
            "activation_forward", "activation_backward", "softmax_cross_entropy_forward",
            "softmax_cross_entropy_backward", "mse_forward", "mse_backward", "bce_forward",
            "bce_backward", "bce_with_logits_forward", "bce_with_logits_backward", "bias_grad",
-           "sgd_update", "adam_update", "sum_squares", "scale_inplace", "clip_inplace",
-           "weight_penalty_forward", "weight_penalty_backward"]
+           "sgd_update", "adam_update", "dropout_forward", "dropout_backward",
+           "batchnorm_forward_train", "batchnorm_forward_eval", "batchnorm_backward",
+           "sum_squares", "scale_inplace", "clip_inplace", "weight_penalty_forward",
+           "weight_penalty_backward"]
 
 from .._contract import missing_primitives  # noqa: E402
 
