@@ -10,9 +10,9 @@ input gradient dX = dY W^T (NT), at 1 and 2 threads; 1024^3 float32 against one 
 peak, measured in the same run by a tiny FMA loop (nnfast._core._fma_peak_gflops); and the
 fused Dense forward act(X W + b) in one call against np.maximum(X @ W + b, 0).
 
-Every case is checked against NumPy before it is timed. The machine may be shared, so
-peers are timed in alternation, round after round, and the table reports medians; the
-ratio is the median of the per-round ratios (each round times both sides back to back).
+Every case is checked against NumPy before it is timed. The machine may be shared, so the
+two sides take turns in five blocks of short samples, and the table reports medians; each
+block starts once the other side's threads have gone idle (see settle()).
 """
 from __future__ import annotations
 
@@ -72,21 +72,38 @@ def calls_per_sample(fn):
     return max(1, int(SAMPLE_SECONDS / once))
 
 
-def time_pair(fn_a, fn_b, rounds):
-    """Median seconds per call of each, and the median over rounds of time_b / time_a."""
+def settle():
+    """Wait until neither library's leftovers compete with the next timing: OpenBLAS's idle
+    threads keep spinning for about 0.1 s after a call, and a 2-thread nnfast region that
+    meets them backs off to one thread for a while (contention_stats())."""
+    time.sleep(0.2)
+    while _core.contention_stats()["backing_off"]:
+        time.sleep(0.05)
+
+
+def time_pair(fn_a, fn_b, rounds, blocks=5):
+    """Median seconds per call of each, and the ratio time_b / time_a of the medians;
+    time_pair.contended: how many of nnfast's regions met a descheduled thread meanwhile.
+
+    The two sides take turns in `blocks` blocks of samples each, with a settle() at every
+    switch: interleaving call by call would time each side against the other's spinning
+    threads."""
+    contended = _core.contention_stats()["contended_regions"]
     na, nb = calls_per_sample(fn_a), calls_per_sample(fn_b)
+    per_block = -(-rounds // blocks)
     ta, tb = [], []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(na):
-            fn_a()
-        ta.append((time.perf_counter() - t) / na)
-        t = time.perf_counter()
-        for _ in range(nb):
-            fn_b()
-        tb.append((time.perf_counter() - t) / nb)
-    ratio = statistics.median(b / a for a, b in zip(ta, tb))
-    return statistics.median(ta), statistics.median(tb), ratio
+    for _ in range(blocks):
+        for fn, n, times in ((fn_a, na, ta), (fn_b, nb, tb)):
+            settle()
+            fn()
+            for _ in range(per_block):
+                t = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                times.append((time.perf_counter() - t) / n)
+    a, b = statistics.median(ta), statistics.median(tb)
+    time_pair.contended = _core.contention_stats()["contended_regions"] - contended
+    return a, b, b / a
 
 
 def check(got, expected, k, what):
@@ -128,7 +145,7 @@ def gemm_row(label, m, k, n, trans_a, trans_b, threads, rounds, peak):
     flops = 2.0 * m * n * k
     return dict(case=label, shape=f"{m}x{k}x{n}", trans=("T" if trans_a else "N") + ("T" if trans_b else "N"),
                 threads=threads, nnfast=flops / t_nf * 1e-9, peer=flops / t_np * 1e-9, ratio=ratio,
-                peak_pct=100 * flops / t_nf * 1e-9 / (peak * threads))
+                peak_pct=100 * flops / t_nf * 1e-9 / (peak * threads), contended=time_pair.contended)
 
 
 def dense_row(m, k, n, threads, rounds, peak):
@@ -144,33 +161,25 @@ def dense_row(m, k, n, threads, rounds, peak):
     flops = 2.0 * m * n * k
     return dict(case="dense+relu", shape=f"{m}x{k}x{n}", trans="NN", threads=threads,
                 nnfast=flops / t_nf * 1e-9, peer=flops / t_np * 1e-9, ratio=ratio,
-                peak_pct=100 * flops / t_nf * 1e-9 / (peak * threads))
+                peak_pct=100 * flops / t_nf * 1e-9 / (peak * threads), contended=time_pair.contended)
 
 
 def big_row(threads, rounds):
-    """1024^3 with the FMA peak measured between the rounds, so both see the same machine."""
+    """1024^3, and one core's FMA peak measured just before it."""
     m = k = n = 1024
     a, b = operands(m, k, n, False, False)
     out, out_np = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
-    t_nf, t_np, ratios, peaks = [], [], [], []
+    peak = statistics.median(_core._fma_peak_gflops(0.02) for _ in range(rounds))
     with Limits(threads):
         _core.gemm(a, b, out)
         check(out, a.astype(np.float64) @ b, k, "1024^3")
-        for _ in range(rounds):
-            peaks.append(_core._fma_peak_gflops(0.02))
-            t = time.perf_counter()
-            _core.gemm(a, b, out)
-            t_nf.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            np.matmul(a, b, out=out_np)
-            t_np.append(time.perf_counter() - t)
-            ratios.append(t_np[-1] / t_nf[-1])
+        t_nf, t_np, ratio = time_pair(lambda: _core.gemm(a, b, out),
+                                      lambda: np.matmul(a, b, out=out_np), rounds)
     flops = 2.0 * m * n * k
-    peak = statistics.median(peaks)
-    nf = flops / statistics.median(t_nf) * 1e-9
+    nf = flops / t_nf * 1e-9
     return dict(case="square", shape="1024x1024x1024", trans="NN", threads=threads, nnfast=nf,
-                peer=flops / statistics.median(t_np) * 1e-9, ratio=statistics.median(ratios),
-                peak_pct=100 * nf / (peak * threads)), peak
+                peer=flops / t_np * 1e-9, ratio=ratio, peak_pct=100 * nf / (peak * threads),
+                contended=time_pair.contended), peak
 
 
 def run(rounds, thread_counts=(1, 2)):
@@ -190,12 +199,12 @@ def run(rounds, thread_counts=(1, 2)):
 
 
 HEADER = ("| case | shape (M x K x N) | trans | threads | nnfast GFLOP/s | OpenBLAS GFLOP/s "
-          "| ratio | % of peak |\n|---|---|---|---:|---:|---:|---:|---:|")
+          "| ratio | % of peak | contended |\n|---|---|---|---:|---:|---:|---:|---:|---:|")
 
 
 def format_row(r):
     return (f"| {r['case']} | {r['shape']} | {r['trans']} | {r['threads']} | {r['nnfast']:.1f} "
-            f"| {r['peer']:.1f} | {r['ratio']:.2f} | {r['peak_pct']:.0f}% |")
+            f"| {r['peer']:.1f} | {r['ratio']:.2f} | {r['peak_pct']:.0f}% | {r['contended']} |")
 
 
 def report(rows, peak, command):
@@ -205,9 +214,11 @@ def report(rows, peak, command):
         f"FMA peak (one core, {isa} float32): {peak:.1f} GFLOP/s",
         f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}; command: `{command}`",
         "Peer: numpy.matmul (OpenBLAS " + blas_version() + "), same thread count via threadpoolctl. "
-        "GFLOP/s from median times; ratio = median over rounds of OpenBLAS time / nnfast time "
+        "GFLOP/s from median times; ratio = OpenBLAS median time / nnfast median time "
         "(> 1: nnfast faster); % of peak = nnfast GFLOP/s / (FMA peak x threads). "
-        "dense+relu compares one fused call with np.maximum(x @ W + b, 0).",
+        "dense+relu compares one fused call with np.maximum(x @ W + b, 0). contended: nnfast's "
+        "parallel regions that met a descheduled thread while the row was timed (each makes "
+        "nnfast run on one thread for 0.1 s or more, see contention_stats()).",
         "",
         HEADER,
     ]

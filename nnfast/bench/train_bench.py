@@ -66,12 +66,25 @@ def make_trainers(names, sizes, X, y, batch, notes):
     return trainers
 
 
+def settle() -> None:
+    """Wait until the previous framework's idle threads stop spinning (OpenBLAS's, libgomp's
+    and XLA's spin for up to about 0.1 s after their last call) and nnfast's contention
+    backoff has expired, so that no framework is timed against another one's leftovers."""
+    time.sleep(0.2)
+    import nnfast
+    stats = getattr(nnfast.get_backend("cpp"), "contention_stats", None) \
+        if "cpp" in nnfast.available_backends() else None
+    while stats is not None and stats()["backing_off"]:
+        time.sleep(0.05)
+
+
 def measure(trainers, rounds: int, samples: int) -> dict:
     """Median samples/s of each trainer over `rounds` epochs. The trainers take turns, one
     epoch each per round, so a burst of load from another process hits them all alike."""
     rates = {t.name: [] for t in trainers}
     for _ in range(rounds):
         for t in trainers:
+            settle()
             start = time.perf_counter()
             t.epoch()
             rates[t.name].append(samples / (time.perf_counter() - start))
@@ -80,6 +93,7 @@ def measure(trainers, rounds: int, samples: int) -> dict:
 
 def predict_latency(trainer, x, calls: int = 2000, rounds: int = 5) -> float:
     """Median over rounds of the mean seconds per single-sample predict call."""
+    settle()
     trainer.predict_one(x)
     times = []
     for _ in range(rounds):
