@@ -60,6 +60,10 @@ def build() -> str:
 
 def missing_extension_hint() -> str:
     """Why nnfast._core is absent when the build skipped it, with the way to get it."""
+    if installation().startswith("source checkout"):
+        return (f" (this nnfast is the source checkout {PACKAGE_DIR.parent}, imported because it "
+                "is the current directory or on PYTHONPATH: run from another directory to use "
+                "the installed package, or build here with `pip install -e .`)")
     try:
         from . import _build_info as b
     except ImportError:
