@@ -84,3 +84,19 @@ def assert_close(actual, expected, dtype, scale=1.0, err_msg=""):
     dtype = np.dtype(dtype).type
     np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype] * scale,
                                atol=ATOL[dtype] * scale, err_msg=err_msg)
+
+
+@pytest.fixture
+def cpp_threads():
+    """Set the compiled kernels' thread count, with the one-thread threshold disabled so that
+    every kernel opens a team however small; both restored afterwards."""
+    from nnfast import _core
+    was_set, before = _core.num_threads_is_set(), _core.get_num_threads()
+
+    def use(n):
+        _core.set_num_threads(n)
+        _core._set_min_work_per_thread_override(0)
+
+    yield use
+    _core._set_min_work_per_thread_override(-1)
+    _core.set_num_threads(before if was_set else 0)

@@ -25,21 +25,6 @@ from nnfast.backends import cpp_backend as cpp  # noqa: E402
 from nnfast.backends import numpy_backend as ref  # noqa: E402
 
 
-@pytest.fixture
-def threads():
-    """Set the kernels' thread count; every kernel opens a team, however small (the
-    threshold is disabled); both restored afterwards."""
-    was_set, before = _core.num_threads_is_set(), _core.get_num_threads()
-
-    def use(n):
-        _core.set_num_threads(n)
-        _core._set_min_work_per_thread_override(0)
-
-    yield use
-    _core._set_min_work_per_thread_override(-1)
-    _core.set_num_threads(before if was_set else 0)
-
-
 def run_python(code: str, timeout: float = 60.0, env=None) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter, in its own session; a hang fails the test and kills
     the session (forked grandchildren included) instead of blocking CI."""
@@ -93,11 +78,11 @@ def reductions(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_reductions_bitwise_identical_on_any_thread_count(threads, dtype):
+def test_reductions_bitwise_identical_on_any_thread_count(cpp_threads, dtype):
     compute = reductions(np.random.default_rng(0), dtype)
     results = {}
     for n in (1, 2, 3, 16):
-        threads(n)
+        cpp_threads(n)
         results[n] = [compute(), compute()]  # and repeated runs
     expected = results[1][0]
     for n, runs in results.items():
@@ -108,8 +93,8 @@ def test_reductions_bitwise_identical_on_any_thread_count(threads, dtype):
 
 # ----------------------------------------------------------------------------- Python threads
 
-def test_four_python_threads_at_once_get_their_own_correct_results(threads):
-    threads(2)
+def test_four_python_threads_at_once_get_their_own_correct_results(cpp_threads):
+    cpp_threads(2)
     rng = np.random.default_rng(1)
     jobs = []
     for _ in range(4):
@@ -325,9 +310,9 @@ def test_torch_and_openblas_in_the_same_process(order):
 
 # ----------------------------------------------------------------------------- threadpoolctl
 
-def test_threadpoolctl_sees_and_limits_nnfast(threads):
+def test_threadpoolctl_sees_and_limits_nnfast(cpp_threads):
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    threads(2)
+    cpp_threads(2)
     _core._set_min_work_per_thread_override(-1)
     info = [lib for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "nnfast"]
     assert len(info) == 1 and info[0]["user_api"] == "openmp" and info[0]["num_threads"] == 2

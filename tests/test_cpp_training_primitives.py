@@ -17,20 +17,6 @@ from nnfast.backends import cpp_backend as cpp  # noqa: E402
 from nnfast.backends import numpy_backend as ref  # noqa: E402
 
 
-@pytest.fixture
-def threads():
-    """Set the kernels' thread count with the one-thread threshold disabled; restored after."""
-    was_set, before = _core.num_threads_is_set(), _core.get_num_threads()
-
-    def use(n):
-        _core.set_num_threads(n)
-        _core._set_min_work_per_thread_override(0)
-
-    yield use
-    _core._set_min_work_per_thread_override(-1)
-    _core.set_num_threads(before if was_set else 0)
-
-
 def test_dropout_counter_wraps_at_2_64(rng):
     x = rng.standard_normal(40)
     for seed, offset in [(2 ** 64 - 1, 2 ** 64 - 7), (0, 2 ** 64 - 1)]:
@@ -68,12 +54,12 @@ def column_reductions(x, g):
 
 # (5000, 3): many row chunks; (40, 4100): one chunk, more columns than partial sums fit.
 @pytest.mark.parametrize("shape", [(5000, 3), (40, 4100), (257, 33)])
-def test_column_reductions_bitwise_on_any_thread_count(threads, rng, shape):
+def test_column_reductions_bitwise_on_any_thread_count(cpp_threads, rng, shape):
     x = (3 * rng.standard_normal(shape) + 1).astype(np.float32)
     g = rng.standard_normal(shape).astype(np.float32)
-    threads(1)
+    cpp_threads(1)
     one = column_reductions(x, g)
-    threads(3)
+    cpp_threads(3)
     three = column_reductions(x, g)
     for a, b in zip(one, three):
         np.testing.assert_array_equal(a, b)
