@@ -12,7 +12,6 @@ if backends.unavailable_reason("cpp") is not None:
     pytest.skip(f"cpp backend unavailable: {backends.unavailable_reason('cpp')}",
                 allow_module_level=True)
 
-from nnfast import _core  # noqa: E402
 from nnfast.backends import cpp_backend as cpp  # noqa: E402
 from nnfast.backends import numpy_backend as ref  # noqa: E402
 
