@@ -164,7 +164,10 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
     const int64_t rows = ceil_div(M, gm);
     const double row_cost = static_cast<double>(rows + ceil_div(rows, p.mr));
     const double cols = static_cast<double>(ceil_div(ntiles, gn) * p.nr);
-    const double pack = static_cast<double>(p.nr) * (pr.trans_b ? cols * K : 0.0);
+    // Transposed operands are packed by every thread that reads them: B's columns and A's
+    // rows of the thread's rectangle.
+    const double pack = static_cast<double>(p.nr) *
+                        ((pr.trans_b ? cols * K : 0.0) + (pr.trans_a ? static_cast<double>(rows) * K : 0.0));
     const double cost = row_cost * cols * K + pack;
     if (best < 0 || cost < best) {
       best = cost;
@@ -179,8 +182,12 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
   // transposed and either fits in half of L2 or is read by at most two micro-panels.
   const int64_t b_bytes = K * cols_per_thread * elem;
   p.pack_b = pr.trans_b || (b_bytes > l2 / 2 && rows_per_thread > 2 * p.mr);
-  // An A micro-panel is read once per B micro-panel: pack it when that is many times.
-  p.pack_a = cols_per_thread > 8 * p.nr;
+  // An A micro-panel is read once per B micro-panel: pack it when that is many times. A
+  // transposed A is read a short run per reduction step, each from another row of the
+  // operand: past one reduction block those lines no longer stay in L1 between the B
+  // micro-panels, so it is packed as soon as a few of them read it.
+  p.pack_a = cols_per_thread > 8 * p.nr ||
+             (pr.trans_a && K > p.kc && cols_per_thread >= 4 * p.nr);
 
   // Block sizes: the packed B block (kc x nc) in half of L2; the A block as tall as the
   // thread's rows, up to ~4 MiB packed (it streams; taller only saves re-packing B).
