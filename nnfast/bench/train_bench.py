@@ -66,11 +66,11 @@ def make_trainers(names, sizes, X, y, batch, notes):
     return trainers
 
 
-def settle() -> None:
+def settle(seconds: float = 0.2) -> None:
     """Wait until the previous framework's idle threads stop spinning (OpenBLAS's, libgomp's
     and XLA's spin for up to about 0.1 s after their last call) and nnfast's contention
     backoff has expired, so that no framework is timed against another one's leftovers."""
-    time.sleep(0.2)
+    time.sleep(seconds)
     import nnfast
     stats = getattr(nnfast.get_backend("cpp"), "contention_stats", None) \
         if "cpp" in nnfast.available_backends() else None
@@ -139,6 +139,7 @@ def run(archs, batches, peers_, rounds, threads):
         sizes = ARCHITECTURES[arch]
         for batch in batches:
             trainers = make_trainers(peers_, sizes, X, y, batch, notes)
+            settle(2.0)  # torch.compile's worker processes finish compiling in the background
             rates = measure(trainers, rounds, len(X))
             compile_s = {t.name: t.compile_seconds for t in trainers}
             rows.append({"arch": arch, "batch": batch, "rates": rates, "compile": compile_s})
