@@ -1267,16 +1267,17 @@ PYBIND11_MODULE(_core, m) {
       "thread for now because of them");
   m.def(
       "_report_team_times",
-      [](int64_t start_ns, int64_t own_ns, int64_t wait_ns) {
+      [](int64_t start_ns, int64_t own_ns, int64_t wait_ns, int64_t opened_at_ns) {
         nnfast::TeamTimes times;
-        times.opener_started = start_ns;
-        times.opener_done = start_ns + own_ns;
+        times.start = opened_at_ns;
+        times.opener_started = opened_at_ns + start_ns;
+        times.opener_done = times.opener_started + own_ns;
         times.end = times.opener_done + wait_ns;
         nnfast::report_team_times(times);
       },
-      py::arg("start_ns"), py::arg("own_ns"), py::arg("wait_ns"),
+      py::arg("start_ns"), py::arg("own_ns"), py::arg("wait_ns"), py::arg("opened_at_ns") = 0,
       "test hook: feed the contention backoff one region's timings (opener's start delay, its "
-      "share, its wait for the team)");
+      "share, its wait for the team; when the region opened, on the hook's own clock)");
   m.def("gemm_isa", &nnfast::gemm_isa);
 
   // GEMM microkernel selection (NNFAST_ISA, or _set_gemm_isa for tests) and the FMA peak.

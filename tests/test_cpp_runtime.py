@@ -248,6 +248,23 @@ def test_a_region_that_waited_for_a_descheduled_thread_makes_kernels_back_off():
     assert result.stdout.strip() == "ok"
 
 
+def test_the_first_region_after_an_idle_gap_is_not_judged():
+    # Workers that went to sleep may take longer than the limit to wake on a virtual machine;
+    # only a region opened soon after the previous one tells a descheduled thread.
+    result = run_python("""
+        from nnfast import _core
+        report, stats = _core._report_team_times, _core.contention_stats
+        report(start_ns=20_000, own_ns=100_000, wait_ns=150_000)          # ends at 0.27 ms
+        report(start_ns=9_000_000, own_ns=100_000, wait_ns=1_000, opened_at_ns=10_000_000)
+        assert stats()["contended_regions"] == 0, stats()                  # after 9.7 ms idle
+        report(start_ns=9_000_000, own_ns=100_000, wait_ns=1_000, opened_at_ns=19_101_000)
+        assert stats()["contended_regions"] == 1, stats()                  # back to back
+        print("ok")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 # ----------------------------------------------------------------------------- torch, OpenBLAS
 
 TORCH_AND_BLAS_TOGETHER = """

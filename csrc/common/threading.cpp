@@ -23,6 +23,11 @@ std::atomic<int64_t> g_min_work_override{-1};
 // of microseconds, a descheduled one after a time slice (measured: 4-17 ms on the shared
 // 2-core machine).
 constexpr int64_t kLateNs = 500'000;
+// The first region after an idle gap is not judged: libgomp's idle workers spin briefly and
+// then sleep, and on a virtual machine a sleeping vCPU can take longer than kLateNs to be
+// woken (its host schedules it again). Back-to-back regions, which contention slows, are.
+constexpr int64_t kIdleNs = 2'000'000;
+std::atomic<int64_t> g_last_region_end_ns{0};
 constexpr int64_t kFirstBackoffNs = 100'000'000;
 constexpr int64_t kMaxBackoffNs = 3'200'000'000;
 std::atomic<int64_t> g_single_until_ns{0};
@@ -67,6 +72,8 @@ int max_threads() {
 void set_min_work_per_thread_override(int64_t n) { g_min_work_override.store(n < 0 ? -1 : n); }
 
 void report_team_times(const TeamTimes& t) {
+  const int64_t previous_end = g_last_region_end_ns.exchange(t.end, std::memory_order_relaxed);
+  if (t.start - previous_end > kIdleNs) return;
   const int64_t late_start = t.opener_started - t.start;
   const int64_t own = t.opener_done - t.opener_started, wait = t.end - t.opener_done;
   if (late_start <= kLateNs && wait <= 2 * own + kLateNs) {
