@@ -4,7 +4,7 @@
 Every C++ source under csrc/ (except csrc/cuda) goes into one extension. Sources named
 ``*_avx2_*`` or ``*_avx512_*`` are microkernels: only they get ISA flags, and the
 library picks among them at run time with cpuid, so the binary runs on any x86-64.
-Nothing here uses -march=native.
+Nothing here tunes for the build host (no -march for the host CPU).
 
 Without a working C++ compiler the build warns and installs nnfast without its
 extension (the Numba backend takes over); NNFAST_REQUIRE_EXTENSION=1 makes that an

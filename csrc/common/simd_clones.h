@@ -1,6 +1,6 @@
 // NNFAST_SIMD_CLONES before a loop function compiles it three times, for AVX-512
 // (x86-64-v4), AVX2 + FMA (x86-64-v3) and baseline x86-64, and the dynamic loader picks
-// one by cpuid (GNU ifunc): one binary, never -march=native. The elementwise kernels are
+// one by cpuid (GNU ifunc): one binary, never tuned to the build host. The elementwise kernels are
 // plain loops the compiler vectorizes; 16 float lanes instead of SSE2's 4 is what lets
 // exp/tanh-heavy ones keep up with numpy's SIMD math. Where the attribute is unavailable
 // (other compilers, non-ELF targets, aarch64) the function is built once for the baseline.
