@@ -34,9 +34,12 @@ def float_array(a, name: str, dtype=None, ndim: int | None = None, shape=None) -
     return a
 
 
-def output_array(out, name: str, shape, dtype) -> np.ndarray:
-    """A new array when `out` is None, else `out` after checking it can receive the result."""
+def output_array(out, name: str, shape, dtype, beta: float = 0.0) -> np.ndarray:
+    """A new array when `out` is None, else `out` after checking it can receive the result.
+    A nonzero `beta` (the result accumulates into out) needs an existing out."""
     if out is None:
+        if beta != 0.0:
+            raise ValueError(f"{name}: beta != 0 needs an existing {name} array")
         return np.empty(shape, dtype=dtype)
     float_array(out, name, dtype=dtype, shape=shape)
     if not out.flags.writeable:

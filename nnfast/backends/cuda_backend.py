@@ -58,9 +58,7 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, b
     """out = act(alpha * op(a) @ op(b) + beta * out + bias).  op(a) (M, K), op(b) (K, N), out (M, N)."""
     m, n, k = gemm_shapes(a, b, trans_a, trans_b)
     act = activation_name(activation, allow_softmax=False)
-    if out is None and beta != 0.0:
-        raise ValueError("out: beta != 0 needs an existing out array")
-    out = output_array(out, "out", (m, n), a.dtype)
+    out = output_array(out, "out", (m, n), a.dtype, beta)
     if bias is not None:
         float_array(bias, "bias", dtype=a.dtype, shape=(n,))
     if m and n:
@@ -177,9 +175,7 @@ def bce_with_logits_backward(logits, target, out=None):
 def bias_grad(grad_out, out=None, *, beta=0.0):
     """out = column sums of grad_out + beta * out.  grad_out (N, C), out (C,)."""
     float_array(grad_out, "grad_out", ndim=2)
-    if out is None and beta != 0.0:
-        raise ValueError("out: beta != 0 needs an existing out array")
-    out = output_array(out, "out", (grad_out.shape[1],), grad_out.dtype)
+    out = output_array(out, "out", (grad_out.shape[1],), grad_out.dtype, beta)
     if out.size:
         _cuda.bias_grad(grad_out, out, beta)
     return out

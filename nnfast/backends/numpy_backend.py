@@ -33,9 +33,7 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, b
     """out = act(alpha * op(a) @ op(b) + beta * out + bias).  op(a) (M, K), op(b) (K, N), out (M, N)."""
     m, n, _ = gemm_shapes(a, b, trans_a, trans_b)
     act = activation_name(activation, allow_softmax=False)
-    if out is None and beta != 0.0:
-        raise ValueError("out: beta != 0 needs an existing out array")
-    out = output_array(out, "out", (m, n), a.dtype)
+    out = output_array(out, "out", (m, n), a.dtype, beta)
     if bias is not None:
         float_array(bias, "bias", dtype=a.dtype, shape=(n,))
     opa = a.T if trans_a else a
@@ -230,9 +228,7 @@ def bce_with_logits_backward(logits, target, out=None):
 def bias_grad(grad_out, out=None, *, beta=0.0):
     """out = column sums of grad_out + beta * out.  grad_out (N, C), out (C,)."""
     float_array(grad_out, "grad_out", ndim=2)
-    if out is None and beta != 0.0:
-        raise ValueError("out: beta != 0 needs an existing out array")
-    out = output_array(out, "out", (grad_out.shape[1],), grad_out.dtype)
+    out = output_array(out, "out", (grad_out.shape[1],), grad_out.dtype, beta)
     sums = grad_out.sum(axis=0)
     out[...] = sums + grad_out.dtype.type(beta) * out if beta != 0.0 else sums
     return out

@@ -176,14 +176,10 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, b
     act = activation_name(activation, allow_softmax=False)
     if bias is not None:
         float_array(bias, "bias", dtype=a.dtype, shape=(n,))
-    if out is None:
-        if beta != 0.0:
-            raise ValueError("out: beta != 0 needs an existing out array")
-        out = target = np.empty((m, n), a.dtype)
-    else:
-        output_array(out, "out", (m, n), a.dtype)
-        overlaps = any(np.may_share_memory(out, x) for x in (a, b, bias) if x is not None)
-        target = out.copy() if overlaps else out  # tiles must not overwrite inputs still to be read
+    given = out is not None
+    out = output_array(out, "out", (m, n), a.dtype, beta)
+    overlaps = given and any(np.may_share_memory(out, x) for x in (a, b, bias) if x is not None)
+    target = out.copy() if overlaps else out  # tiles must not overwrite inputs still to be read
     if m == 0 or n == 0:
         return out
     # op(a)[i, p] is a[i, p] or, transposed, a[p, i]

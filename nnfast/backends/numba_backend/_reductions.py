@@ -52,8 +52,6 @@ def _bias_grad_kernel(grad_out, out, beta):
 def bias_grad(grad_out, out=None, *, beta=0.0):
     """out = column sums of grad_out + beta * out.  grad_out (N, C), out (C,)."""
     float_array(grad_out, "grad_out", ndim=2)
-    if out is None and beta != 0.0:
-        raise ValueError("out: beta != 0 needs an existing out array")
-    out = output_array(out, "out", (grad_out.shape[1],), grad_out.dtype)
+    out = output_array(out, "out", (grad_out.shape[1],), grad_out.dtype, beta)
     _bias_grad_kernel(grad_out, out, float(beta))
     return out
