@@ -134,3 +134,47 @@ def optional_vector(a, name: str, dtype, n: int):
     if a is None:
         return None
     return float_array(a, name, dtype=dtype, shape=(n,))
+
+
+def _batchnorm_affine(x, gamma, beta) -> int:
+    float_array(x, "x", ndim=2)
+    c = x.shape[1]
+    optional_vector(gamma, "gamma", x.dtype, c)
+    optional_vector(beta, "beta", x.dtype, c)
+    return c
+
+
+def batchnorm_train_arguments(x, gamma, beta, running_mean, running_var, out, mean, inv_std):
+    """The checked (out, mean, inv_std) of batchnorm_forward_train."""
+    c = _batchnorm_affine(x, gamma, beta)
+    inout_array(running_mean, "running_mean", dtype=x.dtype, shape=(c,))
+    inout_array(running_var, "running_var", dtype=x.dtype, shape=(c,))
+    n = x.shape[0]
+    if n < 2:
+        raise ValueError(f"x: batch norm in training mode needs at least 2 samples per batch to "
+                         f"estimate a variance, got a batch of {n}")
+    return (output_array(out, "out", x.shape, x.dtype), output_array(mean, "mean", (c,), x.dtype),
+            output_array(inv_std, "inv_std", (c,), x.dtype))
+
+
+def batchnorm_eval_arguments(x, gamma, beta, running_mean, running_var, out):
+    """The checked out of batchnorm_forward_eval."""
+    c = _batchnorm_affine(x, gamma, beta)
+    float_array(running_mean, "running_mean", dtype=x.dtype, shape=(c,))
+    float_array(running_var, "running_var", dtype=x.dtype, shape=(c,))
+    return output_array(out, "out", x.shape, x.dtype)
+
+
+def batchnorm_backward_arguments(grad_out, x, mean, inv_std, gamma, grad_x, grad_gamma, grad_beta):
+    """The checked grad_x of batchnorm_backward."""
+    float_array(grad_out, "grad_out", ndim=2)
+    c = grad_out.shape[1]
+    dtype = grad_out.dtype
+    float_array(x, "x", dtype=dtype, shape=grad_out.shape)
+    float_array(mean, "mean", dtype=dtype, shape=(c,))
+    float_array(inv_std, "inv_std", dtype=dtype, shape=(c,))
+    optional_vector(gamma, "gamma", dtype, c)
+    for arr, arr_name in ((grad_gamma, "grad_gamma"), (grad_beta, "grad_beta")):
+        if arr is not None:
+            inout_array(arr, arr_name, dtype=dtype, shape=(c,))
+    return output_array(grad_x, "grad_x", grad_out.shape, dtype)

@@ -9,8 +9,9 @@ import math
 
 import numpy as np
 
-from ._checks import (activation_name, dropout_probability, float_array, gemm_shapes, inout_array,
-                      labels_array, mask_array, optional_vector, output_array, output_mask,
+from ._checks import (activation_name, batchnorm_backward_arguments, batchnorm_eval_arguments,
+                      batchnorm_train_arguments, dropout_probability, float_array, gemm_shapes,
+                      inout_array, labels_array, mask_array, output_array, output_mask,
                       uint64_value)
 
 name = "numpy"
@@ -354,14 +355,6 @@ def dropout_backward(grad_out, mask, out=None, *, p):
 
 
 # ----------------------------------------------------------------------------- batch norm
-def _batchnorm_operands(x, gamma, beta, running_mean, running_var):
-    float_array(x, "x", ndim=2)
-    c = x.shape[1]
-    optional_vector(gamma, "gamma", x.dtype, c)
-    optional_vector(beta, "beta", x.dtype, c)
-    return c
-
-
 def batchnorm_forward_train(x, gamma, beta, running_mean, running_var, out=None, mean=None,
                             inv_std=None, *, momentum=0.1, eps=1e-5):
     """Batch norm over the batch, as torch.nn.BatchNorm1d in training mode.
@@ -374,16 +367,9 @@ def batchnorm_forward_train(x, gamma, beta, running_mean, running_var, out=None,
     running_var = (1 - momentum) * running_var + momentum * var * N / (N - 1) (unbiased).
     Returns (out, mean, inv_std).
     """
-    c = _batchnorm_operands(x, gamma, beta, running_mean, running_var)
-    inout_array(running_mean, "running_mean", dtype=x.dtype, shape=(c,))
-    inout_array(running_var, "running_var", dtype=x.dtype, shape=(c,))
+    out, mean, inv_std = batchnorm_train_arguments(x, gamma, beta, running_mean, running_var,
+                                                   out, mean, inv_std)
     n = x.shape[0]
-    if n < 2:
-        raise ValueError(f"x: batch norm in training mode needs at least 2 samples per batch to "
-                         f"estimate a variance, got a batch of {n}")
-    out = output_array(out, "out", x.shape, x.dtype)
-    mean = output_array(mean, "mean", (c,), x.dtype)
-    inv_std = output_array(inv_std, "inv_std", (c,), x.dtype)
     dt = x.dtype.type
     mean[...] = x.sum(axis=0) / dt(n)
     centered = x - mean
@@ -406,10 +392,7 @@ def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, out=None, 
 
     out = (x - running_mean) * (1 / sqrt(running_var + eps)) * gamma + beta.
     """
-    c = _batchnorm_operands(x, gamma, beta, running_mean, running_var)
-    float_array(running_mean, "running_mean", dtype=x.dtype, shape=(c,))
-    float_array(running_var, "running_var", dtype=x.dtype, shape=(c,))
-    out = output_array(out, "out", x.shape, x.dtype)
+    out = batchnorm_eval_arguments(x, gamma, beta, running_mean, running_var, out)
     dt = x.dtype.type
     normalized = (x - running_mean) * (dt(1) / np.sqrt(running_var + dt(eps)))
     if gamma is not None:
@@ -431,17 +414,10 @@ def batchnorm_backward(grad_out, x, mean, inv_std, gamma, grad_x=None, grad_gamm
     training: grad_x = gamma * inv_std / N * (N g - sum(g) - x_hat * sum(g * x_hat))
     (the batch statistics depend on x); eval: grad_x = g * gamma * inv_std. Returns grad_x.
     """
-    float_array(grad_out, "grad_out", ndim=2)
+    grad_x = batchnorm_backward_arguments(grad_out, x, mean, inv_std, gamma, grad_x,
+                                          grad_gamma, grad_beta)
     n, c = grad_out.shape
     dtype = grad_out.dtype
-    float_array(x, "x", dtype=dtype, shape=grad_out.shape)
-    float_array(mean, "mean", dtype=dtype, shape=(c,))
-    float_array(inv_std, "inv_std", dtype=dtype, shape=(c,))
-    optional_vector(gamma, "gamma", dtype, c)
-    for arr, arr_name in ((grad_gamma, "grad_gamma"), (grad_beta, "grad_beta")):
-        if arr is not None:
-            inout_array(arr, arr_name, dtype=dtype, shape=(c,))
-    grad_x = output_array(grad_x, "grad_x", grad_out.shape, dtype)
     dt = dtype.type
     x_hat = (x - mean) * inv_std
     sum_g = grad_out.sum(axis=0)

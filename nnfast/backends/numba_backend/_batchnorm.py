@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import float_array, inout_array, optional_vector, output_array
+from .._checks import (batchnorm_backward_arguments, batchnorm_eval_arguments,
+                       batchnorm_train_arguments)
 from ._aliasing import unaliased
 from ._jit import helper, kernel
 
@@ -149,30 +150,14 @@ def _backward_kernel(grad_out, x, mean, inv_std, gamma, has_gamma, grad_x, grad_
 _NO_GRAD = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
 
 
-def _affine_operands(x, gamma, beta):
-    float_array(x, "x", ndim=2)
-    c = x.shape[1]
-    optional_vector(gamma, "gamma", x.dtype, c)
-    optional_vector(beta, "beta", x.dtype, c)
-    return c
-
-
 def batchnorm_forward_train(x, gamma, beta, running_mean, running_var, out=None, mean=None,
                             inv_std=None, *, momentum=0.1, eps=1e-5):
     """Batch norm over the batch, as torch.nn.BatchNorm1d in training mode.
     x (N, C) with N >= 2; gamma, beta (C,) or None; running_mean, running_var (C,) updated in
     place; out (N, C); mean, inv_std (C,) saved for the backward. Returns (out, mean, inv_std).
     """
-    c = _affine_operands(x, gamma, beta)
-    inout_array(running_mean, "running_mean", dtype=x.dtype, shape=(c,))
-    inout_array(running_var, "running_var", dtype=x.dtype, shape=(c,))
-    n = x.shape[0]
-    if n < 2:
-        raise ValueError(f"x: batch norm in training mode needs at least 2 samples per batch to "
-                         f"estimate a variance, got a batch of {n}")
-    out = output_array(out, "out", x.shape, x.dtype)
-    mean = output_array(mean, "mean", (c,), x.dtype)
-    inv_std = output_array(inv_std, "inv_std", (c,), x.dtype)
+    out, mean, inv_std = batchnorm_train_arguments(x, gamma, beta, running_mean, running_var,
+                                                   out, mean, inv_std)
     outputs = (out, mean, inv_std, running_mean, running_var)
     x, gamma, beta = (unaliased(a, *outputs) for a in (x, gamma, beta))
     # An absent gamma or beta is never read: running_mean stands in for one compiled signature.
@@ -187,10 +172,7 @@ def batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, out=None, 
     """Batch norm with the running statistics, as torch in eval mode.  x (N, C), gamma, beta
     (C,) or None, running_mean, running_var (C,) read only, out (N, C).
     """
-    c = _affine_operands(x, gamma, beta)
-    float_array(running_mean, "running_mean", dtype=x.dtype, shape=(c,))
-    float_array(running_var, "running_var", dtype=x.dtype, shape=(c,))
-    out = output_array(out, "out", x.shape, x.dtype)
+    out = batchnorm_eval_arguments(x, gamma, beta, running_mean, running_var, out)
     x, gamma, beta, running_mean, running_var = (
         unaliased(a, out) for a in (x, gamma, beta, running_mean, running_var))
     _forward_eval_kernel(x, running_mean if gamma is None else gamma, gamma is not None,
@@ -206,23 +188,14 @@ def batchnorm_backward(grad_out, x, mean, inv_std, gamma, grad_x=None, grad_gamm
     into (+=). training: the batch statistics depend on x; eval: they are constants.
     Returns grad_x.
     """
-    float_array(grad_out, "grad_out", ndim=2)
-    n, c = grad_out.shape
-    dtype = grad_out.dtype
-    float_array(x, "x", dtype=dtype, shape=grad_out.shape)
-    float_array(mean, "mean", dtype=dtype, shape=(c,))
-    float_array(inv_std, "inv_std", dtype=dtype, shape=(c,))
-    optional_vector(gamma, "gamma", dtype, c)
-    for arr, arr_name in ((grad_gamma, "grad_gamma"), (grad_beta, "grad_beta")):
-        if arr is not None:
-            inout_array(arr, arr_name, dtype=dtype, shape=(c,))
-    grad_x = output_array(grad_x, "grad_x", grad_out.shape, dtype)
+    grad_x = batchnorm_backward_arguments(grad_out, x, mean, inv_std, gamma, grad_x,
+                                          grad_gamma, grad_beta)
     outputs = (grad_x, grad_gamma, grad_beta)
     grad_out, x, mean, inv_std, gamma = (
         unaliased(a, *outputs) for a in (grad_out, x, mean, inv_std, gamma))
     # Absent operands are never read or written; stand-ins keep one compiled signature (the
     # gradients' must be writable: Numba refuses, at compile time, a store to a read-only array).
-    no_grad = _NO_GRAD[dtype]
+    no_grad = _NO_GRAD[grad_out.dtype]
     _backward_kernel(grad_out, x, mean, inv_std, inv_std if gamma is None else gamma,
                      gamma is not None, grad_x,
                      no_grad if grad_gamma is None else grad_gamma, grad_gamma is not None,
