@@ -178,3 +178,20 @@ def batchnorm_backward_arguments(grad_out, x, mean, inv_std, gamma, grad_x, grad
         if arr is not None:
             inout_array(arr, arr_name, dtype=dtype, shape=(c,))
     return output_array(grad_x, "grad_x", grad_out.shape, dtype)
+
+
+def dropout_forward_arguments(x, out, mask, p, seed, offset):
+    """The checked (out, mask, p, seed, offset) of dropout_forward."""
+    float_array(x, "x")
+    p = dropout_probability(p)
+    seed, offset = uint64_value(seed, "seed"), uint64_value(offset, "offset")
+    return (output_array(out, "out", x.shape, x.dtype), output_mask(mask, "mask", x.shape),
+            p, seed, offset)
+
+
+def dropout_backward_arguments(grad_out, mask, out, p):
+    """The checked (out, p) of dropout_backward."""
+    float_array(grad_out, "grad_out")
+    mask_array(mask, "mask", grad_out.shape)
+    p = dropout_probability(p)
+    return output_array(out, "out", grad_out.shape, grad_out.dtype), p

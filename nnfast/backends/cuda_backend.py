@@ -19,9 +19,8 @@ except ImportError as exc:
     raise ImportError(f"nnfast was built without its CUDA extension ({exc}); reinstall where "
                       "nvcc is on PATH, or with NNFAST_CUDA=1 to make that an error") from exc
 
-from ._checks import (activation_name, dropout_probability, float_array, gemm_shapes,
-                      inout_array, labels_array, mask_array, output_array, output_mask,
-                      uint64_value)
+from ._checks import (activation_name, dropout_backward_arguments, dropout_forward_arguments,
+                      float_array, gemm_shapes, inout_array, labels_array, output_array)
 
 
 
@@ -217,11 +216,7 @@ def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
     (bits(seed, offset + i) >> 32) < floor(p 2**32); kept ones become x / (1 - p).
     x (...), out (...), mask uint8 (...) set to 1 where kept. Returns (out, mask).
     """
-    float_array(x, "x")
-    p = dropout_probability(p)
-    seed, offset = uint64_value(seed, "seed"), uint64_value(offset, "offset")
-    out = output_array(out, "out", x.shape, x.dtype)
-    mask = output_mask(mask, "mask", x.shape)
+    out, mask, p, seed, offset = dropout_forward_arguments(x, out, mask, p, seed, offset)
     if x.size:
         _cuda.dropout_forward(x, out, mask, p, seed, offset)
     return out, mask
@@ -229,10 +224,7 @@ def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
 
 def dropout_backward(grad_out, mask, out=None, *, p):
     """grad_in = grad_out / (1 - p) where mask is 1, else 0.  grad_out (...), mask uint8 (...)."""
-    float_array(grad_out, "grad_out")
-    mask_array(mask, "mask", grad_out.shape)
-    p = dropout_probability(p)
-    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    out, p = dropout_backward_arguments(grad_out, mask, out, p)
     if grad_out.size:
         _cuda.dropout_backward(grad_out, mask, out, p)
     return out

@@ -10,9 +10,9 @@ import math
 import numpy as np
 
 from ._checks import (activation_name, batchnorm_backward_arguments, batchnorm_eval_arguments,
-                      batchnorm_train_arguments, dropout_probability, float_array, gemm_shapes,
-                      inout_array, labels_array, mask_array, output_array, output_mask,
-                      uint64_value)
+                      batchnorm_train_arguments, dropout_backward_arguments,
+                      dropout_forward_arguments, float_array, gemm_shapes, inout_array,
+                      labels_array, output_array)
 
 name = "numpy"
 device = "cpu"
@@ -331,11 +331,7 @@ def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
     dtype, and multiplies x once. Returns (out, mask). The caller advances offset by x.size
     for the next call, so successive calls draw fresh masks.
     """
-    float_array(x, "x")
-    p = dropout_probability(p)
-    seed, offset = uint64_value(seed, "seed"), uint64_value(offset, "offset")
-    out = output_array(out, "out", x.shape, x.dtype)
-    mask = output_mask(mask, "mask", x.shape)
+    out, mask, p, seed, offset = dropout_forward_arguments(x, out, mask, p, seed, offset)
     keep = (dropout_bits(seed, offset, x.size) >> np.uint64(32)) >= np.uint64(dropout_threshold(p))
     keep = keep.reshape(x.shape)
     mask[...] = keep
@@ -345,10 +341,7 @@ def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
 
 def dropout_backward(grad_out, mask, out=None, *, p):
     """grad_in = grad_out / (1 - p) where mask is 1, else 0.  grad_out (...), mask uint8 (...)."""
-    float_array(grad_out, "grad_out")
-    mask_array(mask, "mask", grad_out.shape)
-    p = dropout_probability(p)
-    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    out, p = dropout_backward_arguments(grad_out, mask, out, p)
     dt = grad_out.dtype.type
     out[...] = np.where(mask != 0, grad_out * dt(1.0 / (1.0 - p)), dt(0))
     return out

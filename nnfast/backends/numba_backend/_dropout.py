@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import (dropout_probability, float_array, mask_array, output_array, output_mask,
-                       uint64_value)
+from .._checks import dropout_backward_arguments, dropout_forward_arguments
 from ..numpy_backend import dropout_threshold
 from ._aliasing import unaliased
 from ._jit import helper, kernel
@@ -66,11 +65,7 @@ def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
     Element i (in C order) is dropped when (bits(seed, offset + i) >> 32) < floor(p * 2**32),
     see numpy_backend.dropout_bits. Returns (out, mask); the caller advances offset by x.size.
     """
-    float_array(x, "x")
-    p = dropout_probability(p)
-    seed, offset = uint64_value(seed, "seed"), uint64_value(offset, "offset")
-    out = output_array(out, "out", x.shape, x.dtype)
-    mask = output_mask(mask, "mask", x.shape)
+    out, mask, p, seed, offset = dropout_forward_arguments(x, out, mask, p, seed, offset)
     x = unaliased(x, out, mask)
     _dropout_forward_kernel(x.reshape(-1), out.reshape(-1), mask.reshape(-1), np.uint64(seed),
                             np.uint64(offset), np.uint64(dropout_threshold(p)), 1.0 / (1.0 - p))
@@ -79,10 +74,7 @@ def dropout_forward(x, out=None, mask=None, *, p, seed, offset):
 
 def dropout_backward(grad_out, mask, out=None, *, p):
     """grad_in = grad_out / (1 - p) where mask is 1, else 0.  grad_out (...), mask uint8 (...)."""
-    float_array(grad_out, "grad_out")
-    mask_array(mask, "mask", grad_out.shape)
-    p = dropout_probability(p)
-    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    out, p = dropout_backward_arguments(grad_out, mask, out, p)
     grad_out, mask = unaliased(grad_out, out), unaliased(mask, out)
     _dropout_backward_kernel(grad_out.reshape(-1), mask.reshape(-1), out.reshape(-1),
                              1.0 / (1.0 - p))
