@@ -195,3 +195,41 @@ def dropout_backward_arguments(grad_out, mask, out, p):
     mask_array(mask, "mask", grad_out.shape)
     p = dropout_probability(p)
     return output_array(out, "out", grad_out.shape, grad_out.dtype), p
+
+
+def sgd_arguments(param, grad, velocity, momentum, nesterov) -> None:
+    """Check the arrays and options of sgd_update."""
+    inout_array(param, "param")
+    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
+    if momentum != 0.0:
+        if velocity is None:
+            raise ValueError("velocity: momentum != 0 needs a velocity buffer")
+        inout_array(velocity, "velocity", dtype=param.dtype, shape=param.shape)
+    elif nesterov:
+        raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
+
+
+def adam_arguments(param, grad, m, v, step) -> None:
+    """Check the arrays and step of adam_update."""
+    inout_array(param, "param")
+    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
+    inout_array(m, "m", dtype=param.dtype, shape=param.shape)
+    inout_array(v, "v", dtype=param.dtype, shape=param.shape)
+    if step < 1:
+        raise ValueError(f"step: Adam steps count from 1, got {step}")
+
+
+def activation_forward_arguments(kind, x, out):
+    """The checked (activation name, out) of activation_forward."""
+    act = activation_name(kind)
+    float_array(x, "x", ndim=2 if act == "softmax" else None)
+    return act, output_array(out, "out", x.shape, x.dtype)
+
+
+def activation_backward_arguments(kind, grad_out, x, y, out):
+    """The checked (activation name, out) of activation_backward."""
+    act = activation_name(kind)
+    float_array(grad_out, "grad_out", ndim=2 if act == "softmax" else None)
+    float_array(x, "x", dtype=grad_out.dtype, shape=grad_out.shape)
+    float_array(y, "y", dtype=grad_out.dtype, shape=grad_out.shape)
+    return act, output_array(out, "out", grad_out.shape, grad_out.dtype)

@@ -19,8 +19,10 @@ except ImportError as exc:
     raise ImportError(f"nnfast was built without its CUDA extension ({exc}); reinstall where "
                       "nvcc is on PATH, or with NNFAST_CUDA=1 to make that an error") from exc
 
-from ._checks import (activation_name, dropout_backward_arguments, dropout_forward_arguments,
-                      float_array, gemm_shapes, inout_array, labels_array, output_array)
+from ._checks import (activation_backward_arguments, activation_forward_arguments,
+                      activation_name, adam_arguments, dropout_backward_arguments,
+                      dropout_forward_arguments, float_array, gemm_shapes, labels_array,
+                      output_array, sgd_arguments)
 
 
 
@@ -68,9 +70,7 @@ def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, b
 # ----------------------------------------------------------------------------- activations
 def activation_forward(kind, x, out=None, *, negative_slope=0.01):
     """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x."""
-    act = activation_name(kind)
-    float_array(x, "x", ndim=2 if act == "softmax" else None)
-    out = output_array(out, "out", x.shape, x.dtype)
+    act, out = activation_forward_arguments(kind, x, out)
     if x.size:
         _cuda.activation_forward(act, x, out, negative_slope)
     return out
@@ -78,11 +78,7 @@ def activation_forward(kind, x, out=None, *, negative_slope=0.01):
 
 def activation_backward(kind, grad_out, x, y, out=None, *, negative_slope=0.01):
     """dx = dy * act'(x), given x and y = act(x).  All arrays (...) of one shape."""
-    act = activation_name(kind)
-    float_array(grad_out, "grad_out", ndim=2 if act == "softmax" else None)
-    float_array(x, "x", dtype=grad_out.dtype, shape=grad_out.shape)
-    float_array(y, "y", dtype=grad_out.dtype, shape=grad_out.shape)
-    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    act, out = activation_backward_arguments(kind, grad_out, x, y, out)
     if grad_out.size:
         _cuda.activation_backward(act, grad_out, x, y, out, negative_slope)
     return out
@@ -183,14 +179,7 @@ def bias_grad(grad_out, out=None, *, beta=0.0):
 # ----------------------------------------------------------------------------- optimizers
 def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
     """One torch.optim.SGD step in place.  param, grad, velocity: same shape."""
-    inout_array(param, "param")
-    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
-    if momentum != 0.0:
-        if velocity is None:
-            raise ValueError("velocity: momentum != 0 needs a velocity buffer")
-        inout_array(velocity, "velocity", dtype=param.dtype, shape=param.shape)
-    elif nesterov:
-        raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
+    sgd_arguments(param, grad, velocity, momentum, nesterov)
     if param.size:
         _cuda.sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay)
     return param
@@ -199,12 +188,7 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
 def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
                 step, decoupled=False):
     """One torch.optim.Adam (decoupled=False) or AdamW step, in place; step counts from 1."""
-    inout_array(param, "param")
-    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
-    inout_array(m, "m", dtype=param.dtype, shape=param.shape)
-    inout_array(v, "v", dtype=param.dtype, shape=param.shape)
-    if step < 1:
-        raise ValueError(f"step: Adam steps count from 1, got {step}")
+    adam_arguments(param, grad, m, v, step)
     if param.size:
         _cuda.adam_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, decoupled)
     return param

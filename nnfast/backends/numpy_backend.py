@@ -9,10 +9,11 @@ import math
 
 import numpy as np
 
-from ._checks import (activation_name, batchnorm_backward_arguments, batchnorm_eval_arguments,
-                      batchnorm_train_arguments, dropout_backward_arguments,
-                      dropout_forward_arguments, float_array, gemm_shapes, inout_array,
-                      labels_array, output_array)
+from ._checks import (activation_backward_arguments, activation_forward_arguments,
+                      activation_name, adam_arguments, batchnorm_backward_arguments,
+                      batchnorm_eval_arguments, batchnorm_train_arguments,
+                      dropout_backward_arguments, dropout_forward_arguments, float_array,
+                      gemm_shapes, inout_array, labels_array, output_array, sgd_arguments)
 
 name = "numpy"
 device = "cpu"
@@ -84,20 +85,14 @@ def _activate(act, x, negative_slope):
 
 def activation_forward(kind, x, out=None, *, negative_slope=0.01):
     """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x."""
-    act = activation_name(kind)
-    float_array(x, "x", ndim=2 if act == "softmax" else None)
-    out = output_array(out, "out", x.shape, x.dtype)
+    act, out = activation_forward_arguments(kind, x, out)
     out[...] = _activate(act, x, negative_slope)
     return out
 
 
 def activation_backward(kind, grad_out, x, y, out=None, *, negative_slope=0.01):
     """dx = dy * act'(x), given x and y = act(x).  All arrays (...) of one shape."""
-    act = activation_name(kind)
-    float_array(grad_out, "grad_out", ndim=2 if act == "softmax" else None)
-    float_array(x, "x", dtype=grad_out.dtype, shape=grad_out.shape)
-    float_array(y, "y", dtype=grad_out.dtype, shape=grad_out.shape)
-    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    act, out = activation_backward_arguments(kind, grad_out, x, y, out)
     dt = grad_out.dtype.type
     g = grad_out
     if act == "identity":
@@ -241,14 +236,7 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
 
     g = grad + wd * param; v = momentum * v + g; step = g + momentum * v (Nesterov) or v.
     """
-    inout_array(param, "param")
-    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
-    if momentum != 0.0:
-        if velocity is None:
-            raise ValueError("velocity: momentum != 0 needs a velocity buffer")
-        inout_array(velocity, "velocity", dtype=param.dtype, shape=param.shape)
-    elif nesterov:
-        raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
+    sgd_arguments(param, grad, velocity, momentum, nesterov)
     dt = param.dtype.type
     g = grad + dt(weight_decay) * param if weight_decay != 0.0 else grad
     if momentum != 0.0:
@@ -265,12 +253,7 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
 
     step counts from 1. param, grad, m (first moment), v (second moment): same shape.
     """
-    inout_array(param, "param")
-    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
-    inout_array(m, "m", dtype=param.dtype, shape=param.shape)
-    inout_array(v, "v", dtype=param.dtype, shape=param.shape)
-    if step < 1:
-        raise ValueError(f"step: Adam steps count from 1, got {step}")
+    adam_arguments(param, grad, m, v, step)
     dt = param.dtype.type
     if decoupled:
         param *= dt(1.0 - lr * weight_decay)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .._checks import activation_name, float_array, output_array
+from .._checks import activation_backward_arguments, activation_forward_arguments
 from ._jit import helper, kernel
 from ._scalar import (ACTIVATION_CODES, GELU, GELU_TANH, LEAKY_RELU, RELU, SIGMOID, TANH, gelu,
                       gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, like, relu, sigmoid, tanh)
@@ -106,9 +106,7 @@ def _softmax_backward_kernel(grad_out, y, out):
 
 def activation_forward(kind, x, out=None, *, negative_slope=0.01):
     """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x."""
-    act = activation_name(kind)
-    float_array(x, "x", ndim=2 if act == "softmax" else None)
-    out = output_array(out, "out", x.shape, x.dtype)
+    act, out = activation_forward_arguments(kind, x, out)
     if act == "softmax":
         _softmax_forward_kernel(x, out)
     else:
@@ -118,11 +116,7 @@ def activation_forward(kind, x, out=None, *, negative_slope=0.01):
 
 def activation_backward(kind, grad_out, x, y, out=None, *, negative_slope=0.01):
     """dx = dy * act'(x), given x and y = act(x).  All arrays (...) of one shape."""
-    act = activation_name(kind)
-    float_array(grad_out, "grad_out", ndim=2 if act == "softmax" else None)
-    float_array(x, "x", dtype=grad_out.dtype, shape=grad_out.shape)
-    float_array(y, "y", dtype=grad_out.dtype, shape=grad_out.shape)
-    out = output_array(out, "out", grad_out.shape, grad_out.dtype)
+    act, out = activation_backward_arguments(kind, grad_out, x, y, out)
     if act == "softmax":
         _softmax_backward_kernel(grad_out, y, out)
     else:

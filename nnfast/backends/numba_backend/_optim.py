@@ -12,7 +12,7 @@ import time
 
 from numba import prange
 
-from .._checks import float_array, inout_array
+from .._checks import adam_arguments, sgd_arguments
 from . import _contention
 from ._jit import helper, kernel
 
@@ -47,15 +47,8 @@ def sgd_update(param, grad, velocity=None, *, lr, momentum=0.0, nesterov=False, 
 
     g = grad + wd * param; v = momentum * v + g; step = g + momentum * v (Nesterov) or v.
     """
-    inout_array(param, "param")
-    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
-    if momentum != 0.0:
-        if velocity is None:
-            raise ValueError("velocity: momentum != 0 needs a velocity buffer")
-        inout_array(velocity, "velocity", dtype=param.dtype, shape=param.shape)
-    elif nesterov:
-        raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
-    else:
+    sgd_arguments(param, grad, velocity, momentum, nesterov)
+    if momentum == 0.0:
         velocity = param  # never read or written without momentum; keeps one compiled signature
     _sgd_kernel(param.reshape(-1), grad.reshape(-1), velocity.reshape(-1), float(lr),
                 float(momentum), bool(nesterov), float(weight_decay))
@@ -111,12 +104,7 @@ def adam_update(param, grad, m, v, *, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
 
     step counts from 1. param, grad, m (first moment), v (second moment): same shape.
     """
-    inout_array(param, "param")
-    float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
-    inout_array(m, "m", dtype=param.dtype, shape=param.shape)
-    inout_array(v, "v", dtype=param.dtype, shape=param.shape)
-    if step < 1:
-        raise ValueError(f"step: Adam steps count from 1, got {step}")
+    adam_arguments(param, grad, m, v, step)
     args = (param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), float(lr),
             float(beta1), float(beta2), float(eps), float(weight_decay), bool(decoupled),
             1.0 - beta1 ** step, math.sqrt(1.0 - beta2 ** step))
