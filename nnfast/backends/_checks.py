@@ -233,3 +233,13 @@ def activation_backward_arguments(kind, grad_out, x, y, out):
     float_array(x, "x", dtype=grad_out.dtype, shape=grad_out.shape)
     float_array(y, "y", dtype=grad_out.dtype, shape=grad_out.shape)
     return act, output_array(out, "out", grad_out.shape, grad_out.dtype)
+
+
+def gemm_arguments(a, b, out, trans_a, trans_b, beta, bias, activation):
+    """The checked (M, N, K, activation name, out) of gemm."""
+    m, n, k = gemm_shapes(a, b, trans_a, trans_b)
+    act = activation_name(activation, allow_softmax=False)
+    out = output_array(out, "out", (m, n), a.dtype, beta)
+    if bias is not None:
+        float_array(bias, "bias", dtype=a.dtype, shape=(n,))
+    return m, n, k, act, out

@@ -20,9 +20,8 @@ except ImportError as exc:
                       "nvcc is on PATH, or with NNFAST_CUDA=1 to make that an error") from exc
 
 from ._checks import (activation_backward_arguments, activation_forward_arguments,
-                      activation_name, adam_arguments, dropout_backward_arguments,
-                      dropout_forward_arguments, float_array, gemm_shapes, labels_array,
-                      output_array, sgd_arguments)
+                      adam_arguments, dropout_backward_arguments, dropout_forward_arguments,
+                      float_array, gemm_arguments, labels_array, output_array, sgd_arguments)
 
 
 
@@ -57,11 +56,7 @@ MlpTrainer = _cuda.MlpTrainer    # the device-resident fused step (nnfast/device
 def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
          activation=None, negative_slope=0.01):
     """out = act(alpha * op(a) @ op(b) + beta * out + bias).  op(a) (M, K), op(b) (K, N), out (M, N)."""
-    m, n, k = gemm_shapes(a, b, trans_a, trans_b)
-    act = activation_name(activation, allow_softmax=False)
-    out = output_array(out, "out", (m, n), a.dtype, beta)
-    if bias is not None:
-        float_array(bias, "bias", dtype=a.dtype, shape=(n,))
+    m, n, k, act, out = gemm_arguments(a, b, out, trans_a, trans_b, beta, bias, activation)
     if m and n:
         _cuda.gemm(a, b, out, trans_a, trans_b, m, n, k, alpha, beta, bias, act, negative_slope)
     return out

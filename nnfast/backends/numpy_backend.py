@@ -10,10 +10,10 @@ import math
 import numpy as np
 
 from ._checks import (activation_backward_arguments, activation_forward_arguments,
-                      activation_name, adam_arguments, batchnorm_backward_arguments,
-                      batchnorm_eval_arguments, batchnorm_train_arguments,
-                      dropout_backward_arguments, dropout_forward_arguments, float_array,
-                      gemm_shapes, inout_array, labels_array, output_array, sgd_arguments)
+                      adam_arguments, batchnorm_backward_arguments, batchnorm_eval_arguments,
+                      batchnorm_train_arguments, dropout_backward_arguments,
+                      dropout_forward_arguments, float_array, gemm_arguments, inout_array,
+                      labels_array, output_array, sgd_arguments)
 
 name = "numpy"
 device = "cpu"
@@ -33,11 +33,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
          activation=None, negative_slope=0.01):
     """out = act(alpha * op(a) @ op(b) + beta * out + bias).  op(a) (M, K), op(b) (K, N), out (M, N)."""
-    m, n, _ = gemm_shapes(a, b, trans_a, trans_b)
-    act = activation_name(activation, allow_softmax=False)
-    out = output_array(out, "out", (m, n), a.dtype, beta)
-    if bias is not None:
-        float_array(bias, "bias", dtype=a.dtype, shape=(n,))
+    m, n, k, act, out = gemm_arguments(a, b, out, trans_a, trans_b, beta, bias, activation)
     opa = a.T if trans_a else a
     opb = b.T if trans_b else b
     result = a.dtype.type(alpha) * (opa @ opb)

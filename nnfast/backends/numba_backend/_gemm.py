@@ -17,7 +17,7 @@ import time
 import numpy as np
 from numba import prange
 
-from .._checks import activation_name, float_array, gemm_shapes, output_array
+from .._checks import gemm_arguments
 from . import _contention
 from ._activations import activation_forward_1d
 from ._jit import helper, kernel
@@ -172,12 +172,8 @@ def _zeros(dtype, n: int) -> np.ndarray:
 def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
          activation=None, negative_slope=0.01):
     """out = act(alpha * op(a) @ op(b) + beta * out + bias).  op(a) (M, K), op(b) (K, N), out (M, N)."""
-    m, n, k = gemm_shapes(a, b, trans_a, trans_b)
-    act = activation_name(activation, allow_softmax=False)
-    if bias is not None:
-        float_array(bias, "bias", dtype=a.dtype, shape=(n,))
     given = out is not None
-    out = output_array(out, "out", (m, n), a.dtype, beta)
+    m, n, k, act, out = gemm_arguments(a, b, out, trans_a, trans_b, beta, bias, activation)
     overlaps = given and any(np.may_share_memory(out, x) for x in (a, b, bias) if x is not None)
     target = out.copy() if overlaps else out  # tiles must not overwrite inputs still to be read
     if m == 0 or n == 0:
