@@ -104,6 +104,18 @@ def test_primes_and_blocks(isa, rng, dtype, trans_a, trans_b, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
+@pytest.mark.parametrize("n,k", [(128, 784), (784, 128), (131, 1283), (777, 37), (9, 300),
+                                 (300, 9), (1100, 600)])
+def test_single_row(isa, rng, dtype, trans_a, trans_b, n, k):
+    """Batch-1 products run their own kernels: single-row tiles several vectors wide across
+    N (an untransposed B), or dot products along the rows of a transposed B. Widths and
+    lengths past those tiles, the blocks of 8 rows and the reduction blocks, with tails."""
+    check_gemm(rng, 1, n, k, dtype, trans_a, trans_b, alpha=0.75, beta=-1.5, with_bias=True)
+    check_gemm(rng, 1, n, k, dtype, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", MLP_SHAPES)
 def test_mlp_shapes_forward_and_backward(isa, rng, dtype, shape):
     m, k, n = shape
@@ -139,9 +151,11 @@ def test_zero_k_and_zero_alpha_give_beta_c_plus_bias(isa, rng, dtype):
 def test_fused_epilogue(isa, rng, dtype, activation):
     """act(alpha op(A) op(B) + beta C + bias), applied once after the whole reduction (K
     spans several blocks in one case, so an epilogue applied per block would show), on
-    partial tiles, and on the transposed-problem path (narrow C, transposed A)."""
+    partial tiles, on the transposed-problem path (narrow C, transposed A) and on both
+    single-row paths."""
     cases = [((1, 1, 3), (False, False)), ((13, 37, 29), (False, True)),
-             ((29, 150, 1100), (True, True)), ((150, 7, 90), (True, False))]
+             ((29, 150, 1100), (True, True)), ((150, 7, 90), (True, False)),
+             ((1, 300, 1100), (False, False)), ((1, 150, 900), (True, True))]
     for (m, n, k), (trans_a, trans_b) in cases:
         a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
         a /= np.sqrt(k)
@@ -177,7 +191,7 @@ def test_bitwise_identical_for_any_thread_count(isa, rng, dtype):
     before = _core.get_num_threads()
     try:
         for m, n, k in [(64, 128, 784), (256, 10, 128), (130, 700, 300), (1000, 33, 70),
-                        (300, 12, 50)]:
+                        (300, 12, 50), (1, 777, 300), (1, 3000, 70)]:
             for trans_a, trans_b in TRANSPOSES:
                 a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
                 bias = rng.standard_normal(n).astype(dtype)

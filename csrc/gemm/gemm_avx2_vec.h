@@ -37,6 +37,12 @@ struct Avx2F32 {
     return _mm256_blendv_ps(_mm256_mul_ps(x, slope), x, pos);
   }
   static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  // Halves added pairwise: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then the last two.
+  static T reduce_add(V x) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
 };
 
 struct Avx2F64 {
@@ -60,6 +66,10 @@ struct Avx2F64 {
     return _mm256_blendv_pd(_mm256_mul_pd(x, slope), x, pos);
   }
   static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  static T reduce_add(V x) {
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
 };
 
 }  // namespace

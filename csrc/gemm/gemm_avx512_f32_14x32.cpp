@@ -1,14 +1,17 @@
 // AVX-512 float32 microkernel: 14 rows x 32 columns (2 zmm per row), 28 accumulators + 2 B
 // vectors + 1 broadcast of the 32 zmm registers; per step 2 loads and 14 broadcasts feed 28
-// FMAs, under the 2 loads + 2 FMAs per cycle a core sustains.
+// FMAs, under the 2 loads + 2 FMAs per cycle a core sustains. Single rows: 1 x 128 (8
+// accumulators, enough FMAs in flight to cover their latency).
 #include "gemm/gemm_avx512_vec.h"
+#include "gemm/gemm_simd_dot.h"
 #include "gemm/gemm_simd_tile.h"
 #include "gemm/gemm_x86_pack.h"
 
 namespace nnfast {
 
 MicroKernel<float> gemm_avx512_f32_14x32() {
-  return {&simd_kernel<Avx512F32, 14, 2>, 14, 32, &pack_panels_x86<float>};
+  return {&simd_kernel<Avx512F32, 14, 2>, 14, 32, &pack_panels_x86<float>,
+          &simd_row_kernel<Avx512F32, 8>, 128, &simd_dot_rows<Avx512F32>};
 }
 
 }  // namespace nnfast

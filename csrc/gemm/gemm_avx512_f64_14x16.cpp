@@ -1,13 +1,15 @@
 // AVX-512 float64 microkernel: 14 rows x 16 columns (2 zmm of 8 doubles per row), the same
-// register budget as the float32 tile.
+// register budget as the float32 tile. Single rows: 1 x 64 (8 accumulators).
 #include "gemm/gemm_avx512_vec.h"
+#include "gemm/gemm_simd_dot.h"
 #include "gemm/gemm_simd_tile.h"
 #include "gemm/gemm_x86_pack.h"
 
 namespace nnfast {
 
 MicroKernel<double> gemm_avx512_f64_14x16() {
-  return {&simd_kernel<Avx512F64, 14, 2>, 14, 16, &pack_panels_x86<double>};
+  return {&simd_kernel<Avx512F64, 14, 2>, 14, 16, &pack_panels_x86<double>,
+          &simd_row_kernel<Avx512F64, 8>, 64, &simd_dot_rows<Avx512F64>};
 }
 
 }  // namespace nnfast

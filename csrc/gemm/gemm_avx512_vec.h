@@ -31,6 +31,14 @@ struct Avx512F32 {
     return _mm512_mask_blend_ps(pos, _mm512_mul_ps(x, slope), x);
   }
   static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  // Halves added pairwise down to one lane (GCC 12's _mm512_reduce_add_ps trips
+  // -Wuninitialized inside the intrinsic).
+  static T reduce_add(V x) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
 };
 
 struct Avx512F64 {
@@ -56,6 +64,11 @@ struct Avx512F64 {
     return _mm512_mask_blend_pd(pos, _mm512_mul_pd(x, slope), x);
   }
   static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  static T reduce_add(V x) {
+    const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(x), _mm512_extractf64x4_pd(x, 1));
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
 };
 
 }  // namespace

@@ -48,6 +48,32 @@ struct GenericKernel {
   }
 };
 
+}  // namespace
+
+// Four rows at a time, for four independent sums in flight; each sums in order of p.
+template <typename T>
+void dot_rows_portable(T* out, const T* a, const T* b, int64_t ldb, int64_t k, int64_t n) {
+  constexpr int R = 4;
+  int64_t j = 0;
+  for (; j + R <= n; j += R) {
+    T acc[R] = {};
+    for (int64_t p = 0; p < k; ++p)
+      for (int r = 0; r < R; ++r) acc[r] += a[p] * b[(j + r) * ldb + p];
+    for (int r = 0; r < R; ++r) out[j + r] = acc[r];
+  }
+  for (; j < n; ++j) {
+    T acc = 0;
+    for (int64_t p = 0; p < k; ++p) acc += a[p] * b[j * ldb + p];
+    out[j] = acc;
+  }
+}
+
+template void dot_rows_portable<float>(float*, const float*, const float*, int64_t, int64_t, int64_t);
+template void dot_rows_portable<double>(double*, const double*, const double*, int64_t, int64_t,
+                                        int64_t);
+
+namespace {
+
 template <typename T, int kLanes>
 double fma_flops_generic_for(int64_t iterations) {
   T acc[kLanes];
@@ -63,8 +89,15 @@ double fma_flops_generic_for(int64_t iterations) {
 
 }  // namespace
 
-MicroKernel<float> gemm_generic_f32_4x8() { return {&GenericKernel<float, 4, 8>::run, 4, 8, &pack_panels_portable<float>}; }
-MicroKernel<double> gemm_generic_f64_4x4() { return {&GenericKernel<double, 4, 4>::run, 4, 4, &pack_panels_portable<double>}; }
+// Single rows take the same tile: portable code has no register budget to widen it into.
+MicroKernel<float> gemm_generic_f32_4x8() {
+  return {&GenericKernel<float, 4, 8>::run, 4, 8, &pack_panels_portable<float>,
+          &GenericKernel<float, 4, 8>::run, 8, &dot_rows_portable<float>};
+}
+MicroKernel<double> gemm_generic_f64_4x4() {
+  return {&GenericKernel<double, 4, 4>::run, 4, 4, &pack_panels_portable<double>,
+          &GenericKernel<double, 4, 4>::run, 4, &dot_rows_portable<double>};
+}
 
 double fma_flops_generic(int64_t iterations) { return fma_flops_generic_for<float, 32>(iterations); }
 

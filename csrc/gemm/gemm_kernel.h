@@ -47,13 +47,27 @@ template <typename T>
 using PackFn = void (*)(T* dst, const T* src, int64_t ld, bool interleave, int64_t extent,
                         int64_t k, int panel);
 
+// out (n) = b (n, k) @ a (k): each row of b (k contiguous values, rows ldb apart) dotted
+// with a (contiguous). For a single row of C against a transposed B (batch-1 dX = dY W^T),
+// where a tile would have to pack B to read it along its columns. Each sum runs in vector
+// lanes (p modulo the lane count), then across the lanes in a fixed order: another order
+// than the tiles' one-FMA-per-step, but the same for every j however rows are split.
+template <typename T>
+using DotRowsFn = void (*)(T* out, const T* a, const T* b, int64_t ldb, int64_t k, int64_t n);
+
 // A microkernel, its register tile (at most mr rows by nr columns) and the packing routine
-// compiled alongside it.
+// compiled alongside it, with the single-row variants for batch-1 products.
 template <typename T>
 struct MicroKernel {
   MicroKernelFn<T> run;
   int mr, nr;
   PackFn<T> pack;
+  // Tiles of one row and up to nr_row columns, the same contract as `run` with m == 1. A lone
+  // row gives the register tile one accumulator per B vector, too few to cover the FMA
+  // latency; this one holds nr_row / lanes of them.
+  MicroKernelFn<T> run_row;
+  int nr_row;
+  DotRowsFn<T> dot_rows;
 };
 
 // The portable packing (any panel width), for the generic kernels and as the fallback.
@@ -66,6 +80,10 @@ void pack_panels_portable(T* dst, const T* src, int64_t ld, bool interleave, int
 // baseline ISA: ISA translation units call it rather than instantiate shared inline code.
 template <typename T>
 void activate_tile(T* c, int64_t ldc, int m, int n, Activation act, T slope);
+
+// The portable dot_rows, also compiled for the baseline ISA.
+template <typename T>
+void dot_rows_portable(T* out, const T* a, const T* b, int64_t ldb, int64_t k, int64_t n);
 
 // The kernels, each in its own translation unit. fma_flops_* run `iterations` rounds of an
 // FMA-throughput loop on that ISA's widest float32 vectors and return the flops done.
