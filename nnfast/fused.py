@@ -16,6 +16,7 @@ from .nn.activations import _Activation
 from .nn.batchnorm import BatchNorm1d
 from .nn.dense import Dense
 from .nn.dropout import Dropout
+from .nn.module import arrays_generation
 from .optim import SGD, Adam, AdamW
 
 _LOSSES = {losses.CrossEntropy: "cross_entropy", losses.MSE: "mse", losses.BCEWithLogits: "bce_with_logits"}
@@ -169,20 +170,22 @@ def predictor(model):
     """A compiled eval-mode forward pass for `model` on the active backend, or None if it has
     none.
 
-    Cached on the model and rebuilt when its parameter or buffer arrays are replaced, so
-    repeated predict() calls on small batches reuse one set of workspaces.
+    Cached on the model and rebuilt when its layers change or any parameter or buffer array
+    is replaced, so repeated predict() calls on small batches reuse one set of workspaces
+    and pay one comparison.
     """
     backend = get_backend()
     if backend.name != "cpp" or not hasattr(backend, "MlpTrainer"):
         return None
-    key = tuple(id(p.data) for p in model.parameters()) + tuple(id(b) for b in model.buffers())
+    layers = getattr(model, "layers", None)
+    key = (arrays_generation(), None if layers is None else list(layers))
     cached = getattr(model, "_fused_predictor", None)
     if cached is not None and cached[0] == key:
         return cached[1]
     plan = _plan(model)
-    if isinstance(plan, str):
-        return None
-    offsets = np.zeros(len(_dropouts(plan)), np.uint64)  # eval mode draws no masks
-    trainer = backend.MlpTrainer(_compiled_ops(plan, offsets), "cross_entropy")
-    model._fused_predictor = (key, trainer)
+    trainer = None
+    if not isinstance(plan, str):
+        offsets = np.zeros(len(_dropouts(plan)), np.uint64)  # eval mode draws no masks
+        trainer = backend.MlpTrainer(_compiled_ops(plan, offsets), "cross_entropy")
+    model._fused_predictor = (key, trainer)  # None too: a model that cannot be fused is not planned again
     return trainer

@@ -187,6 +187,18 @@ def test_model_predict_uses_compiled_forward_and_tracks_new_weights(rng):
     np.testing.assert_allclose(second, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_model_predict_tracks_replaced_buffers_and_changed_layers(rng):
+    model = everything_model(np.float64)
+    X = rng.standard_normal((4, 13))
+    with nnfast.backend("cpp"):
+        model.predict(X)
+        model.layers[2].running_mean = rng.standard_normal(17)  # a new array, not written in place
+        model.layers[1] = nn.Tanh()  # a layer swapped in the list
+        got = model.predict(X)
+    with nnfast.backend("numpy"):
+        np.testing.assert_allclose(got, model.eval()(X), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("act", PIECEWISE_LINEAR)
 def test_fused_float32_gradients_match_reference_at_the_same_weights(rng, act):
     """The float32 counterpart for kinked activations: every step, the reference starts from

@@ -104,8 +104,9 @@ def _default() -> str:
 def get_backend(name: str | None = None):
     """The backend module `name`, or the active one (context manager, then set_backend, then default)."""
     if name is None:
-        name = _active.get() or _default()
-    module = _load(name)
+        name = _active.get() or _default_name or _default()
+    # A loaded backend stays loaded: found without the lock (every layer call asks).
+    module = _loaded.get(name) or _load(name)
     if module is None:
         raise BackendUnavailableError(f"backend '{name}' is unavailable: {_unavailable[name]}")
     return module

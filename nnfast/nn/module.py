@@ -4,6 +4,20 @@ from __future__ import annotations
 import numpy as np
 
 
+_arrays_generation = 0
+
+
+def arrays_generation() -> int:
+    """A count of the times a parameter's or buffer's array was replaced by another (not
+    written in place): compiled forwards that hold those arrays are rebuilt when it moves."""
+    return _arrays_generation
+
+
+def arrays_replaced() -> None:
+    global _arrays_generation
+    _arrays_generation += 1
+
+
 class Parameter:
     """A trainable array and its gradient, of the same shape and dtype.
 
@@ -11,12 +25,21 @@ class Parameter:
     until `zero_grad()` (as in PyTorch).
     """
 
-    __slots__ = ("data", "grad", "name")
+    __slots__ = ("_data", "grad", "name")
 
     def __init__(self, data: np.ndarray, name: str):
         self.data = np.ascontiguousarray(data)
         self.grad = np.zeros_like(self.data)
         self.name = name
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        self._data = value
+        arrays_replaced()
 
     @property
     def shape(self):

@@ -6,6 +6,19 @@ import numpy as np
 from .module import Layer, as_float_input
 
 
+_train = None
+
+
+def _train_api():
+    """nnfast.train, which imports this module: imported on first use, then kept (an import
+    statement per call costs predict() on one sample a tenth of its time)."""
+    global _train
+    if _train is None:
+        from .. import train
+        _train = train
+    return _train
+
+
 class Sequential(Layer):
     """A stack of layers. `model(x)` runs forward, `model.backward(grad)` runs backward
     and returns the gradient with respect to the input; fit/evaluate/predict train and use it.
@@ -26,8 +39,9 @@ class Sequential(Layer):
     def dtype(self) -> np.dtype:
         """The dtype of the first parametrized layer (float32 for a model without one)."""
         for layer in self.layers:
-            if layer.parameters():
-                return layer.parameters()[0].dtype
+            params = layer.parameters()
+            if params:
+                return params[0].dtype
         return np.dtype(np.float32)
 
     @property
@@ -108,18 +122,15 @@ class Sequential(Layer):
 
     def fit(self, X, y, **kwargs):
         """Train on (X, y); see nnfast.train.fit for the arguments. Returns a History."""
-        from ..train import fit
-        return fit(self, X, y, **kwargs)
+        return _train_api().fit(self, X, y, **kwargs)
 
     def evaluate(self, X, y, **kwargs):
         """Loss and accuracy on (X, y) in eval mode; see nnfast.train.evaluate."""
-        from ..train import evaluate
-        return evaluate(self, X, y, **kwargs)
+        return _train_api().evaluate(self, X, y, **kwargs)
 
     def predict(self, X, **kwargs):
         """The model's outputs on X in eval mode (logits for a CrossEntropy model)."""
-        from ..train import predict
-        return predict(self, X, **kwargs)
+        return _train_api().predict(self, X, **kwargs)
 
     def __len__(self):
         return len(self.layers)
