@@ -160,6 +160,10 @@ class TorchTrainer(Trainer):
             self.opt.step()
             return loss
 
+        if compiled:
+            # Every trainer's step is the same code with new objects: without a reset, the
+            # ninth configuration of a run hits dynamo's recompile limit and runs eager.
+            torch._dynamo.reset()
         self._step = torch.compile(step) if compiled else step
         start = time.perf_counter()
         for s in (0, batch):  # compile and warm up on two batches
