@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import get_backend
-from .module import Layer, Parameter, arrays_replaced, as_float_input
+from .module import Layer, Parameter, TrackedArray, as_float_input
 
 
 class BatchNorm1d(Layer):
@@ -39,24 +39,8 @@ class BatchNorm1d(Layer):
         self.running_var = np.ones(c, self.dtype)
         self._x = None
 
-    @property
-    def running_mean(self) -> np.ndarray:
-        return self._running_mean
-
-    @running_mean.setter
-    def running_mean(self, value: np.ndarray) -> None:
-        self._running_mean = value
-        arrays_replaced()
-
-    @property
-    def running_var(self) -> np.ndarray:
-        return self._running_var
-
-    @running_var.setter
-    def running_var(self, value: np.ndarray) -> None:
-        self._running_var = value
-        arrays_replaced()
-
+    running_mean = TrackedArray()
+    running_var = TrackedArray()
     gamma = property(lambda self: self.gamma_param.data if self.affine else None)
     beta = property(lambda self: self.beta_param.data if self.affine else None)
 

@@ -13,9 +13,20 @@ def arrays_generation() -> int:
     return _arrays_generation
 
 
-def arrays_replaced() -> None:
-    global _arrays_generation
-    _arrays_generation += 1
+class TrackedArray:
+    """An attribute holding an array that compiled forwards may keep using: assigning another
+    array moves arrays_generation(); writing into the array in place does not need to."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value):
+        global _arrays_generation
+        setattr(obj, self.slot, value)
+        _arrays_generation += 1
 
 
 class Parameter:
@@ -26,20 +37,12 @@ class Parameter:
     """
 
     __slots__ = ("_data", "grad", "name")
+    data = TrackedArray()
 
     def __init__(self, data: np.ndarray, name: str):
         self.data = np.ascontiguousarray(data)
         self.grad = np.zeros_like(self.data)
         self.name = name
-
-    @property
-    def data(self) -> np.ndarray:
-        return self._data
-
-    @data.setter
-    def data(self, value: np.ndarray) -> None:
-        self._data = value
-        arrays_replaced()
 
     @property
     def shape(self):
