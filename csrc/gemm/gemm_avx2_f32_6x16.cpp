@@ -8,9 +8,11 @@
 
 namespace nnfast {
 
-MicroKernel<float> gemm_avx2_f32_6x16() {
-  return {&simd_kernel<Avx2F32, 6, 2>, 6, 16, &pack_panels_x86<float>,
-          &simd_row_kernel<Avx2F32, 8>, 64, &simd_dot_rows<Avx2F32>};
+const MicroKernel<float>& gemm_avx2_f32_6x16() {
+  static constexpr MicroKernel<float> kernel{
+      &simd_kernel<Avx2F32, 6, 2>, 6, 16, &pack_panels_x86<float>,
+      &simd_row_kernel<Avx2F32, 8>, 64, &simd_dot_rows<Avx2F32>};
+  return kernel;
 }
 
 }  // namespace nnfast

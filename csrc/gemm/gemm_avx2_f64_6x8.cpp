@@ -7,9 +7,11 @@
 
 namespace nnfast {
 
-MicroKernel<double> gemm_avx2_f64_6x8() {
-  return {&simd_kernel<Avx2F64, 6, 2>, 6, 8, &pack_panels_x86<double>,
-          &simd_row_kernel<Avx2F64, 8>, 32, &simd_dot_rows<Avx2F64>};
+const MicroKernel<double>& gemm_avx2_f64_6x8() {
+  static constexpr MicroKernel<double> kernel{
+      &simd_kernel<Avx2F64, 6, 2>, 6, 8, &pack_panels_x86<double>,
+      &simd_row_kernel<Avx2F64, 8>, 32, &simd_dot_rows<Avx2F64>};
+  return kernel;
 }
 
 }  // namespace nnfast

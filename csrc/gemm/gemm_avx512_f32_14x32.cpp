@@ -9,9 +9,11 @@
 
 namespace nnfast {
 
-MicroKernel<float> gemm_avx512_f32_14x32() {
-  return {&simd_kernel<Avx512F32, 14, 2>, 14, 32, &pack_panels_x86<float>,
-          &simd_row_kernel<Avx512F32, 8>, 128, &simd_dot_rows<Avx512F32>};
+const MicroKernel<float>& gemm_avx512_f32_14x32() {
+  static constexpr MicroKernel<float> kernel{
+      &simd_kernel<Avx512F32, 14, 2>, 14, 32, &pack_panels_x86<float>,
+      &simd_row_kernel<Avx512F32, 8>, 128, &simd_dot_rows<Avx512F32>};
+  return kernel;
 }
 
 }  // namespace nnfast

@@ -7,9 +7,11 @@
 
 namespace nnfast {
 
-MicroKernel<double> gemm_avx512_f64_14x16() {
-  return {&simd_kernel<Avx512F64, 14, 2>, 14, 16, &pack_panels_x86<double>,
-          &simd_row_kernel<Avx512F64, 8>, 64, &simd_dot_rows<Avx512F64>};
+const MicroKernel<double>& gemm_avx512_f64_14x16() {
+  static constexpr MicroKernel<double> kernel{
+      &simd_kernel<Avx512F64, 14, 2>, 14, 16, &pack_panels_x86<double>,
+      &simd_row_kernel<Avx512F64, 8>, 64, &simd_dot_rows<Avx512F64>};
+  return kernel;
 }
 
 }  // namespace nnfast

@@ -31,13 +31,15 @@ struct Avx512F32 {
     return _mm512_mask_blend_ps(pos, _mm512_mul_ps(x, slope), x);
   }
   static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
-  // Halves added pairwise down to one lane (GCC 12's _mm512_reduce_add_ps trips
-  // -Wuninitialized inside the intrinsic).
+  // Halves added pairwise down to one lane, all in zmm registers with zero-masked shuffles
+  // that keep every lane: GCC 12's unmasked shuffles, extracts, casts to ymm and reduce
+  // intrinsics pass an undefined vector that trips -Wuninitialized inside their headers.
   static T reduce_add(V x) {
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    x = _mm512_add_ps(x, _mm512_maskz_shuffle_f32x4(0xFFFF, x, x, 0xEE));
+    x = _mm512_add_ps(x, _mm512_maskz_shuffle_f32x4(0xFFFF, x, x, 0x01));
+    x = _mm512_add_ps(x, _mm512_maskz_permute_ps(0xFFFF, x, 0x4E));
+    x = _mm512_add_ps(x, _mm512_maskz_permute_ps(0xFFFF, x, 0xB1));
+    return _mm512_cvtss_f32(x);
   }
 };
 
@@ -65,9 +67,10 @@ struct Avx512F64 {
   }
   static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
   static T reduce_add(V x) {
-    const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(x), _mm512_extractf64x4_pd(x, 1));
-    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+    x = _mm512_add_pd(x, _mm512_maskz_shuffle_f64x2(0xFF, x, x, 0xEE));
+    x = _mm512_add_pd(x, _mm512_maskz_shuffle_f64x2(0xFF, x, x, 0x01));
+    x = _mm512_add_pd(x, _mm512_maskz_permute_pd(0xFF, x, 0x01));
+    return _mm512_cvtsd_f64(x);
   }
 };
 

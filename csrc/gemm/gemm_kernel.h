@@ -85,17 +85,19 @@ void activate_tile(T* c, int64_t ldc, int m, int n, Activation act, T slope);
 template <typename T>
 void dot_rows_portable(T* out, const T* a, const T* b, int64_t ldb, int64_t k, int64_t n);
 
-// The kernels, each in its own translation unit. fma_flops_* run `iterations` rounds of an
+// The kernels, each in its own translation unit. The ISA kernels' descriptors are constant
+// data returned by reference: the dispatch (baseline code) copies them on any CPU, so
+// fetching one must run none of its ISA's instructions. fma_flops_* run `iterations` rounds of an
 // FMA-throughput loop on that ISA's widest float32 vectors and return the flops done.
 MicroKernel<float> gemm_generic_f32_4x8();
 MicroKernel<double> gemm_generic_f64_4x4();
 double fma_flops_generic(int64_t iterations);
 #if defined(__x86_64__) || defined(_M_X64)
-MicroKernel<float> gemm_avx2_f32_6x16();
-MicroKernel<double> gemm_avx2_f64_6x8();
+const MicroKernel<float>& gemm_avx2_f32_6x16();
+const MicroKernel<double>& gemm_avx2_f64_6x8();
 double fma_flops_avx2(int64_t iterations);
-MicroKernel<float> gemm_avx512_f32_14x32();
-MicroKernel<double> gemm_avx512_f64_14x16();
+const MicroKernel<float>& gemm_avx512_f32_14x32();
+const MicroKernel<double>& gemm_avx512_f64_14x16();
 double fma_flops_avx512(int64_t iterations);
 #endif
 
