@@ -319,6 +319,20 @@ void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern) {
   parallel_tasks(threads, threads, run_thread);
 }
 
+// One row c of C from its products, computed apart (values[j * stride], times scale):
+// c[j] = act(scale * value + beta * c[j] + bias[j]), C read only when beta != 0.
+template <typename T>
+void finish_row(const Problem<T>& pr, T* c, const T* values, int64_t stride, T scale) {
+  for (int64_t j = 0; j < pr.N; ++j) {
+    T x = scale * values[j * stride];
+    if (pr.beta != T(0)) x += pr.beta * c[j];
+    if (pr.ep.bias) x += pr.ep.bias[j];
+    c[j] = x;
+  }
+  if (pr.ep.activation != Activation::identity)
+    activate_tile(c, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
+}
+
 // A narrow C (N under half a vector) from a transposed A: computing C^T = op(B)^T op(A)^T
 // instead puts the long M dimension in the kernel's vectors (N would leave most lanes
 // idle, and the tile would be bound by A broadcasts), with both operands read in place:
@@ -335,17 +349,7 @@ void run_transposed(const Problem<T>& pr, const MicroKernel<T>& kern) {
   const Problem<T> swapped{!pr.trans_b, false, pr.N, pr.M, pr.K, pr.alpha, pr.B, pr.ldb,
                            pr.A, pr.lda, T(0), ct, pr.M, GemmEpilogue<T>{}};
   run_blocked(swapped, kern);
-  for (int64_t i = 0; i < pr.M; ++i) {
-    T* c = pr.C + i * pr.ldc;
-    for (int64_t j = 0; j < pr.N; ++j) {
-      T x = ct[j * pr.M + i];
-      if (pr.beta != T(0)) x += pr.beta * c[j];
-      if (pr.ep.bias) x += pr.ep.bias[j];
-      c[j] = x;
-    }
-    if (pr.ep.activation != Activation::identity)
-      activate_tile(c, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
-  }
+  for (int64_t i = 0; i < pr.M; ++i) finish_row(pr, pr.C + i * pr.ldc, ct + i, pr.M, T(1));
 }
 
 // One row of C (batch-1 inference and its backward). An untransposed B streams once
@@ -373,14 +377,7 @@ void run_one_row(const Problem<T>& pr, const MicroKernel<T>& kern) {
     const int64_t j1 = std::min(pr.N, split.begin(t + 1) * kRowsPerBlock);
     if (j0 < j1) kern.dot_rows(dots + j0, pr.A, pr.B + j0 * pr.ldb, pr.ldb, pr.K, j1 - j0);
   });
-  for (int64_t j = 0; j < pr.N; ++j) {
-    T x = pr.alpha * dots[j];
-    if (pr.beta != T(0)) x += pr.beta * pr.C[j];
-    if (pr.ep.bias) x += pr.ep.bias[j];
-    pr.C[j] = x;
-  }
-  if (pr.ep.activation != Activation::identity)
-    activate_tile(pr.C, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
+  finish_row(pr, pr.C, dots, 1, pr.alpha);
 }
 
 }  // namespace
