@@ -95,10 +95,12 @@ def test_every_small_k(isa, rng, dtype, trans_a, trans_b):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
 @pytest.mark.parametrize("shape", [(97, 131, 61), (257, 19, 1031), (3, 1283, 509),
-                                   (131, 263, 509), (1, 2053, 7), (600, 2, 900), (307, 13, 97)])
+                                   (131, 263, 509), (1, 2053, 7), (600, 2, 900), (307, 13, 97),
+                                   (301, 100, 1000)])
 def test_primes_and_blocks(isa, rng, dtype, trans_a, trans_b, shape):
     """Prime sizes; K past one reduction block, N past one packed B block; a narrow C (the
-    transposed-problem path when A is transposed)."""
+    transposed-problem path when A is transposed); a transposed A read in place across
+    several reduction blocks."""
     m, n, k = shape
     check_gemm(rng, m, n, k, dtype, trans_a, trans_b, alpha=0.75, beta=-1.5, with_bias=True)
 
@@ -198,8 +200,11 @@ def test_bitwise_identical_for_any_thread_count(isa, rng, dtype):
                 results = []
                 for threads in (1, 2, 3, 4):
                     _core.set_num_threads(threads)
-                    results.append(_core.gemm(a, b, trans_a=trans_a, trans_b=trans_b,
-                                              bias=bias, activation="gelu"))
+                    # C one element off a cache line: threads then split it by rows where
+                    # they would otherwise split its columns.
+                    for out in (np.empty((m, n), dtype), np.empty(m * n + 1, dtype)[1:].reshape(m, n)):
+                        results.append(_core.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b,
+                                                  bias=bias, activation="gelu"))
                 for r in results[1:]:
                     np.testing.assert_array_equal(r, results[0])
     finally:

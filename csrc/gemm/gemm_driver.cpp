@@ -135,6 +135,25 @@ int64_t choose_kc(int64_t K, int mr, size_t elem) {
 // microseconds; this is about that much work).
 constexpr int64_t kMinFmaPerThread = int64_t(1) << 17;
 
+// What a cache line of C written by two threads costs, in FMAs: it moves between the cores
+// once per row (256 x 10 x 128 NT on 2 threads with C 16 bytes off a line: 13.6 us split
+// by columns, 4.0 us by rows; about 35 ns per row).
+constexpr double kSharedLineFmas = 4096;
+
+// Whether splitting C's columns into `parts` pieces of whole nr tiles leaves a cache line
+// on both sides of a boundary in some row.
+template <typename T>
+bool column_split_shares_lines(const Problem<T>& pr, int64_t ntiles, int parts, int nr) {
+  constexpr int64_t kLine = 64;
+  const auto c = static_cast<int64_t>(reinterpret_cast<std::uintptr_t>(pr.C));
+  const int64_t elem = static_cast<int64_t>(sizeof(T));
+  if (pr.M > 1 && (pr.ldc * elem) % kLine != 0) return true;
+  const EvenSplit split{ntiles, parts};
+  for (int j = 1; j < parts; ++j)
+    if ((c + split.begin(j) * nr * elem) % kLine != 0) return true;
+  return false;
+}
+
 template <typename T>
 Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
   Plan p;
@@ -169,7 +188,9 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
     // rows of the thread's rectangle.
     const double pack = static_cast<double>(p.nr) *
                         ((pr.trans_b ? cols * K : 0.0) + (pr.trans_a ? static_cast<double>(rows) * K : 0.0));
-    const double cost = row_cost * cols * K + pack;
+    const double shared =
+        gn > 1 && column_split_shares_lines(pr, ntiles, gn, p.nr) ? kSharedLineFmas * rows : 0.0;
+    const double cost = row_cost * cols * K + pack + shared;
     if (best < 0 || cost < best) {
       best = cost;
       p.grid_m = gm;
@@ -188,11 +209,11 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
   p.pack_b = pr.trans_b || (rows_per_thread > 2 * p.mr &&
                             (b_bytes > l2 / 2 || rows_per_thread >= 8 * p.mr));
   // An A micro-panel is read once per B micro-panel: pack it when that is many times. A
-  // transposed A is read a short run per reduction step, each from another row of the
-  // operand: past one reduction block those lines no longer stay in L1 between the B
-  // micro-panels, so it is packed as soon as a few of them read it.
-  p.pack_a = cols_per_thread > 8 * p.nr ||
-             (pr.trans_a && K > p.kc && cols_per_thread >= 4 * p.nr);
+  // transposed A read in place costs a line (and a TLB entry) per reduction step, which
+  // the kernels prefetch; packing it first is a pass of its own that does not overlap the
+  // FMAs (784 x 1024 x 128 TN: 193 GFLOP/s in place, 161 packed), so it is packed on the
+  // same rule.
+  p.pack_a = cols_per_thread > 8 * p.nr;
 
   // Block sizes: the packed B block (kc x nc) in half of L2; the A block as tall as the
   // thread's rows, up to ~4 MiB packed (it streams; taller only saves re-packing B).
