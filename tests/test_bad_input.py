@@ -103,6 +103,29 @@ def test_primitives_reject_wrong_dtype_and_layout(backend):
         backend.activation_forward("swish", np.ones(3, np.float32))
 
 
+def test_gemm_arguments_are_matched_like_a_python_signature(backend):
+    a, b = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'transpose_a'"):
+        backend.gemm(a, b, transpose_a=True)
+    with pytest.raises(TypeError, match="positional argument"):
+        backend.gemm(a, b, None, True)
+    with pytest.raises(TypeError, match="missing.*'b'"):
+        backend.gemm(a)
+    with pytest.raises(TypeError, match="multiple values for argument 'a'"):
+        backend.gemm(a, b, a=a)
+    np.testing.assert_array_equal(backend.gemm(b=b, a=a, alpha=2), np.full((4, 2), 6, np.float32))
+
+
+def test_compiled_gemm_rejects_flags_and_scalars_of_the_wrong_type():
+    _core = pytest.importorskip("nnfast._core")
+    a, b = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+    with pytest.raises(TypeError, match="trans_a must be a bool, got str"):
+        _core.gemm(a, b, trans_a="yes")
+    with pytest.raises(TypeError, match="alpha must be a number, got str"):
+        _core.gemm(a, b, alpha="2")
+    assert _core.gemm(a, b, trans_b=np.bool_(False), beta=0).shape == (4, 2)
+
+
 def test_sparse_labels_checked_by_the_primitive(backend):
     logits = np.zeros((3, 4), np.float32)
     with pytest.raises(TypeError, match="int64"):
