@@ -184,10 +184,14 @@ Plan make_plan(const Problem<T>& pr, const MicroKernel<T>& kern) {
     const int64_t rows = ceil_div(M, gm);
     const double row_cost = static_cast<double>(rows + ceil_div(rows, p.mr));
     const double cols = static_cast<double>(ceil_div(ntiles, gn) * p.nr);
-    // Transposed operands are packed by every thread that reads them: B's columns and A's
-    // rows of the thread's rectangle.
+    // Every thread pays for the transposed operands it reads: B's columns of its rectangle,
+    // which it packs, and A's rows, packed or read in place a line per reduction step
+    // (784 x 256 x 128 TN on 2 threads: 369 GFLOP/s split by rows, 289 by columns). An A
+    // whose stored rows are shorter than a line (the C^T of run_transposed) is read as if
+    // packed.
+    const bool a_lines = pr.trans_a && pr.lda * elem > 64;
     const double pack = static_cast<double>(p.nr) *
-                        ((pr.trans_b ? cols * K : 0.0) + (pr.trans_a ? static_cast<double>(rows) * K : 0.0));
+                        ((pr.trans_b ? cols * K : 0.0) + (a_lines ? static_cast<double>(rows) * K : 0.0));
     const double shared =
         gn > 1 && column_split_shares_lines(pr, ntiles, gn, p.nr) ? kSharedLineFmas * rows : 0.0;
     const double cost = row_cost * cols * K + pack + shared;
@@ -311,9 +315,11 @@ const MicroKernel<float>& kernel_for<float>(const IsaKernels& isa) { return isa.
 template <>
 const MicroKernel<double>& kernel_for<double>(const IsaKernels& isa) { return isa.f64; }
 
-// Runs `pr` with the active kernels: plan, workspace, threads.
-template <typename T>
-void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern) {
+// Runs `pr` with the active kernels: plan, workspace, threads. Each thread then calls
+// finish(m0, m1, n0, n1) on its rectangle of C, rows [m0, m1) by columns [n0, n1), which
+// it has just completed.
+template <typename T, typename Finish>
+void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern, Finish&& finish) {
   const Plan plan = make_plan(pr, kern);
   const int threads = plan.grid_m * plan.grid_n;
   const int64_t a_elems = plan.pack_a ? round_up(plan.mc, plan.mr) * plan.kc : 0;
@@ -334,31 +340,39 @@ void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern) {
     T* a_buf = buffers ? buffers + tid * slice : nullptr;
     T* b_buf = buffers ? a_buf + a_elems : nullptr;
     gemm_rectangle(pr, plan, kern, m0, m1, n0, n1, a_buf, b_buf);
+    finish(m0, m1, n0, n1);
   };
   // One task per rectangle: done by whichever threads the runtime grants, each with the
   // caller's denormal flushing.
   parallel_tasks(threads, threads, run_thread);
 }
 
-// One row c of C from its products, computed apart (values[j * stride], times scale):
-// c[j] = act(scale * value + beta * c[j] + bias[j]), C read only when beta != 0.
 template <typename T>
-void finish_row(const Problem<T>& pr, T* c, const T* values, int64_t stride, T scale) {
-  for (int64_t j = 0; j < pr.N; ++j) {
+void run_blocked(const Problem<T>& pr, const MicroKernel<T>& kern) {
+  run_blocked(pr, kern, [](int64_t, int64_t, int64_t, int64_t) {});
+}
+
+// Columns [j0, j1) of one row c of C from their products, computed apart (values[j * stride],
+// times scale): c[j] = act(scale * value + beta * c[j] + bias[j]), C read only when beta != 0.
+template <typename T>
+void finish_row(const Problem<T>& pr, T* c, const T* values, int64_t stride, T scale,
+                int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; ++j) {
     T x = scale * values[j * stride];
     if (pr.beta != T(0)) x += pr.beta * c[j];
     if (pr.ep.bias) x += pr.ep.bias[j];
     c[j] = x;
   }
   if (pr.ep.activation != Activation::identity)
-    activate_tile(c, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
+    activate_tile(c + j0, pr.ldc, 1, static_cast<int>(j1 - j0), pr.ep.activation,
+                  pr.ep.negative_slope);
 }
 
 // A narrow C (N under half a vector) from a transposed A: computing C^T = op(B)^T op(A)^T
 // instead puts the long M dimension in the kernel's vectors (N would leave most lanes
 // idle, and the tile would be bound by A broadcasts), with both operands read in place:
-// rows of the stored A are contiguous along M. C^T goes to a scratch (N x M), then one
-// pass writes C = act(C^T' + beta C + bias).
+// rows of the stored A are contiguous along M. C^T goes to a scratch (N x M), from which
+// C = act(C^T' + beta C + bias) is written.
 template <typename T>
 bool narrow_output(const Problem<T>& pr, const MicroKernel<T>& kern) {
   return pr.trans_a && 2 * pr.N <= kern.nr && pr.M >= 2 * kern.nr;
@@ -369,8 +383,12 @@ void run_transposed(const Problem<T>& pr, const MicroKernel<T>& kern) {
   T* ct = static_cast<T*>(caller_workspace(1).get(sizeof(T) * pr.M * pr.N));
   const Problem<T> swapped{!pr.trans_b, false, pr.N, pr.M, pr.K, pr.alpha, pr.B, pr.ldb,
                            pr.A, pr.lda, T(0), ct, pr.M, GemmEpilogue<T>{}};
-  run_blocked(swapped, kern);
-  for (int64_t i = 0; i < pr.M; ++i) finish_row(pr, pr.C + i * pr.ldc, ct + i, pr.M, T(1));
+  // Each thread writes the rows of C under its columns of C^T, while they are in its cache
+  // (one thread finishing all of C read the other's half from its core: 128 x 256 x 10 TN
+  // on 2 threads ran slower than on one).
+  run_blocked(swapped, kern, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    for (int64_t i = n0; i < n1; ++i) finish_row(pr, pr.C + i * pr.ldc, ct + i, pr.M, T(1), m0, m1);
+  });
 }
 
 // One row of C (batch-1 inference and its backward). An untransposed B streams once
@@ -398,7 +416,7 @@ void run_one_row(const Problem<T>& pr, const MicroKernel<T>& kern) {
     const int64_t j1 = std::min(pr.N, split.begin(t + 1) * kRowsPerBlock);
     if (j0 < j1) kern.dot_rows(dots + j0, pr.A, pr.B + j0 * pr.ldb, pr.ldb, pr.K, j1 - j0);
   });
-  finish_row(pr, pr.C, dots, 1, pr.alpha);
+  finish_row(pr, pr.C, dots, 1, pr.alpha, 0, pr.N);
 }
 
 }  // namespace
