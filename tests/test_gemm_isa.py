@@ -153,11 +153,12 @@ def test_zero_k_and_zero_alpha_give_beta_c_plus_bias(isa, rng, dtype):
 def test_fused_epilogue(isa, rng, dtype, activation):
     """act(alpha op(A) op(B) + beta C + bias), applied once after the whole reduction (K
     spans several blocks in one case, so an epilogue applied per block would show), on
-    partial tiles, on the transposed-problem path (narrow C, transposed A) and on both
-    single-row paths."""
+    partial tiles, on the transposed-problem path (narrow C, transposed A; the last case
+    large enough for its threads to write C in parts) and on both single-row paths."""
     cases = [((1, 1, 3), (False, False)), ((13, 37, 29), (False, True)),
              ((29, 150, 1100), (True, True)), ((150, 7, 90), (True, False)),
-             ((1, 300, 1100), (False, False)), ((1, 150, 900), (True, True))]
+             ((1, 300, 1100), (False, False)), ((1, 150, 900), (True, True)),
+             ((700, 5, 300), (True, False))]
     for (m, n, k), (trans_a, trans_b) in cases:
         a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
         a /= np.sqrt(k)
@@ -193,7 +194,7 @@ def test_bitwise_identical_for_any_thread_count(isa, rng, dtype):
     before = _core.get_num_threads()
     try:
         for m, n, k in [(64, 128, 784), (256, 10, 128), (130, 700, 300), (1000, 33, 70),
-                        (300, 12, 50), (1, 777, 300), (1, 3000, 70)]:
+                        (300, 12, 50), (700, 5, 300), (1, 777, 300), (1, 3000, 70)]:
             for trans_a, trans_b in TRANSPOSES:
                 a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
                 bias = rng.standard_normal(n).astype(dtype)
