@@ -50,6 +50,13 @@ def cpu_sources():
     return sources
 
 
+def cpu_headers():
+    """The headers the sources include: setuptools compares only sources with the built
+    module, so without these an edited header would leave a stale build."""
+    return [str(path.relative_to(ROOT)) for path in sorted((ROOT / "csrc").rglob("*.h"))
+            if path.relative_to(ROOT).parts[1] != "cuda"]
+
+
 def isa_flags(source, family):
     return [flag for marker, flags in ISA_FLAGS.items()
             if marker in os.path.basename(source) for flag in flags[family]]
@@ -184,6 +191,7 @@ ext_modules = [
     Pybind11Extension(
         "nnfast._core",
         sources=cpu_sources(),
+        depends=cpu_headers(),
         include_dirs=[str(ROOT / "csrc")],
         cxx_std=17,
     )

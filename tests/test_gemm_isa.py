@@ -190,6 +190,30 @@ def test_relu_of_nan_is_zero_like_the_scalar_kernels(isa, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
+def test_partial_vectors_write_only_inside_c(isa, rng, dtype, trans_a, trans_b):
+    """Every width of a last partial vector, in the kernels' stores and in packing: C sits
+    between sentinels in one buffer. A store past a row's end would land in the next row,
+    already written (left to right), or in the sentinels after the last row."""
+    lanes = 64 // np.dtype(dtype).itemsize
+    for n in range(1, 2 * lanes + 2):
+        for m, k in [(7, 5), (13, 40), (1, 9), (30, 300)]:
+            a, b = operands(rng, m, n, k, dtype, trans_a, trans_b)
+            buffer = np.full(m * n + 2 * lanes, -7.0, dtype)
+            out = buffer[lanes:lanes + m * n].reshape(m, n)
+            bias = rng.standard_normal(n).astype(dtype)
+            for activation in ("identity", "relu"):
+                _core.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b,
+                           bias=bias if activation == "relu" else None, activation=activation)
+                expected = op64(a, trans_a) @ op64(b, trans_b)
+                if activation == "relu":
+                    expected = np.maximum(expected + bias, 0)
+                tol = product_tolerance(op64(a, trans_a), op64(b, trans_b), k, dtype) + 1e-6
+                assert np.all(np.abs(out - expected) <= tol), (m, n, k, activation)
+                assert np.all(buffer[:lanes] == -7.0) and np.all(buffer[lanes + m * n:] == -7.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_bitwise_identical_for_any_thread_count(isa, rng, dtype):
     before = _core.get_num_threads()
     try:

@@ -4,29 +4,39 @@
 
 #include <immintrin.h>
 
+#include "gemm/gemm_x86_store_first.h"
+
 namespace nnfast {
 namespace {
 
-// Lane i of the mask is set (all ones) for i < lanes: the form vmaskmov wants.
-inline __m256i avx2_lane_mask(int lanes, int lane_bits) {
+// A partial last vector of `lanes` elements: a lane mask (all ones for i < lanes) for the
+// loads, which vmaskmov does at full speed, and the count for the stores, which it does not
+// (gemm_x86_store_first.h).
+struct Avx2Tail {
+  __m256i mask;
+  int lanes;
+};
+
+inline Avx2Tail avx2_tail(int lanes, int lane_bits) {
   const __m256i index = lane_bits == 32 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
                                         : _mm256_setr_epi64x(0, 1, 2, 3);
   const __m256i limit = lane_bits == 32 ? _mm256_set1_epi32(lanes) : _mm256_set1_epi64x(lanes);
-  return lane_bits == 32 ? _mm256_cmpgt_epi32(limit, index) : _mm256_cmpgt_epi64(limit, index);
+  return {lane_bits == 32 ? _mm256_cmpgt_epi32(limit, index) : _mm256_cmpgt_epi64(limit, index),
+          lanes};
 }
 
 struct Avx2F32 {
   using T = float;
   using V = __m256;
-  using Mask = __m256i;
+  using Mask = Avx2Tail;
   static constexpr int L = 8;
-  static Mask tail_mask(int lanes) { return avx2_lane_mask(lanes, 32); }
+  static Mask tail_mask(int lanes) { return avx2_tail(lanes, 32); }
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(T x) { return _mm256_set1_ps(x); }
   static V load(const T* p) { return _mm256_loadu_ps(p); }
-  static V load_tail(Mask m, const T* p) { return _mm256_maskload_ps(p, m); }
+  static V load_tail(Mask m, const T* p) { return _mm256_maskload_ps(p, m.mask); }
   static void store(T* p, V x) { _mm256_storeu_ps(p, x); }
-  static void store_tail(T* p, Mask m, V x) { _mm256_maskstore_ps(p, m, x); }
+  static void store_tail(T* p, Mask m, V x) { store_first_ps(p, m.lanes, x); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
@@ -48,15 +58,15 @@ struct Avx2F32 {
 struct Avx2F64 {
   using T = double;
   using V = __m256d;
-  using Mask = __m256i;
+  using Mask = Avx2Tail;
   static constexpr int L = 4;
-  static Mask tail_mask(int lanes) { return avx2_lane_mask(lanes, 64); }
+  static Mask tail_mask(int lanes) { return avx2_tail(lanes, 64); }
   static V zero() { return _mm256_setzero_pd(); }
   static V set1(T x) { return _mm256_set1_pd(x); }
   static V load(const T* p) { return _mm256_loadu_pd(p); }
-  static V load_tail(Mask m, const T* p) { return _mm256_maskload_pd(p, m); }
+  static V load_tail(Mask m, const T* p) { return _mm256_maskload_pd(p, m.mask); }
   static void store(T* p, V x) { _mm256_storeu_pd(p, x); }
-  static void store_tail(T* p, Mask m, V x) { _mm256_maskstore_pd(p, m, x); }
+  static void store_tail(T* p, Mask m, V x) { store_first_pd(p, m.lanes, x); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   static V add(V a, V b) { return _mm256_add_pd(a, b); }

@@ -1,8 +1,8 @@
 // The register-tile microkernel written once over a vector-traits class W (W::V a SIMD vector
-// of W::L elements of W::T, W::Mask a lane mask). Each ISA translation unit includes its
-// traits and this header, and instantiates it with its own compiler flags; everything here
-// has internal linkage, so no instantiation compiled for one ISA can be picked by the linker
-// for another.
+// of W::L elements of W::T, W::Mask what its loads and stores of a partial vector take). Each
+// ISA translation unit includes its traits and this header, and instantiates it with its own
+// compiler flags; everything here has internal linkage, so no instantiation compiled for one
+// ISA can be picked by the linker for another.
 //
 // The tile is M rows (broadcast from A) by NV vectors (loaded from B). Per reduction step p:
 // NV loads of B, M broadcasts of A, M * NV FMAs into accumulators that stay in registers.
@@ -23,12 +23,13 @@ enum class ALayout {
   rows,        // a_rs == lda, a_cs == 1: a row-major A in place
 };
 
-// kTail: the last vector of the tile is partial (masked loads and stores).
+// kTail: the last vector of the tile is partial, its first tail_lanes lanes in C.
 template <class W, int M, int NV, bool kTail, ALayout kA>
-void simd_tile(const MicroTile<typename W::T>& t, typename W::Mask tail) {
+void simd_tile(const MicroTile<typename W::T>& t, int tail_lanes) {
   using T = typename W::T;
   using V = typename W::V;
   constexpr int L = W::L;
+  const typename W::Mask tail = W::tail_mask(kTail ? tail_lanes : L);
   constexpr bool kUnitRowStride = kA != ALayout::rows;  // row offsets are constants
 
   // C is read (or written) after the loop; start fetching its lines now.
@@ -124,7 +125,7 @@ void simd_tile(const MicroTile<typename W::T>& t, typename W::Mask tail) {
 }
 
 template <class W>
-using SimdTileFn = void (*)(const MicroTile<typename W::T>&, typename W::Mask);
+using SimdTileFn = void (*)(const MicroTile<typename W::T>&, int tail_lanes);
 
 template <class W, int NV, bool kTail, ALayout kA, int... Is>
 SimdTileFn<W> simd_tile_for_rows(int m, std::integer_sequence<int, Is...>) {
@@ -154,7 +155,7 @@ void simd_kernel(const MicroTile<typename W::T>& t) {
       t.a_rs != 1    ? simd_tile_for<W, MR, NVMAX, ALayout::rows>(t.m, nv, tail)
       : t.a_cs == MR ? simd_tile_for<W, MR, NVMAX, ALayout::packed>(t.m, nv, tail)
                      : simd_tile_for<W, MR, NVMAX, ALayout::transposed>(t.m, nv, tail);
-  fn(t, W::tail_mask(last));
+  fn(t, last);
 }
 
 template <class W, bool kTail, int... Is>
@@ -173,7 +174,7 @@ void simd_row_kernel(const MicroTile<typename W::T>& t) {
   const auto vectors = std::make_integer_sequence<int, NVMAX>{};
   const SimdTileFn<W> fn = last == L ? simd_row_for_vectors<W, false>(nv, vectors)
                                      : simd_row_for_vectors<W, true>(nv, vectors);
-  fn(t, W::tail_mask(last));
+  fn(t, last);
 }
 
 }  // namespace

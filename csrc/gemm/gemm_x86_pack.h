@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "gemm/gemm_kernel.h"
+#include "gemm/gemm_x86_store_first.h"
 
 namespace nnfast {
 namespace {
@@ -51,14 +52,11 @@ struct Block<float> {
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V zero() { return _mm256_setzero_ps(); }
   static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
-  static void store_first(float* p, int n, V x) {
-    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    _mm256_maskstore_ps(p, lanes, x);
-  }
+  static void store_first(float* p, int n, V x) { store_first_ps(p, n, x); }
   static void transpose(V r[8]) { transpose8x8(r); }
   static void copy_first(float* dst, const float* src, int n) {
     const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    _mm256_maskstore_ps(dst, lanes, _mm256_maskload_ps(src, lanes));
+    store_first_ps(dst, n, _mm256_maskload_ps(src, lanes));
   }
 };
 template <>
@@ -68,14 +66,11 @@ struct Block<double> {
   static V load(const double* p) { return _mm256_loadu_pd(p); }
   static V zero() { return _mm256_setzero_pd(); }
   static void store(double* p, V x) { _mm256_storeu_pd(p, x); }
-  static void store_first(double* p, int n, V x) {
-    const __m256i lanes = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
-    _mm256_maskstore_pd(p, lanes, x);
-  }
+  static void store_first(double* p, int n, V x) { store_first_pd(p, n, x); }
   static void transpose(V r[4]) { transpose4x4(r); }
   static void copy_first(double* dst, const double* src, int n) {
     const __m256i lanes = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
-    _mm256_maskstore_pd(dst, lanes, _mm256_maskload_pd(src, lanes));
+    store_first_pd(dst, n, _mm256_maskload_pd(src, lanes));
   }
 };
 
