@@ -66,6 +66,17 @@ def make_trainers(names, sizes, X, y, batch, notes):
     return trainers
 
 
+def contention_counter():
+    """The C++ backend's count of its parallel regions that met a descheduled thread (each
+    makes nnfast run on one thread for 0.1 s or more, see contention_stats()), as a
+    function; None without that backend."""
+    import nnfast
+    if "cpp" not in nnfast.available_backends():
+        return None
+    stats = getattr(nnfast.get_backend("cpp"), "contention_stats", None)
+    return (lambda: stats()["contended_regions"]) if stats else None
+
+
 def settle(seconds: float = 0.2) -> None:
     """Wait until the previous framework's idle threads stop spinning (OpenBLAS's, libgomp's
     and XLA's spin for up to about 0.1 s after their last call) and nnfast's contention
@@ -78,17 +89,24 @@ def settle(seconds: float = 0.2) -> None:
         time.sleep(0.05)
 
 
-def measure(trainers, rounds: int, samples: int) -> dict:
-    """Median samples/s of each trainer over `rounds` epochs. The trainers take turns, one
-    epoch each per round, so a burst of load from another process hits them all alike."""
+def measure(trainers, rounds: int, samples: int):
+    """Median samples/s of each trainer over `rounds` epochs, and for each, how many of its
+    epochs had nnfast's threads meet contention (another process on the cores: part of that
+    epoch ran on one thread). The trainers take turns, one epoch each per round, so a burst
+    of load from another process hits them all alike."""
     rates = {t.name: [] for t in trainers}
+    contended = {t.name: 0 for t in trainers}
+    counter = contention_counter()
     for _ in range(rounds):
         for t in trainers:
             settle()
+            before = counter() if counter else 0
             start = time.perf_counter()
             t.epoch()
             rates[t.name].append(samples / (time.perf_counter() - start))
-    return {name: statistics.median(r) for name, r in rates.items()}
+            if counter and counter() > before:
+                contended[t.name] += 1
+    return {name: statistics.median(r) for name, r in rates.items()}, contended
 
 
 def predict_latency(trainer, x, calls: int = 2000, rounds: int = 5) -> float:
@@ -140,9 +158,10 @@ def run(archs, batches, peers_, rounds, threads):
         for batch in batches:
             trainers = make_trainers(peers_, sizes, X, y, batch, notes)
             settle(2.0)  # torch.compile's worker processes finish compiling in the background
-            rates = measure(trainers, rounds, len(X))
+            rates, contended = measure(trainers, rounds, len(X))
             compile_s = {t.name: t.compile_seconds for t in trainers}
-            rows.append({"arch": arch, "batch": batch, "rates": rates, "compile": compile_s})
+            rows.append({"arch": arch, "batch": batch, "rates": rates, "compile": compile_s,
+                         "contended": contended.get("nnfast-cpp", 0), "rounds": rounds})
             print(format_row(rows[-1]), flush=True)
     return rows, notes
 
@@ -154,8 +173,8 @@ def run_mnist(peers_, threads, notes, epochs: int = 5, batch: int = 64):
     set_threads(threads)
     (X_train, y_train), (X_test, y_test) = datasets.load_mnist_split()
     trainers = make_trainers(peers_, ARCHITECTURES["784-128-64-10"], X_train, y_train, batch, notes)
-    rates = measure(trainers, epochs, len(X_train))
-    result = {t.name: {"samples_per_sec": rates[t.name],
+    rates, contended = measure(trainers, epochs, len(X_train))
+    result = {t.name: {"samples_per_sec": rates[t.name], "contended": contended[t.name],
                        "accuracy": float((np.asarray(t.predict(X_test)).argmax(1) == y_test).mean())}
               for t in trainers}
     print("MNIST: " + ", ".join(f"{k} {v['samples_per_sec']:,.0f}/s acc {v['accuracy']:.4f}"
@@ -170,11 +189,12 @@ def mnist_markdown(result, epochs, batch) -> str:
                key=lambda n: result[n]["samples_per_sec"], default=None)
     out = ["", f"## Real data: MNIST 784-128-64-10, batch {batch}, {epochs} timed epochs after a "
                "two-batch warm-up, 8,000 training and 2,000 test digits", "",
-           "| framework | samples/s (median epoch) | test accuracy | speed / best peer |",
-           "| --- | --- | --- | --- |"]
+           "| framework | samples/s (median epoch) | test accuracy | speed / best peer | contended epochs |",
+           "| --- | --- | --- | --- | --- |"]
     for name, r in result.items():
         ratio = f"{r['samples_per_sec'] / result[peer]['samples_per_sec']:.2f}x" if peer else "-"
-        out.append(f"| {name} | {r['samples_per_sec']:,.0f} | {r['accuracy']:.4f} | {ratio} |")
+        contended = f"{r['contended']}/{epochs}" if name == "nnfast-cpp" else "-"
+        out.append(f"| {name} | {r['samples_per_sec']:,.0f} | {r['accuracy']:.4f} | {ratio} | {contended} |")
     return "\n".join(out) + "\n"
 
 
@@ -193,6 +213,7 @@ def format_row(row) -> str:
         parts.append(f"{name} {rate:>10,.0f}/s")
     if peer and "nnfast-cpp" in row["rates"]:
         parts.append(f"cpp/{peer} {row['rates']['nnfast-cpp'] / peer_rate:.2f}x")
+        parts.append(f"contended epochs {row['contended']}/{row['rounds']}")
     return "  ".join(parts)
 
 
@@ -212,15 +233,21 @@ def markdown(rows, notes, threads, rounds, command) -> str:
     out = [f"## Training throughput (samples/s, median of {rounds} epochs of {N_SAMPLES} samples)", "",
            f"- machine: {cpu_model()}, {os.cpu_count()} cores, {threads} thread(s) for every framework",
            f"- date: {datetime.date.today().isoformat()}", f"- command: `{command}`",
-           "- Adam lr 1e-3, softmax cross-entropy, float32, same initial weights and data for all", ""]
-    header = "| arch | batch | " + " | ".join(names) + " | best peer | nnfast-cpp / best peer |"
-    out += [header, "|" + " --- |" * (len(names) + 4)]
+           "- Adam lr 1e-3, softmax cross-entropy, float32, same initial weights and data for all",
+           "- contended epochs: nnfast-cpp's epochs in which its threads met a descheduled thread "
+           "(another process on the cores), after which nnfast runs on one thread for 0.1 s or "
+           "more (`contention_stats()`); a row with many of them measured the machine, not nnfast", ""]
+    header = ("| arch | batch | " + " | ".join(names) +
+              " | best peer | nnfast-cpp / best peer | contended epochs |")
+    out += [header, "|" + " --- |" * (len(names) + 5)]
     for r in rows:
         peer, peer_rate = best_peer(r["rates"])
         cells = [f"{r['rates'][n]:,.0f}" if n in r["rates"] else "-" for n in names]
         ratio = (f"{r['rates']['nnfast-cpp'] / peer_rate:.2f}x"
                  if peer and "nnfast-cpp" in r["rates"] else "-")
-        out.append(f"| {r['arch']} | {r['batch']} | " + " | ".join(cells) + f" | {peer or '-'} | {ratio} |")
+        contended = f"{r['contended']}/{r['rounds']}" if "nnfast-cpp" in r["rates"] else "-"
+        out.append(f"| {r['arch']} | {r['batch']} | " + " | ".join(cells) +
+                   f" | {peer or '-'} | {ratio} | {contended} |")
     compile_names = sorted({n for r in rows for n, s in r["compile"].items() if s > 0.05})
     if compile_names:
         out += ["", "Warm-up / compile seconds (first two steps, excluded above): " + ", ".join(
