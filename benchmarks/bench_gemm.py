@@ -1,7 +1,7 @@
 """GEMM benchmark: nnfast's C++ GEMM against numpy.matmul (OpenBLAS) at the same thread count.
 
     python benchmarks/bench_gemm.py                 # the table
-    python benchmarks/bench_gemm.py --write          # ... also written to benchmarks/RESULTS_gemm.md
+    python benchmarks/bench_gemm.py --write          # ... also written to benchmarks/RESULTS_gemm_<isa>.md
     python benchmarks/bench_gemm.py --quick          # fewer rounds
     pytest benchmarks/bench_gemm.py --benchmark-enable   # pytest-benchmark view of a few cases
 
@@ -35,7 +35,9 @@ except ImportError:  # pragma: no cover
 
 MLP_LAYERS = [(1, 784, 128), (64, 784, 128), (64, 128, 64), (256, 784, 128), (1024, 784, 128), (256, 128, 10)]
 SAMPLE_SECONDS = 0.004  # short samples: a time slice lost to another process spoils few
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS_gemm.md")
+# One table per microkernel ISA: which one a machine runs decides the kernel measured, and
+# the shared machines change from session to session (AVX2 on AMD Zen, AVX-512 on Intel).
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS_gemm_{isa}.md")
 
 
 def layer_cases(layers=MLP_LAYERS):
@@ -240,14 +242,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--quick", action="store_true", help="9 rounds")
-    parser.add_argument("--write", action="store_true", help=f"also write {RESULTS}")
+    parser.add_argument("--write", action="store_true",
+                        help=f"also write {RESULTS.format(isa=_core.gemm_isa())}")
     args = parser.parse_args(argv)
     rounds = 9 if args.quick else args.rounds
     rows, peak = run(rounds)
     text = report(rows, peak, "python benchmarks/bench_gemm.py" + "".join(" " + a for a in (argv or sys.argv[1:])))
     print(text)
     if args.write:
-        with open(RESULTS, "w") as f:
+        with open(RESULTS.format(isa=_core.gemm_isa()), "w") as f:
             f.write("# GEMM benchmark\n\n" + text)
 
 

@@ -176,7 +176,7 @@ class TorchTrainer(Trainer):
         for s in range(0, len(order), self.batch):
             idx = order[s:s + self.batch]
             loss = self._step(self.X[idx], self.y[idx])
-        return float(loss)
+        return loss.item()
 
     def predict_one(self, x):
         with self.torch.inference_mode():
