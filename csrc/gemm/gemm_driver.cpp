@@ -124,15 +124,16 @@ struct Plan {
 // The reduction block: an A micro-panel (mr x kc) in about half of L1 (it is reused
 // there against every B micro-panel), and K split into equal blocks so the last one is not
 // a sliver. A transposed A read in place holds a cache line per reduction step, not mr
-// elements: 784 x 1024 x 128 TN on the Zen 4 (32 KiB L1, 6-row tiles) ran at 78% of peak
-// with kc = 512, whose lines filled all of L1, and at 85% with 256. The choice must not
-// depend on the thread count (results are bitwise the same on any), so it does not depend
-// on whether A ends up packed.
+// elements (less when its stored rows are shorter than a line): 784 x 1024 x 128 TN on the
+// Zen 4 (32 KiB L1, 6-row tiles) ran at 78% of peak with kc = 512, whose lines filled all
+// of L1, and at 85% with 256. The choice must not depend on the thread count (results are
+// bitwise the same on any), so it does not depend on whether A ends up packed.
 template <typename T>
 int64_t choose_kc(const Problem<T>& pr, int mr) {
   constexpr int64_t kLine = 64;
   const int64_t tile_bytes = static_cast<int64_t>(mr) * static_cast<int64_t>(sizeof(T));
-  const int64_t step_bytes = pr.trans_a ? std::max(tile_bytes, kLine) : tile_bytes;
+  const int64_t row_bytes = std::min(pr.lda * static_cast<int64_t>(sizeof(T)), kLine);
+  const int64_t step_bytes = pr.trans_a ? std::max(tile_bytes, row_bytes) : tile_bytes;
   const int64_t fit = (cache_sizes().l1d / 2) / step_bytes;
   const int64_t kc_max = std::max<int64_t>(64, std::min<int64_t>(fit, 512) / 16 * 16);
   const int64_t blocks = ceil_div(pr.K, kc_max);
