@@ -26,7 +26,8 @@ def test_measure_counts_the_epochs_that_met_contention(monkeypatch):
     def contended_region():
         regions[0] += 1
 
-    monkeypatch.setattr(train_bench, "contention_counter", lambda: (lambda: regions[0]))
+    monkeypatch.setattr(train_bench, "cpp_contention_stats",
+                        lambda: (lambda: {"contended_regions": regions[0], "backing_off": False}))
     monkeypatch.setattr(train_bench, "settle", lambda seconds=0.2: None)
     trainers = [FakeTrainer("nnfast-cpp", contended_region), FakeTrainer("peer")]
     rates, contended = train_bench.measure(trainers, rounds=3, samples=100)

@@ -66,15 +66,14 @@ def make_trainers(names, sizes, X, y, batch, notes):
     return trainers
 
 
-def contention_counter():
-    """The C++ backend's count of its parallel regions that met a descheduled thread (each
-    makes nnfast run on one thread for 0.1 s or more, see contention_stats()), as a
-    function; None without that backend."""
+def cpp_contention_stats():
+    """The C++ backend's contention_stats() (its parallel regions that met a descheduled
+    thread, each making nnfast run on one thread for 0.1 s or more, and whether it does
+    now), as a function; None without that backend."""
     import nnfast
     if "cpp" not in nnfast.available_backends():
         return None
-    stats = getattr(nnfast.get_backend("cpp"), "contention_stats", None)
-    return (lambda: stats()["contended_regions"]) if stats else None
+    return getattr(nnfast.get_backend("cpp"), "contention_stats", None)
 
 
 def settle(seconds: float = 0.2) -> None:
@@ -82,9 +81,7 @@ def settle(seconds: float = 0.2) -> None:
     and XLA's spin for up to about 0.1 s after their last call) and nnfast's contention
     backoff has expired, so that no framework is timed against another one's leftovers."""
     time.sleep(seconds)
-    import nnfast
-    stats = getattr(nnfast.get_backend("cpp"), "contention_stats", None) \
-        if "cpp" in nnfast.available_backends() else None
+    stats = cpp_contention_stats()
     while stats is not None and stats()["backing_off"]:
         time.sleep(0.05)
 
@@ -96,15 +93,15 @@ def measure(trainers, rounds: int, samples: int):
     of load from another process hits them all alike."""
     rates = {t.name: [] for t in trainers}
     contended = {t.name: 0 for t in trainers}
-    counter = contention_counter()
+    stats = cpp_contention_stats()
     for _ in range(rounds):
         for t in trainers:
             settle()
-            before = counter() if counter else 0
+            before = stats()["contended_regions"] if stats else 0
             start = time.perf_counter()
             t.epoch()
             rates[t.name].append(samples / (time.perf_counter() - start))
-            if counter and counter() > before:
+            if stats and stats()["contended_regions"] > before:
                 contended[t.name] += 1
     return {name: statistics.median(r) for name, r in rates.items()}, contended
 
