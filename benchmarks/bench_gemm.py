@@ -242,15 +242,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--quick", action="store_true", help="9 rounds")
-    parser.add_argument("--write", action="store_true",
-                        help=f"also write {RESULTS.format(isa=_core.gemm_isa())}")
+    results = RESULTS.format(isa=_core.gemm_isa())
+    parser.add_argument("--write", action="store_true", help=f"also write {results}")
     args = parser.parse_args(argv)
     rounds = 9 if args.quick else args.rounds
     rows, peak = run(rounds)
     text = report(rows, peak, "python benchmarks/bench_gemm.py" + "".join(" " + a for a in (argv or sys.argv[1:])))
     print(text)
     if args.write:
-        with open(RESULTS.format(isa=_core.gemm_isa()), "w") as f:
+        with open(results, "w") as f:
             f.write("# GEMM benchmark\n\n" + text)
 
 

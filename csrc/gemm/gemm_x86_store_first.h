@@ -28,16 +28,9 @@ inline void store_first_ps(float* p, int n, __m256 x) {
   if (n) _mm_store_ss(p, part);
 }
 
-// p[i] = x[i] for i < n, 0 < n < 4.
+// p[i] = x[i] for i < n, 0 < n < 4: the same bytes as 2n float lanes.
 inline void store_first_pd(double* p, int n, __m256d x) {
-  __m128d part = _mm256_castpd256_pd128(x);
-  if (n >= 2) {
-    _mm_storeu_pd(p, part);
-    part = _mm256_extractf128_pd(x, 1);
-    p += 2;
-    n -= 2;
-  }
-  if (n) _mm_store_sd(p, part);
+  store_first_ps(reinterpret_cast<float*>(p), 2 * n, _mm256_castpd_ps(x));
 }
 
 }  // namespace
