@@ -108,11 +108,12 @@ def test_primes_and_blocks(isa, rng, dtype, trans_a, trans_b, shape):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
 @pytest.mark.parametrize("n,k", [(128, 784), (784, 128), (131, 1283), (777, 37), (9, 300),
-                                 (300, 9), (1100, 600)])
+                                 (300, 9), (1100, 600), (2500, 13)])
 def test_single_row(isa, rng, dtype, trans_a, trans_b, n, k):
-    """Batch-1 products run their own kernels: single-row tiles several vectors wide across
-    N (an untransposed B), or dot products along the rows of a transposed B. Widths and
-    lengths past those tiles, the blocks of 8 rows and the reduction blocks, with tails."""
+    """Batch-1 products run their own kernels: rows of an untransposed B added into the
+    row of C four at a time (in column chunks of 8 KiB), or dot products along the rows of a
+    transposed B. Widths past the chunks, lengths past the four-row steps and the blocks of
+    8 rows, with tails."""
     check_gemm(rng, 1, n, k, dtype, trans_a, trans_b, alpha=0.75, beta=-1.5, with_bias=True)
     check_gemm(rng, 1, n, k, dtype, trans_a, trans_b)
 

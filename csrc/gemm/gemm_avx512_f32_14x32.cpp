@@ -1,8 +1,9 @@
 // AVX-512 float32 microkernel: 14 rows x 32 columns (2 zmm per row), 28 accumulators + 2 B
 // vectors + 1 broadcast of the 32 zmm registers; per step 2 loads and 14 broadcasts feed 28
-// FMAs, under the 2 loads + 2 FMAs per cycle a core sustains. Single rows: 1 x 128 (8
-// accumulators, enough FMAs in flight to cover their latency).
+// FMAs, under the 2 loads + 2 FMAs per cycle a core sustains. Single rows: tiles of 1 x 128
+// (8 accumulators, enough FMAs in flight to cover their latency), axpy_rows and dot_rows.
 #include "gemm/gemm_avx512_vec.h"
+#include "gemm/gemm_simd_axpy.h"
 #include "gemm/gemm_simd_dot.h"
 #include "gemm/gemm_simd_tile.h"
 #include "gemm/gemm_x86_pack.h"
@@ -12,7 +13,7 @@ namespace nnfast {
 const MicroKernel<float>& gemm_avx512_f32_14x32() {
   static constexpr MicroKernel<float> kernel{
       &simd_kernel<Avx512F32, 14, 2>, 14, 32, &pack_panels_x86<float>,
-      &simd_row_kernel<Avx512F32, 8>, 128, &simd_dot_rows<Avx512F32>};
+      &simd_row_kernel<Avx512F32, 8>, 128, &simd_dot_rows<Avx512F32>, &simd_axpy_rows<Avx512F32>};
   return kernel;
 }
 

@@ -1,6 +1,8 @@
 // AVX-512 float64 microkernel: 14 rows x 16 columns (2 zmm of 8 doubles per row), the same
-// register budget as the float32 tile. Single rows: 1 x 64 (8 accumulators).
+// register budget as the float32 tile. Single rows: tiles of 1 x 64 (8 accumulators),
+// axpy_rows and dot_rows.
 #include "gemm/gemm_avx512_vec.h"
+#include "gemm/gemm_simd_axpy.h"
 #include "gemm/gemm_simd_dot.h"
 #include "gemm/gemm_simd_tile.h"
 #include "gemm/gemm_x86_pack.h"
@@ -10,7 +12,7 @@ namespace nnfast {
 const MicroKernel<double>& gemm_avx512_f64_14x16() {
   static constexpr MicroKernel<double> kernel{
       &simd_kernel<Avx512F64, 14, 2>, 14, 16, &pack_panels_x86<double>,
-      &simd_row_kernel<Avx512F64, 8>, 64, &simd_dot_rows<Avx512F64>};
+      &simd_row_kernel<Avx512F64, 8>, 64, &simd_dot_rows<Avx512F64>, &simd_axpy_rows<Avx512F64>};
   return kernel;
 }
 

@@ -400,32 +400,42 @@ void run_transposed(const Problem<T>& pr, const MicroKernel<T>& kern) {
   });
 }
 
-// One row of C (batch-1 inference and its backward). An untransposed B streams once
-// through the single-row tiles, unpacked. A transposed B is read along its rows by dot_rows
-// (a tile would first pack it, copying all of B to use each element once), the threads
-// splitting its rows in blocks of 8; then one pass applies the epilogue. dot_rows wants the
-// row of A contiguous, which a transposed A of one column is only when lda == 1: otherwise
-// the tiles run it.
+// One row of C (batch-1 inference and its backward). A row of at most half the single-row
+// tile's width (four vectors) runs that tile, its sums in registers. A wider one goes to
+// a scratch row, from which one pass applies alpha, beta, bias and the activation: an
+// untransposed B streams through axpy_rows four rows at a time (from six vectors on, that
+// beats the tile: see AxpyRowsFn), and a transposed B is read along its rows by dot_rows (a tile would first pack it, copying
+// all of B to use each element once). The threads split the columns: whole cache lines of
+// the scratch row for axpy_rows, blocks of dot_rows' 8 rows. dot_rows wants the row of A
+// contiguous, which a transposed A of one column is only when lda == 1: otherwise the tiles
+// run it.
 template <typename T>
 void run_one_row(const Problem<T>& pr, const MicroKernel<T>& kern) {
-  if (!pr.trans_b) {
+  if (!pr.trans_b && 2 * pr.N <= kern.nr_row) {
     const MicroKernel<T> row{kern.run_row, 1, kern.nr_row, kern.pack, kern.run_row, kern.nr_row,
-                             kern.dot_rows};
+                             kern.dot_rows, kern.axpy_rows};
     return run_blocked(pr, row);
   }
-  if (pr.trans_a && pr.lda != 1) return run_blocked(pr, kern);
-  T* dots = static_cast<T*>(caller_workspace(1).get(sizeof(T) * pr.N));
-  constexpr int64_t kRowsPerBlock = 8;
-  const int64_t blocks = ceil_div(pr.N, kRowsPerBlock);
+  if (pr.trans_b && pr.trans_a && pr.lda != 1) return run_blocked(pr, kern);
+  T* values = static_cast<T*>(caller_workspace(1).get(sizeof(T) * pr.N));
+  const int64_t block = pr.trans_b ? 8 : 64 / static_cast<int64_t>(sizeof(T));
+  // axpy_rows keeps its part of the row in L1 beside the four rows of B it reads.
+  const int64_t axpy_columns = (8 << 10) / static_cast<int64_t>(sizeof(T));
+  const int64_t a_step = pr.trans_a ? pr.lda : 1;
+  const int64_t blocks = ceil_div(pr.N, block);
   const int threads = static_cast<int>(
       std::min<int64_t>(threads_for(pr.N * pr.K, kMinFmaPerThread), blocks));
   const EvenSplit split{blocks, threads};
   parallel_tasks(threads, threads, [&](int64_t t) {
-    const int64_t j0 = split.begin(t) * kRowsPerBlock;
-    const int64_t j1 = std::min(pr.N, split.begin(t + 1) * kRowsPerBlock);
-    if (j0 < j1) kern.dot_rows(dots + j0, pr.A, pr.B + j0 * pr.ldb, pr.ldb, pr.K, j1 - j0);
+    const int64_t j0 = split.begin(t) * block;
+    const int64_t j1 = std::min(pr.N, split.begin(t + 1) * block);
+    if (j0 >= j1) return;
+    if (pr.trans_b) return kern.dot_rows(values + j0, pr.A, pr.B + j0 * pr.ldb, pr.ldb, pr.K, j1 - j0);
+    for (int64_t j = j0; j < j1; j += axpy_columns)
+      kern.axpy_rows(values + j, pr.A, a_step, pr.B + j, pr.ldb, pr.K,
+                     std::min(axpy_columns, j1 - j));
   });
-  finish_row(pr, pr.C, dots, 1, pr.alpha, 0, pr.N);
+  finish_row(pr, pr.C, values, 1, pr.alpha, 0, pr.N);
 }
 
 }  // namespace

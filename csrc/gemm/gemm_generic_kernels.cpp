@@ -72,6 +72,23 @@ template void dot_rows_portable<float>(float*, const float*, const float*, int64
 template void dot_rows_portable<double>(double*, const double*, const double*, int64_t, int64_t,
                                         int64_t);
 
+// Row after row of b into out, each out[j] summed in order of p.
+template <typename T>
+void axpy_rows_portable(T* out, const T* a, int64_t a_step, const T* b, int64_t ldb, int64_t k,
+                        int64_t n) {
+  for (int64_t j = 0; j < n; ++j) out[j] = T(0);
+  for (int64_t p = 0; p < k; ++p) {
+    const T ap = a[p * a_step];
+    const T* row = b + p * ldb;
+    for (int64_t j = 0; j < n; ++j) out[j] += ap * row[j];
+  }
+}
+
+template void axpy_rows_portable<float>(float*, const float*, int64_t, const float*, int64_t,
+                                        int64_t, int64_t);
+template void axpy_rows_portable<double>(double*, const double*, int64_t, const double*, int64_t,
+                                         int64_t, int64_t);
+
 namespace {
 
 template <typename T, int kLanes>
@@ -92,11 +109,13 @@ double fma_flops_generic_for(int64_t iterations) {
 // Single rows take the same tile: portable code has no register budget to widen it into.
 MicroKernel<float> gemm_generic_f32_4x8() {
   return {&GenericKernel<float, 4, 8>::run, 4, 8, &pack_panels_portable<float>,
-          &GenericKernel<float, 4, 8>::run, 8, &dot_rows_portable<float>};
+          &GenericKernel<float, 4, 8>::run, 8, &dot_rows_portable<float>,
+          &axpy_rows_portable<float>};
 }
 MicroKernel<double> gemm_generic_f64_4x4() {
   return {&GenericKernel<double, 4, 4>::run, 4, 4, &pack_panels_portable<double>,
-          &GenericKernel<double, 4, 4>::run, 4, &dot_rows_portable<double>};
+          &GenericKernel<double, 4, 4>::run, 4, &dot_rows_portable<double>,
+          &axpy_rows_portable<double>};
 }
 
 double fma_flops_generic(int64_t iterations) { return fma_flops_generic_for<float, 32>(iterations); }
