@@ -83,29 +83,35 @@ def settle():
         time.sleep(0.05)
 
 
-def time_pair(fn_a, fn_b, rounds, blocks=5):
-    """Median seconds per call of each, and the ratio time_b / time_a of the medians;
-    time_pair.contended: how many of nnfast's regions met a descheduled thread meanwhile.
+def time_pair(fn_a, fn_b, rounds, threads, blocks=5):
+    """Median seconds per call of each, and the speed ratio: the median over paired samples of
+    time_b / time_a, sample i of one side against sample i of the other, taken a fraction of
+    a second apart. (A ratio of the two sides' medians moves with the host's slow and fast
+    phases, which last seconds on these shared machines: one binary ran at 54 and at 86
+    GFLOP/s minutes apart.) time_pair.contended: how many of nnfast's regions met a
+    descheduled thread meanwhile.
 
-    The two sides take turns in `blocks` blocks of samples each, with a settle() at every
-    switch: interleaving call by call would time each side against the other's spinning
-    threads."""
+    With one thread the sides alternate sample by sample. With more, they take turns in
+    `blocks` blocks of samples, with a settle() at every switch: interleaving call by call
+    would time each side against the other's spinning threads."""
     contended = _core.contention_stats()["contended_regions"]
     na, nb = calls_per_sample(fn_a), calls_per_sample(fn_b)
+    blocks = rounds if threads == 1 else blocks
     per_block = -(-rounds // blocks)
     ta, tb = [], []
     for _ in range(blocks):
         for fn, n, times in ((fn_a, na, ta), (fn_b, nb, tb)):
-            settle()
+            if threads > 1:
+                settle()
             fn()
             for _ in range(per_block):
                 t = time.perf_counter()
                 for _ in range(n):
                     fn()
                 times.append((time.perf_counter() - t) / n)
-    a, b = statistics.median(ta), statistics.median(tb)
     time_pair.contended = _core.contention_stats()["contended_regions"] - contended
-    return a, b, b / a
+    ratio = statistics.median(b / a for a, b in zip(ta, tb))
+    return statistics.median(ta), statistics.median(tb), ratio
 
 
 def check(got, expected, k, what):
@@ -143,7 +149,7 @@ def gemm_row(label, m, k, n, trans_a, trans_b, threads, rounds, peak):
         check(out, opa.astype(np.float64) @ opb, k, f"{label} {m}x{k}x{n}")
         t_nf, t_np, ratio = time_pair(
             lambda: _core.gemm(a, b, out, trans_a=trans_a, trans_b=trans_b),
-            lambda: np.matmul(opa, opb, out=out_np), rounds)
+            lambda: np.matmul(opa, opb, out=out_np), rounds, threads)
     flops = 2.0 * m * n * k
     return dict(case=label, shape=f"{m}x{k}x{n}", trans=("T" if trans_a else "N") + ("T" if trans_b else "N"),
                 threads=threads, nnfast=flops / t_nf * 1e-9, peer=flops / t_np * 1e-9, ratio=ratio,
@@ -159,7 +165,7 @@ def dense_row(m, k, n, threads, rounds, peak):
         check(out, np.maximum(x.astype(np.float64) @ w + bias, 0), k, f"dense {m}x{k}x{n}")
         t_nf, t_np, ratio = time_pair(
             lambda: _core.gemm(x, w, out, bias=bias, activation="relu"),
-            lambda: np.maximum(x @ w + bias, 0), rounds)
+            lambda: np.maximum(x @ w + bias, 0), rounds, threads)
     flops = 2.0 * m * n * k
     return dict(case="dense+relu", shape=f"{m}x{k}x{n}", trans="NN", threads=threads,
                 nnfast=flops / t_nf * 1e-9, peer=flops / t_np * 1e-9, ratio=ratio,
@@ -176,7 +182,7 @@ def big_row(threads, rounds):
         _core.gemm(a, b, out)
         check(out, a.astype(np.float64) @ b, k, "1024^3")
         t_nf, t_np, ratio = time_pair(lambda: _core.gemm(a, b, out),
-                                      lambda: np.matmul(a, b, out=out_np), rounds)
+                                      lambda: np.matmul(a, b, out=out_np), rounds, threads)
     flops = 2.0 * m * n * k
     nf = flops / t_nf * 1e-9
     return dict(case="square", shape="1024x1024x1024", trans="NN", threads=threads, nnfast=nf,
@@ -216,8 +222,8 @@ def report(rows, peak, command):
         f"FMA peak (one core, {isa} float32): {peak:.1f} GFLOP/s",
         f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}; command: `{command}`",
         "Peer: numpy.matmul (OpenBLAS " + blas_version() + "), same thread count via threadpoolctl. "
-        "GFLOP/s from median times; ratio = OpenBLAS median time / nnfast median time "
-        "(> 1: nnfast faster); % of peak = nnfast GFLOP/s / (FMA peak x threads). "
+        "GFLOP/s from median times; ratio = the median over paired samples (taken a fraction "
+        "of a second apart) of OpenBLAS time / nnfast time (> 1: nnfast faster); % of peak = nnfast GFLOP/s / (FMA peak x threads). "
         "dense+relu compares one fused call with np.maximum(x @ W + b, 0). contended: nnfast's "
         "parallel regions that met a descheduled thread while the row was timed (each makes "
         "nnfast run on one thread for 0.1 s or more, see contention_stats()).",
