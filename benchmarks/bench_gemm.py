@@ -223,7 +223,8 @@ def report(rows, peak, command):
         f"Date: {datetime.datetime.now().isoformat(timespec='seconds')}; command: `{command}`",
         "Peer: numpy.matmul (OpenBLAS " + blas_version() + "), same thread count via threadpoolctl. "
         "GFLOP/s from median times; ratio = the median over paired samples (taken a fraction "
-        "of a second apart) of OpenBLAS time / nnfast time (> 1: nnfast faster); % of peak = nnfast GFLOP/s / (FMA peak x threads). "
+        "of a second apart) of OpenBLAS time / nnfast time (> 1: nnfast faster); "
+        "% of peak = nnfast GFLOP/s / (FMA peak x threads). "
         "dense+relu compares one fused call with np.maximum(x @ W + b, 0). contended: nnfast's "
         "parallel regions that met a descheduled thread while the row was timed (each makes "
         "nnfast run on one thread for 0.1 s or more, see contention_stats()).",

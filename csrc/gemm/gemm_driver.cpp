@@ -401,14 +401,14 @@ void run_transposed(const Problem<T>& pr, const MicroKernel<T>& kern) {
 }
 
 // One row of C (batch-1 inference and its backward). A row of at most half the single-row
-// tile's width (four vectors) runs that tile, its sums in registers. A wider one goes to
-// a scratch row, from which one pass applies alpha, beta, bias and the activation: an
-// untransposed B streams through axpy_rows four rows at a time (from six vectors on, that
-// beats the tile: see AxpyRowsFn), and a transposed B is read along its rows by dot_rows (a tile would first pack it, copying
-// all of B to use each element once). The threads split the columns: whole cache lines of
-// the scratch row for axpy_rows, blocks of dot_rows' 8 rows. dot_rows wants the row of A
-// contiguous, which a transposed A of one column is only when lda == 1: otherwise the tiles
-// run it.
+// tile's width (four vectors on x86) runs that tile, its sums in registers. A wider one goes
+// to a scratch row, from which one pass applies alpha, beta, bias and the activation: an
+// untransposed B streams through axpy_rows four rows at a time (from about six vectors on,
+// that beats the tile: see AxpyRowsFn), and a transposed B is read along its rows by
+// dot_rows (a tile would first pack it, copying all of B to use each element once). The
+// threads split the columns: whole cache lines of the scratch row for axpy_rows, blocks of
+// dot_rows' 8 rows. dot_rows wants the row of A contiguous, which a transposed A of one
+// column is only when lda == 1: otherwise the tiles run it.
 template <typename T>
 void run_one_row(const Problem<T>& pr, const MicroKernel<T>& kern) {
   if (!pr.trans_b && 2 * pr.N <= kern.nr_row) {
@@ -430,7 +430,8 @@ void run_one_row(const Problem<T>& pr, const MicroKernel<T>& kern) {
     const int64_t j0 = split.begin(t) * block;
     const int64_t j1 = std::min(pr.N, split.begin(t + 1) * block);
     if (j0 >= j1) return;
-    if (pr.trans_b) return kern.dot_rows(values + j0, pr.A, pr.B + j0 * pr.ldb, pr.ldb, pr.K, j1 - j0);
+    if (pr.trans_b)
+      return kern.dot_rows(values + j0, pr.A, pr.B + j0 * pr.ldb, pr.ldb, pr.K, j1 - j0);
     for (int64_t j = j0; j < j1; j += axpy_columns)
       kern.axpy_rows(values + j, pr.A, a_step, pr.B + j, pr.ldb, pr.K,
                      std::min(axpy_columns, j1 - j));

@@ -56,12 +56,13 @@ template <typename T>
 using DotRowsFn = void (*)(T* out, const T* a, const T* b, int64_t ldb, int64_t k, int64_t n);
 
 // out (n) = a (k; elements a_step apart) @ b (k, n; rows ldb apart): each out[j] summed over p
-// in order, one FMA per step from zero. For a single row of C against an untransposed B
-// (batch-1 inference) wider than a few vectors: out stays in L1 while b streams through it
-// four rows at a time, each row read front to back, which the hardware prefetchers follow.
-// Against the single-row register tiles, which read B as column strips of up to 8 vectors,
-// on the Zen 4 (AVX2, paired runs): 1.22x on 1 x 784 x 128, 1.14x on 1 x 128 x 64, 1.73x on
-// 1 x 512 x 512; from 1 x 128 x 48 (six vectors) on it is ahead, below that behind.
+// in order from zero (one FMA per step in the vector kernels). For a single row of C against
+// an untransposed B (batch-1 inference) wider than a few vectors: out stays in L1 while b
+// streams through it four rows at a time, each row read front to back, which the hardware
+// prefetchers follow. Against the single-row register tiles, which read B as column strips
+// of up to 8 vectors, on the Zen 4 (AVX2, paired runs): 1.22x on 1 x 784 x 128, 1.14x on
+// 1 x 128 x 64, 1.73x on 1 x 512 x 512; ahead from about six vectors (1 x 128 x 48) on,
+// behind below that.
 template <typename T>
 using AxpyRowsFn = void (*)(T* out, const T* a, int64_t a_step, const T* b, int64_t ldb,
                             int64_t k, int64_t n);

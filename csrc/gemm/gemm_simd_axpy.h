@@ -46,7 +46,8 @@ void simd_axpy_rows(typename W::T* out, const typename W::T* a, int64_t a_step,
   int64_t p = 0;
   for (; p + 4 <= k; p += 4)
     simd_axpy_step<W, 4>(out, a + p * a_step, a_step, b + p * ldb, ldb, n, full, tail);
-  for (; p < k; ++p) simd_axpy_step<W, 1>(out, a + p * a_step, a_step, b + p * ldb, ldb, n, full, tail);
+  for (; p < k; ++p)
+    simd_axpy_step<W, 1>(out, a + p * a_step, a_step, b + p * ldb, ldb, n, full, tail);
 }
 
 }  // namespace
