@@ -29,7 +29,9 @@
 #include "kernels/norms.h"
 #include "kernels/optimizers.h"
 #include "kernels/softmax_cross_entropy.h"
-#include "train/mlp_trainer.h"
+#include "train/cpu_kernels.h"
+#include "train/op_spec.h"
+#include "train/trainer.h"
 
 namespace py = pybind11;
 using nnfast::Activation;
@@ -969,39 +971,190 @@ py::array row_indices(py::handle obj, const char* name, int64_t rows) {
   return a;
 }
 
-// The layer list MlpTrainer takes (nnfast/fused.py builds it), one dict per op:
-//   {"op": "dense", "weight", "bias", "weight_grad", "bias_grad", "activation",
-//    "negative_slope", "l1", "l2"}  (activation fused into the GEMM epilogue)
-//   {"op": "activation", "activation", "negative_slope"}
-//   {"op": "dropout", "p", "seed", "offset": uint64 (1,), advanced in place}
-//   {"op": "batchnorm", "gamma", "beta", "gamma_grad", "beta_grad" (all None when not affine),
-//    "running_mean", "running_var", "momentum", "eps"}
-// plus optimizer state per parameter, "<name>_state0" (SGD velocity, Adam m) and
-// "<name>_state1" (Adam v), absent or None where the optimizer keeps none.
+// ------------------------------------------------------------------------- typed op records
+
+// The dtype and input width of a model's op records (nnfast/nn/ops.py): those of the first
+// record holding an array that fixes them (a Dense weight, a batch norm's running mean).
+struct RecordsShape {
+  DType dtype = DType::f32;
+  int64_t in = 0;
+};
+
+RecordsShape records_shape(const py::list& ops) {
+  for (py::handle op : ops) {
+    const auto kind = static_cast<nnfast::OpKind>(op.attr("code").cast<int>());
+    if (kind == nnfast::OpKind::dense) {
+      py::array w = ndarray(op.attr("weight").attr("data"), "weight");
+      check_ndim(w, "weight", 2);
+      return {float_dtype(w, "weight"), w.shape(0)};
+    }
+    if (kind == nnfast::OpKind::batchnorm) {
+      py::array m = ndarray(op.attr("running_mean"), "running_mean");
+      check_ndim(m, "running_mean", 1);
+      return {float_dtype(m, "running_mean"), m.shape(0)};
+    }
+  }
+  throw py::value_error("ops: at least one Dense or BatchNorm1d layer is needed");
+}
+
+// Reads the op records into the OpSpecs an executor runs, checking every array. `place(obj,
+// name, shape)` gives the executor's pointer to a float array it reads and writes in place:
+// the array itself on the CPU, a device copy on a GPU. slots: the optimizer's state per
+// parameter in the records' parameter order (nnfast/optim/rules.py), or empty for an
+// executor that only predicts.
+template <typename T, typename Place>
+std::vector<nnfast::OpSpec<T>> read_op_records(const py::list& ops, const py::list& slots,
+                                               int64_t in, Place&& place) {
+  std::vector<nnfast::OpSpec<T>> specs;
+  size_t next_slot = 0;
+  auto param = [&](py::handle parameter, const char* name, const Shape& shape) {
+    nnfast::Param<T> p;
+    p.value = place(parameter.attr("data"), name, shape);
+    p.grad = place(parameter.attr("grad"), (std::string(name) + " grad").c_str(), shape);
+    p.size = 1;
+    for (py::ssize_t d : shape) p.size *= d;
+    if (!slots.empty()) {
+      if (next_slot >= slots.size())
+        throw py::value_error("slots: fewer optimizer slots than parameters");
+      py::handle s = slots[next_slot++];
+      for (const char* role : {"velocity", "m"})
+        if (!s.attr(role).is_none()) p.state0 = place(s.attr(role), role, shape);
+      if (!s.attr("v").is_none()) p.state1 = place(s.attr("v"), "v", shape);
+    }
+    return p;
+  };
+  auto activation = [](py::handle record, nnfast::OpSpec<T>& spec) {
+    spec.activation = parse_activation(record.attr("kind"), false);
+    spec.activation_parameter = static_cast<T>(record.attr("parameter").cast<double>());
+  };
+  int64_t width = in;
+  for (py::handle op : ops) {
+    nnfast::OpSpec<T> spec;
+    spec.kind = static_cast<nnfast::OpKind>(op.attr("code").cast<int>());
+    spec.in = spec.out = width;
+    switch (spec.kind) {
+      case nnfast::OpKind::dense: {
+        py::array w = ndarray(op.attr("weight").attr("data"), "weight");
+        check_ndim(w, "weight", 2);
+        if (w.shape(0) != width)
+          throw py::value_error("weight: layer widths do not chain (" + std::to_string(width) +
+                                " outputs into " + std::to_string(w.shape(0)) + " inputs)");
+        spec.out = w.shape(1);
+        spec.weight = param(op.attr("weight"), "weight", {spec.in, spec.out});
+        spec.weight.l1 = op.attr("l1").cast<double>();
+        spec.weight.l2 = op.attr("l2").cast<double>();
+        if (!(spec.weight.l1 >= 0.0 && spec.weight.l2 >= 0.0))
+          throw py::value_error("l1, l2: penalty coefficients must be >= 0");
+        spec.bias = param(op.attr("bias"), "bias", {spec.out});
+        activation(op.attr("activation"), spec);
+        break;
+      }
+      case nnfast::OpKind::activation:
+        activation(op.attr("activation"), spec);
+        break;
+      case nnfast::OpKind::dropout: {
+        const double p = op.attr("p").cast<double>();
+        spec.dropout = dropout_options(p, uint64_value(op.attr("seed"), "seed"), 0);
+        spec.dropout_active = p != 0.0;
+        py::array counter = ndarray(op.attr("counter"), "counter");
+        if (!counter.dtype().is(py::dtype::of<uint64_t>()))
+          throw py::type_error("counter: expected a uint64 array, got dtype " +
+                               std::string(py::str(counter.dtype())));
+        check_shape(counter, "counter", {1});
+        check_layout(counter, "counter");
+        if (!counter.writeable()) throw py::value_error("counter: array is read-only");
+        spec.dropout_counter = ptr<uint64_t>(counter);
+        break;
+      }
+      case nnfast::OpKind::batchnorm:
+        spec.running_mean = place(op.attr("running_mean"), "running_mean", {width});
+        spec.running_var = place(op.attr("running_var"), "running_var", {width});
+        spec.momentum = op.attr("momentum").cast<double>();
+        spec.eps = op.attr("eps").cast<double>();
+        if (!op.attr("gamma").is_none()) {
+          spec.weight = param(op.attr("gamma"), "gamma", {width});
+          spec.bias = param(op.attr("beta"), "beta", {width});
+        }
+        break;
+      case nnfast::OpKind::residual_begin:
+      case nnfast::OpKind::residual_end:
+        break;
+      default:
+        throw py::value_error("ops: unknown op code " + std::to_string(static_cast<int>(spec.kind)));
+    }
+    width = spec.out;
+    specs.push_back(spec);
+  }
+  if (next_slot != slots.size())
+    throw py::value_error("slots: more optimizer slots than parameters");
+  return specs;
+}
+
+// The update rule of one step (nnfast/optim/rules.py's SgdRule or AdamRule), checked.
+nnfast::UpdateRule read_update_rule(py::handle rule) {
+  nnfast::UpdateRule r;
+  r.kind = static_cast<nnfast::RuleKind>(rule.attr("code").cast<int>());
+  r.lr = rule.attr("lr").cast<double>();
+  r.weight_decay = rule.attr("weight_decay").cast<double>();
+  const py::object clipnorm = rule.attr("clipnorm"), clipvalue = rule.attr("clipvalue");
+  if (!clipnorm.is_none() && !clipvalue.is_none())
+    throw py::value_error("clipnorm, clipvalue: give one, not both");
+  for (const auto& [limit, name] : {std::pair{clipnorm, "clipnorm"}, {clipvalue, "clipvalue"}})
+    if (!limit.is_none() && !(limit.cast<double>() > 0.0))
+      throw py::value_error(arg(name) + "must be positive, got " + std::string(py::repr(limit)));
+  r.clipnorm = clipnorm.is_none() ? 0.0 : clipnorm.cast<double>();
+  r.clipvalue = clipvalue.is_none() ? 0.0 : clipvalue.cast<double>();
+  if (r.kind == nnfast::RuleKind::adam) {
+    r.beta1 = rule.attr("beta1").cast<double>();
+    r.beta2 = rule.attr("beta2").cast<double>();
+    r.eps = rule.attr("eps").cast<double>();
+    r.decoupled = rule.attr("decoupled").cast<bool>();
+    r.step = rule.attr("step").cast<int64_t>();
+    if (r.step < 1) throw py::value_error("step: counts from 1");
+  } else if (r.kind == nnfast::RuleKind::sgd) {
+    r.momentum = rule.attr("momentum").cast<double>();
+    r.nesterov = rule.attr("nesterov").cast<bool>();
+  } else {
+    throw py::value_error("rule: unknown update rule code " +
+                          std::to_string(static_cast<int>(r.kind)));
+  }
+  return r;
+}
+
+// ------------------------------------------------------------------------- the CPU trainer
+
 // Holds the trainer and a reference to every array it writes into, so Python cannot free
 // them while it lives. Calls are serialized: a trainer has one set of workspaces.
-class MlpTrainerBinding {
+class TrainerBinding {
  public:
-  MlpTrainerBinding(py::list layers, const std::string& loss) {
-    if (loss == "cross_entropy") loss_ = nnfast::LossKind::cross_entropy;
-    else if (loss == "mse") loss_ = nnfast::LossKind::mse;
-    else if (loss == "bce_with_logits") loss_ = nnfast::LossKind::bce_with_logits;
-    else throw py::value_error("loss: the fused step supports cross_entropy, mse and "
-                               "bce_with_logits, not '" + loss + "'");
-    const py::dict first = first_sized_op(layers);
-    const bool dense = op_kind(first) == "dense";
-    py::array sized = ndarray(first[dense ? "weight" : "running_mean"],
-                              dense ? "weight" : "running_mean");
-    dtype_ = float_dtype(sized, dense ? "weight" : "running_mean");
-    in_ = sized.ndim() > 0 ? sized.shape(0) : 0;
-    by_dtype(dtype_, [&](auto tag) { build<decltype(tag)>(layers); });
+  TrainerBinding(py::list ops, int loss, py::list slots)
+      : loss_(static_cast<nnfast::LossKind>(loss)), has_slots_(!slots.empty()) {
+    if (loss < 0 || loss > static_cast<int>(nnfast::LossKind::bce_with_logits))
+      throw py::value_error("loss: unknown loss code " + std::to_string(loss));
+    const RecordsShape shape = records_shape(ops);
+    dtype_ = shape.dtype;
+    in_ = shape.in;
+    for (py::handle op : ops)
+      if (static_cast<nnfast::OpKind>(op.attr("code").cast<int>()) == nnfast::OpKind::batchnorm)
+        has_batchnorm_ = true;
+    by_dtype(dtype_, [&](auto tag) {
+      using T = decltype(tag);
+      auto place = [&](py::handle obj, const char* name, const Shape& s) {
+        py::array a = inout(obj, name, dtype_, s);
+        keep_alive_.append(a);
+        return ptr<T>(a);
+      };
+      std::vector<nnfast::OpSpec<T>> specs = read_op_records<T>(ops, slots, in_, place);
+      for (py::handle op : ops) keep_alive_.append(op);
+      auto made = make_trainer(specs);
+      out_ = made->out_width();
+      if constexpr (std::is_same_v<T, float>) f32_ = std::move(made);
+      else f64_ = std::move(made);
+    });
   }
 
-  py::tuple step(py::handle X_obj, py::handle targets_obj, py::handle idx_obj,
-                 const std::string& kind, double lr, double momentum, bool nesterov,
-                 double weight_decay, double beta1, double beta2, double eps, bool decoupled,
-                 int64_t step_count, std::optional<double> clipnorm,
-                 std::optional<double> clipvalue) {
+  py::tuple step(py::handle X_obj, py::handle targets_obj, py::handle idx_obj, py::handle rule) {
+    if (!has_slots_) throw py::value_error("step: this trainer was built without optimizer slots");
     py::array X = features(X_obj);
     const int64_t rows = X.shape(0);
     py::array idx = row_indices(idx_obj, "idx", rows);
@@ -1026,40 +1179,18 @@ class MlpTrainerBinding {
     } else {
       targets = input_like(targets_obj, "targets", dtype_, {rows, out_});
     }
-    nnfast::OptimizerConfig opt;
-    if (kind == "adam") opt.kind = nnfast::OptimizerKind::adam;
-    else if (kind == "sgd") opt.kind = nnfast::OptimizerKind::sgd;
-    else throw py::value_error("kind: expected 'sgd' or 'adam', got '" + kind + "'");
-    if (opt.kind == nnfast::OptimizerKind::adam && !(has_state0_ && has_state1_))
-      throw py::value_error("kind: Adam needs m and v state arrays for every parameter");
-    if (opt.kind == nnfast::OptimizerKind::sgd && momentum != 0.0 && !has_state0_)
-      throw py::value_error("momentum: SGD momentum needs a velocity array for every parameter");
-    if (step_count < 1) throw py::value_error("step: counts from 1");
-    if (clipnorm && clipvalue) throw py::value_error("clipnorm, clipvalue: give one, not both");
-    check_clip_limit(clipnorm, "clipnorm");
-    check_clip_limit(clipvalue, "clipvalue");
-    opt.lr = lr;
-    opt.momentum = momentum;
-    opt.nesterov = nesterov;
-    opt.weight_decay = weight_decay;
-    opt.beta1 = beta1;
-    opt.beta2 = beta2;
-    opt.eps = eps;
-    opt.decoupled = decoupled;
-    opt.step = step_count;
-    opt.clipnorm = clipnorm.value_or(0.0);
-    opt.clipvalue = clipvalue.value_or(0.0);
-
+    const nnfast::UpdateRule r = read_update_rule(rule);
     const void* x = X.data();
     const void* t = targets.data();
-    const nnfast::StepResult r = without_gil([&] {
+    const nnfast::StepResult result = without_gil([&] {
       std::lock_guard<std::mutex> lock(mutex_);
       return by_dtype(dtype_, [&](auto tag) {
         using T = decltype(tag);
-        return trainer<T>()->step(static_cast<const T*>(x), t, rows_ptr, batch, opt);
+        return trainer<T>()->step(static_cast<const T*>(x), t, rows_ptr, batch, r);
       });
     });
-    return py::make_tuple(r.loss, r.correct < 0 ? py::object(py::none()) : py::int_(r.correct));
+    return py::make_tuple(result.loss, result.correct < 0 ? py::object(py::none())
+                                                          : py::int_(result.correct));
   }
 
   py::array predict(py::handle X_obj, py::handle out_obj) {
@@ -1081,25 +1212,16 @@ class MlpTrainerBinding {
   }
 
  private:
-  static void check_clip_limit(const std::optional<double>& limit, const char* name) {
-    if (limit && !(*limit > 0.0))
-      throw py::value_error(arg(name) + "must be positive, got " +
-                            std::string(py::repr(py::float_(*limit))));
-  }
+  template <typename T>
+  using CpuTrainer = nnfast::Trainer<nnfast::CpuKernels, T>;
 
-  static std::string op_kind(py::dict spec) {
-    if (!spec.contains("op")) throw py::value_error("layers: every op needs an 'op' entry");
-    return py::str(spec["op"]);
-  }
-
-  // The first op whose arrays fix the model's input width and dtype (a Dense or batch norm).
-  static py::dict first_sized_op(py::list layers) {
-    for (py::handle h : layers) {
-      py::dict spec = h.cast<py::dict>();
-      const std::string kind = op_kind(spec);
-      if (kind == "dense" || kind == "batchnorm") return spec;
+  template <typename T>
+  std::unique_ptr<CpuTrainer<T>> make_trainer(const std::vector<nnfast::OpSpec<T>>& specs) {
+    try {
+      return std::make_unique<CpuTrainer<T>>(specs, loss_);
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(std::string("ops: ") + e.what());
     }
-    throw py::value_error("layers: at least one Dense or BatchNorm1d layer is needed");
   }
 
   py::array features(py::handle obj) {
@@ -1114,133 +1236,20 @@ class MlpTrainerBinding {
   }
 
   template <typename T>
-  nnfast::MlpTrainer<T>* trainer() {
+  CpuTrainer<T>* trainer() {
     if constexpr (std::is_same_v<T, float>) return f32_.get();
     else return f64_.get();
   }
 
-  static bool has(py::dict spec, const std::string& key) {
-    return spec.contains(key) && !spec[key.c_str()].is_none();
-  }
-
-  static double number(py::dict spec, const char* key, double fallback) {
-    return has(spec, key) ? spec[key].cast<double>() : fallback;
-  }
-
-  // An array the trainer updates in place; null where absent and optional.
-  template <typename T>
-  T* array_arg(py::dict spec, const std::string& key, const Shape& shape, bool optional) {
-    if (!has(spec, key)) {
-      if (!optional) throw py::value_error(key + ": missing");
-      return nullptr;
-    }
-    py::array a = inout(spec[key.c_str()], key.c_str(), dtype_, shape);
-    keep_alive_.append(a);
-    return ptr<T>(a);
-  }
-
-  // The parameter `name` with its gradient "<name>_grad" and optimizer state.
-  template <typename T>
-  nnfast::Param<T> param(py::dict spec, const std::string& name, const Shape& shape) {
-    nnfast::Param<T> p;
-    p.value = array_arg<T>(spec, name, shape, false);
-    p.grad = array_arg<T>(spec, name + "_grad", shape, false);
-    p.state0 = array_arg<T>(spec, name + "_state0", shape, true);
-    p.state1 = array_arg<T>(spec, name + "_state1", shape, true);
-    p.size = 1;
-    for (py::ssize_t d : shape) p.size *= d;
-    has_state0_ = has_state0_ && p.state0;
-    has_state1_ = has_state1_ && p.state1;
-    return p;
-  }
-
-  template <typename T>
-  std::unique_ptr<nnfast::TrainOp<T>> dense_op(py::dict spec, int64_t width) {
-    py::array w = ndarray(spec["weight"], "weight");
-    check_ndim(w, "weight", 2);
-    const int64_t in = w.shape(0), out = w.shape(1);
-    if (in != width)
-      throw py::value_error("weight: layer widths do not chain (" + std::to_string(width) +
-                            " outputs into " + std::to_string(in) + " inputs)");
-    const Activation act = parse_activation(spec["activation"], false);
-    const T slope = static_cast<T>(number(spec, "negative_slope", 0.01));
-    nnfast::Param<T> weight = param<T>(spec, "weight", {in, out});
-    weight.l1 = number(spec, "l1", 0.0);
-    weight.l2 = number(spec, "l2", 0.0);
-    if (!(weight.l1 >= 0.0 && weight.l2 >= 0.0))
-      throw py::value_error("l1, l2: penalty coefficients must be >= 0");
-    const nnfast::Param<T> bias = param<T>(spec, "bias", {out});
-    return std::make_unique<nnfast::DenseOp<T>>(in, out, act, slope, weight, bias);
-  }
-
-  template <typename T>
-  std::unique_ptr<nnfast::TrainOp<T>> dropout_op(py::dict spec, int64_t width) {
-    const double p = spec["p"].cast<double>();
-    const nnfast::DropoutOptions opt = dropout_options(p, uint64_value(spec["seed"], "seed"), 0);
-    py::array offset = ndarray(spec["offset"], "offset");
-    if (!offset.dtype().is(py::dtype::of<uint64_t>()))
-      throw py::type_error("offset: expected a uint64 counter array, got dtype " +
-                           std::string(py::str(offset.dtype())));
-    check_shape(offset, "offset", {1});
-    check_layout(offset, "offset");
-    if (!offset.writeable()) throw py::value_error("offset: array is read-only");
-    keep_alive_.append(offset);
-    return std::make_unique<nnfast::DropoutOp<T>>(width, opt, p != 0.0, ptr<uint64_t>(offset));
-  }
-
-  template <typename T>
-  std::unique_ptr<nnfast::TrainOp<T>> batchnorm_op(py::dict spec, int64_t width) {
-    T* running_mean = array_arg<T>(spec, "running_mean", {width}, false);
-    T* running_var = array_arg<T>(spec, "running_var", {width}, false);
-    nnfast::Param<T> gamma, beta;
-    if (has(spec, "gamma")) {
-      gamma = param<T>(spec, "gamma", {width});
-      beta = param<T>(spec, "beta", {width});
-    }
-    has_batchnorm_ = true;
-    return std::make_unique<nnfast::BatchNormOp<T>>(width, number(spec, "momentum", 0.1),
-                                                    number(spec, "eps", 1e-5), gamma, beta,
-                                                    running_mean, running_var);
-  }
-
-  template <typename T>
-  void build(py::list layers) {
-    std::vector<std::unique_ptr<nnfast::TrainOp<T>>> ops;
-    has_state0_ = has_state1_ = true;
-    int64_t width = in_;
-    for (py::handle h : layers) {
-      py::dict spec = h.cast<py::dict>();
-      const std::string kind = op_kind(spec);
-      if (kind == "dense") {
-        ops.push_back(dense_op<T>(spec, width));
-      } else if (kind == "activation") {
-        ops.push_back(std::make_unique<nnfast::ActivationOp<T>>(
-            width, parse_activation(spec["activation"], false),
-            static_cast<T>(number(spec, "negative_slope", 0.01))));
-      } else if (kind == "dropout") {
-        ops.push_back(dropout_op<T>(spec, width));
-      } else if (kind == "batchnorm") {
-        ops.push_back(batchnorm_op<T>(spec, width));
-      } else {
-        throw py::value_error("op: expected 'dense', 'activation', 'dropout' or 'batchnorm', "
-                              "got '" + kind + "'");
-      }
-      width = ops.back()->out_width();
-    }
-    out_ = width;
-    auto made = std::make_unique<nnfast::MlpTrainer<T>>(std::move(ops), loss_);
-    if constexpr (std::is_same_v<T, float>) f32_ = std::move(made);
-    else f64_ = std::move(made);
-  }
-
   DType dtype_ = DType::f32;
-  nnfast::LossKind loss_ = nnfast::LossKind::cross_entropy;
+  nnfast::LossKind loss_;
+  bool has_slots_;
+  bool has_batchnorm_ = false;
   int64_t in_ = 0, out_ = 0;
-  bool has_state0_ = true, has_state1_ = true, has_batchnorm_ = false;
   py::list keep_alive_;
   std::mutex mutex_;
-  std::unique_ptr<nnfast::MlpTrainer<float>> f32_;
-  std::unique_ptr<nnfast::MlpTrainer<double>> f64_;
+  std::unique_ptr<CpuTrainer<float>> f32_;
+  std::unique_ptr<CpuTrainer<double>> f64_;
 };
 
 }  // namespace
@@ -1288,16 +1297,15 @@ PYBIND11_MODULE(_core, m) {
         py::arg("step"), py::arg("decoupled") = false,
         "one torch.optim.Adam (or AdamW with decoupled=True) step in place");
 
-  py::class_<MlpTrainerBinding>(m, "MlpTrainer",
-                                 "One C++ call per batch: gather, forward, loss, backward, update")
-      .def(py::init<py::list, const std::string&>(), py::arg("layers"), py::arg("loss"))
-      .def("step", &MlpTrainerBinding::step, py::arg("X"), py::arg("targets"), py::arg("idx"),
-           py::kw_only(), py::arg("kind"), py::arg("lr"), py::arg("momentum") = 0.0,
-           py::arg("nesterov") = false, py::arg("weight_decay") = 0.0, py::arg("beta1") = 0.9,
-           py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("decoupled") = false,
-           py::arg("step") = 1, py::arg("clipnorm") = none, py::arg("clipvalue") = none)
-      .def("predict", &MlpTrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
-
+  py::class_<TrainerBinding>(m, "Trainer",
+                             "One C++ call per batch: gather, forward, loss, backward, update")
+      .def(py::init<py::list, int, py::list>(), py::arg("ops"), py::arg("loss"),
+           py::arg("slots"),
+           "ops: typed op records (nnfast/nn/ops.py); loss: a code of ops.LOSS_CODES; slots: "
+           "the optimizer's state per parameter (nnfast/optim/rules.py), empty to predict only")
+      .def("step", &TrainerBinding::step, py::arg("X"), py::arg("targets"), py::arg("idx"),
+           py::arg("rule"), "(loss, correct count or None) of one training step on rows idx")
+      .def("predict", &TrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
 
   m.def("dropout_forward", &dropout_forward, py::arg("x"), py::arg("out") = none,
         py::arg("mask") = none, py::kw_only(), py::arg("p"), py::arg("seed"), py::arg("offset"),

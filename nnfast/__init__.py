@@ -16,6 +16,11 @@ from .backends import (BackendUnavailableError, available_backends, backend, get
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN
 from .history import History
 from .saving import ModelFileError, load, save
+from . import device as _device, saving as _saving, train as _train
+
+nn.sequential.provide_training_api(nn.sequential.TrainingAPI(
+    fit=_train.fit, evaluate=_train.evaluate, predict=_train.predict, save=_saving.save,
+    to=_device.to, device_of=_device.device_of))
 
 __all__ = ["nn", "optim", "losses", "datasets", "info", "backend", "get_backend", "set_backend",
            "available_backends", "set_num_threads", "get_num_threads", "BackendUnavailableError",

@@ -45,7 +45,8 @@ def _optimizer_header(model, arrays: dict):
     if len(opt.params) != len(params) or any(a is not b for a, b in zip(opt.params, params)):
         raise ValueError("save: model.optimizer is bound to parameters other than this model's")
     keys = []
-    for i, state in enumerate(opt.state):
+    for i, slots in enumerate(opt.slots):
+        state = slots.named()
         keys.append(sorted(state))
         for key, value in state.items():
             arrays[f"optimizer.{i}.{key}"] = value
@@ -181,10 +182,11 @@ def _restore_optimizer(path, model, entry, arrays):
     opt = optim_mod.from_config(entry["class"], entry["config"])
     opt.bind(model.parameters())
     opt.step_count = int(entry["step_count"])
-    if len(entry["state_keys"]) != len(opt.state):
+    if len(entry["state_keys"]) != len(opt.slots):
         raise ModelFileError(f"{path}: optimizer state for {len(entry['state_keys'])} parameters, "
-                             f"the model has {len(opt.state)}")
-    for i, (keys, state) in enumerate(zip(entry["state_keys"], opt.state)):
+                             f"the model has {len(opt.slots)}")
+    for i, (keys, slots) in enumerate(zip(entry["state_keys"], opt.slots)):
+        state = slots.named()
         if sorted(state) != keys:
             raise ModelFileError(f"{path}: optimizer state {keys} for parameter {i}, "
                                  f"{entry['class']} keeps {sorted(state)}")

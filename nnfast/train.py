@@ -16,6 +16,7 @@ from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import Callback, TerminateOnNaN
+from .executor import Executor, LayerwiseStep
 from .history import History
 from .nn.module import as_float_input
 
@@ -96,11 +97,6 @@ class _Progress:
             print(f"epoch {epoch + 1}/{self.epochs}  {text}", flush=True)
 
 
-def _model_penalty(model) -> float:
-    penalty = getattr(model, "penalty", None)
-    return penalty() if penalty is not None else 0.0
-
-
 def epoch_order(seed_root: int, epoch: int, n: int) -> np.ndarray:
     """The sample order of epoch `epoch` (counted over every fit() of the model): a function of
     (seed, epoch) alone, so a resumed run shuffles as the uninterrupted one would."""
@@ -158,6 +154,65 @@ def _training_setup(model, loss, optimizer, scheduler, decay):
     return loss_fn, opt, scheduler
 
 
+def executor_for(model, loss_fn, opt, X, y) -> Executor:
+    """The fastest executor that runs this model, loss and optimizer where the model is."""
+    if device_mod.device_of(model) == "cuda":
+        return device_mod.CudaTrainer(model, loss_fn, opt, X, y)
+    if fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
+        return fused_step.FusedTrainer(model, loss_fn, opt)
+    return LayerwiseStep(model, loss_fn, opt)
+
+
+def _split(model, loss_fn, X, y, validation_split, validation_data):
+    """Checked (X, y, X_val, y_val): validation from validation_data, or the last
+    validation_split of the samples, or None."""
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must lie in [0, 1), got {validation_split}")
+    X = check_inputs(model, X)
+    y = check_targets(model, loss_fn, X, y)
+    if validation_data is not None:
+        if validation_split:
+            raise ValueError("give validation_split or validation_data, not both")
+        X_val = check_inputs(model, validation_data[0], "validation_data X")
+        return X, y, X_val, check_targets(model, loss_fn, X_val, validation_data[1],
+                                          "validation_data y")
+    if not validation_split:
+        return X, y, None, None
+    n_val = int(round(X.shape[0] * validation_split))
+    if n_val == 0 or n_val == X.shape[0]:
+        raise ValueError(f"validation_split={validation_split} leaves {n_val} of {X.shape[0]} "
+                         "samples for validation")
+    return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+
+
+def _run_epoch(executor, model, X, y, order, batch_size, callbacks, progress, epoch) -> dict:
+    """One pass over the samples in `order`; the epoch's training logs."""
+    total_loss, total_correct, has_accuracy, seen = 0.0, 0, True, 0
+    start = time.perf_counter()
+    executor.begin_epoch()
+    for b, first in enumerate(range(0, len(order), batch_size)):
+        idx = order[first:first + batch_size]
+        value, correct = executor.step(X, y, idx)
+        total_loss += value * len(idx)
+        seen += len(idx)
+        has_accuracy = has_accuracy and correct is not None
+        total_correct += correct or 0
+        for cb in callbacks:
+            cb.on_batch_loss(model, epoch, b, value)
+        if model.stop_training:  # a callback refused this batch: no update
+            break
+        executor.apply()
+        progress.update(value)
+    executor.end_epoch()  # the host arrays are current again for validation and callbacks
+    seconds = time.perf_counter() - start
+    logs = {"loss": total_loss / seen}
+    if has_accuracy:
+        logs["accuracy"] = total_correct / seen
+    logs["seconds"] = seconds
+    logs["samples_per_sec"] = seen / seconds if seconds > 0 else float("inf")
+    return logs
+
+
 def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, validation_split: float = 0.0, validation_data=None, seed=None,
         verbose: int = 1, callbacks=None, scheduler=None, decay=None,
@@ -179,6 +234,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     for InverseTimeDecay(d), lr / (1 + d * epoch).
     terminate_on_nan: stop at the first NaN/inf batch loss, keeping the last good weights.
     The logged loss includes the layers' L1/L2 penalties (Dense(..., l1=, l2=)).
+    fit() sets the model's history, loss, optimizer, scheduler and epochs_trained.
     """
     epochs = _positive_int(epochs, "epochs")
     batch_size = _positive_int(batch_size, "batch_size")
@@ -189,26 +245,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
             raise TypeError(f"callbacks: {cb!r} is not an nnfast Callback")
     if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
         callbacks.append(TerminateOnNaN())
-    if not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"validation_split must lie in [0, 1), got {validation_split}")
     seed_root = _seed_root(seed)
-
-    X = check_inputs(model, X)
-    y = check_targets(model, loss_fn, X, y)
-    if validation_data is not None:
-        if validation_split:
-            raise ValueError("give validation_split or validation_data, not both")
-        X_val = check_inputs(model, validation_data[0], "validation_data X")
-        y_val = check_targets(model, loss_fn, X_val, validation_data[1], "validation_data y")
-    elif validation_split:
-        n_val = int(round(X.shape[0] * validation_split))
-        if n_val == 0 or n_val == X.shape[0]:
-            raise ValueError(f"validation_split={validation_split} leaves {n_val} of {X.shape[0]} "
-                             "samples for validation")
-        X, X_val = X[:-n_val], X[-n_val:]
-        y, y_val = y[:-n_val], y[-n_val:]
-    else:
-        X_val = y_val = None
+    X, y, X_val, y_val = _split(model, loss_fn, X, y, validation_split, validation_data)
     n = X.shape[0]
     _check_batch_sizes(model, n, batch_size)
     metrics = _expected_metrics(loss_fn, X_val is not None)
@@ -218,72 +256,29 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
         opt.bind(model.parameters())
     if scheduler is not None and scheduler.optimizer is None:
         scheduler.bind(opt)
+    executor = executor_for(model, loss_fn, opt, X, y)
 
-    # One compiled call per batch (forward, backward and update) where the model, loss,
-    # optimizer and backend allow; the layer-by-layer path otherwise.
-    fused = None
-    on_cuda = device_mod.device_of(model) == "cuda"
-    if on_cuda:  # model.to("cuda"): every step runs on the GPU
-        fused = device_mod.CudaTrainer(model, loss_fn, opt, X, y)
-    elif fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
-        fused = fused_step.FusedTrainer(model, loss_fn, opt)
-
-    batches = -(-n // batch_size)
-    first_epoch = int(getattr(model, "epochs_trained", 0))
+    first_epoch = model.epochs_trained
     history = History()
-    model.history = history
-    model.loss = loss_fn
-    model.optimizer = opt
-    model.scheduler = scheduler
+    model.history, model.loss, model.optimizer, model.scheduler = history, loss_fn, opt, scheduler
     model.stop_training = False
-    progress = _Progress(verbose, first_epoch + epochs, batches)
+    progress = _Progress(verbose, first_epoch + epochs, -(-n // batch_size))
     for cb in callbacks:
         cb.on_train_begin(model, {"metrics": metrics})
-
     for epoch in range(first_epoch, first_epoch + epochs):
         model.train()
         order = epoch_order(seed_root, epoch, n) if shuffle else np.arange(n)
         progress.start_epoch(epoch)
         for cb in callbacks:
             cb.on_epoch_begin(model, epoch, {})
-        total_loss, total_correct, has_accuracy, seen = 0.0, 0, True, 0
-        start = time.perf_counter()
-        if on_cuda:
-            fused.begin_epoch()
-        for b in range(batches):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            if fused is not None:  # the update is done: on_batch_loss sees its loss after it
-                value, correct = fused.step(X, y, idx)
-            else:
-                xb, yb = X[idx], y[idx]
-                opt.zero_grad()
-                out = model(xb)
-                value = loss_fn(out, yb) + _model_penalty(model)
-                correct = loss_fn.correct(out, yb)
-            total_loss += value * len(idx)
-            seen += len(idx)
-            has_accuracy = has_accuracy and correct is not None
-            total_correct += correct or 0
-            for cb in callbacks:
-                cb.on_batch_loss(model, epoch, b, value)
-            if model.stop_training:  # a callback refused this batch: no update
-                break
-            if fused is None:
-                model.backward(loss_fn.backward(), need_input_grad=False)
-                opt.step()
-            progress.update(value)
-        if on_cuda:  # the host arrays are current again for validation and callbacks
-            fused.end_epoch()
-        seconds = time.perf_counter() - start
-        logs = {"loss": total_loss / seen}
-        if has_accuracy:
-            logs["accuracy"] = total_correct / seen
+        train_logs = _run_epoch(executor, model, X, y, order, batch_size, callbacks, progress,
+                                epoch)
+        logs = {k: train_logs[k] for k in ("loss", "accuracy") if k in train_logs}
         if X_val is not None:
             val = _evaluate_prepared(model, loss_fn, X_val, y_val)
             logs.update({f"val_{k}": v for k, v in val.items()})
-        logs["lr"] = opt.lr
-        logs["seconds"] = seconds
-        logs["samples_per_sec"] = seen / seconds if seconds > 0 else float("inf")
+        logs.update(lr=opt.lr, seconds=train_logs["seconds"],
+                    samples_per_sec=train_logs["samples_per_sec"])
         model.epochs_trained = epoch + 1
         history.record(epoch, logs)
         progress.end_epoch(epoch, logs)
@@ -313,7 +308,7 @@ def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH) -> di
             total_correct += correct or 0
     finally:
         model.train(was_training)
-    result = {"loss": total_loss / X.shape[0] + _model_penalty(model)}
+    result = {"loss": total_loss / X.shape[0] + model.penalty()}
     if has_accuracy:
         result["accuracy"] = total_correct / X.shape[0]
     return result

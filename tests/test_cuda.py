@@ -196,9 +196,9 @@ def test_cuda_training_matches_reference_over_50_steps(rng, dtype, act, loss_nam
     for p, q in zip(gpu_model.parameters(), ref_model.parameters()):
         np.testing.assert_allclose(p.data, q.data, **TOL[dtype], err_msg=p.name)
         np.testing.assert_allclose(p.grad, q.grad, **TOL[dtype], err_msg=f"grad of {p.name}")
-    for s, r in zip(gpu_opt.state, ref_opt.state):  # the optimizer state came back too
-        for key in s:
-            np.testing.assert_allclose(s[key], r[key], **TOL[dtype], err_msg=key)
+    for s, r in zip(gpu_opt.slots, ref_opt.slots):  # the optimizer state came back too
+        for key, value in s.named().items():
+            np.testing.assert_allclose(value, r.named()[key], **TOL[dtype], err_msg=key)
 
 
 @needs_gpu

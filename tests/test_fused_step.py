@@ -48,9 +48,9 @@ def reference_step(model, opt, loss_fn, xb, yb):
     return value
 
 
-def run_models(model_fn, opt_fn, loss_name, dtype, rng, steps, batch=16):
+def run_models(model_fn, opt_fn, loss_name, dtype, rng, steps, batch=16, layer_backend="numpy"):
     """Train two copies of model_fn() for `steps` batches: one with the fused step (cpp), one
-    layer by layer on the NumPy reference, on the same batches."""
+    layer by layer on `layer_backend` (the NumPy reference), on the same batches."""
     X, y = data(loss_name, dtype, rng)
     fused_model, ref_model = model_fn(), model_fn()
     fused_opt, ref_opt = opt_fn(fused_model.parameters()), opt_fn(ref_model.parameters())
@@ -64,7 +64,7 @@ def run_models(model_fn, opt_fn, loss_name, dtype, rng, steps, batch=16):
         idx = order[s * batch:(s + 1) * batch].copy()
         with nnfast.backend("cpp"):
             fused_losses.append(trainer.step(X, y, idx)[0])
-        with nnfast.backend("numpy"):
+        with nnfast.backend(layer_backend):
             ref_losses.append(reference_step(ref_model, ref_opt, loss_fn, X[idx], y[idx]))
     return fused_model, ref_model, fused_losses, ref_losses
 
@@ -123,15 +123,25 @@ def test_fit_uses_fused_step_and_matches_layer_path(rng, monkeypatch):
         np.testing.assert_allclose(p.data, q.data, rtol=1e-3, atol=1e-4)
 
 
+class _Scale(nn.Layer):
+    """A custom layer: runs on the layer-by-layer path only."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad_out):
+        return 2 * grad_out
+
+
 @pytest.mark.parametrize("model_fn,loss,target_2d,why", [
     (lambda: nn.Sequential(nn.Dense(4, 3), nn.Softmax()), "cross_entropy", False, "Softmax"),
     (lambda: nn.Sequential(nn.Dense(4, 3)), "cross_entropy", True, "one-hot"),
     (lambda: nn.Sequential(nn.Dense(4, 1), nn.Sigmoid()), "bce", False, "BinaryCrossEntropy"),
-    (lambda: nn.Sequential(nn.Dense(4, 4), nn.Residual(nn.Dense(4, 4))), "cross_entropy", False,
-     "layer 1 (Residual) is not fusable"),
+    (lambda: nn.Sequential(nn.Dense(4, 4), nn.Residual(_Scale())), "cross_entropy", False,
+     "_Scale has no op record"),
     (lambda: nn.Sequential(nn.ReLU(), nn.Dropout(0.5)), "cross_entropy", False, "without Dense"),
     (lambda: nn.Sequential(nn.Dense(4, 4), nn.BatchNorm1d(4, dtype=np.float64), nn.Dense(4, 3)),
-     "cross_entropy", False, "layers of different dtypes"),
+     "cross_entropy", False, "mix float32 and float64"),
 ])
 def test_unsupported_combinations_say_why(model_fn, loss, target_2d, why):
     model = model_fn()
@@ -178,7 +188,7 @@ def test_model_predict_uses_compiled_forward_and_tracks_new_weights(rng):
     x = rng.standard_normal(13).astype(np.float32)
     with nnfast.backend("cpp"):
         first = model.predict(x)
-        assert model._fused_predictor is not None
+        assert fused.predictor(model) is not None
         model.layers[0].weight_param.data = model.layers[0].weight * 2  # replaced, not updated in place
         second = model.predict(x)
     with nnfast.backend("numpy"):
@@ -337,6 +347,49 @@ def test_fused_gradient_clipping_matches_reference(rng, dtype, opt_name):
         assert max(float(np.abs(g).max()) for g in grads) == np.asarray(0.002, dtype)
 
 
+def residual_model(dtype, smooth=False):
+    act, l1 = kinks(smooth)
+    block = nn.Sequential(nn.Dense(17, 17, seed=1, dtype=dtype, l1=l1), ACTIVATIONS[act](),
+                          nn.Residual(nn.Sequential(nn.Dense(17, 17, seed=2, dtype=dtype),
+                                                    nn.Tanh())))
+    return nn.Sequential(nn.Dense(13, 17, seed=0, dtype=dtype), nn.GELU(), nn.Residual(block),
+                         nn.Dropout(0.2, seed=3), nn.Dense(17, 5, seed=4, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse", "bce_with_logits"])
+def test_fused_residual_model_matches_reference(rng, dtype, loss_name):
+    runs = run_models(lambda: residual_model(dtype, smooth=dtype == np.float32),
+                      OPTIMIZERS["adam_l2"], loss_name, dtype, rng, 50)
+    assert_same_training(*runs, dtype)
+
+
+BITWISE_MODELS = {
+    **{f"mlp_{act}": (lambda act=act: make_model(act, np.float64, 5), "adam_l2")
+       for act in ACTIVATIONS},
+    **{name: (lambda fn=fn: fn(np.float64), opt) for name, (fn, opt) in FEATURE_MODELS.items()},
+    "residual": (lambda: residual_model(np.float64), "adamw"),
+    "clipnorm": (lambda: everything_model(np.float64), "clipnorm_sgd"),
+    "clipvalue": (lambda: everything_model(np.float64), "clipvalue_adamw"),
+}
+
+
+@pytest.mark.parametrize("model_name", BITWISE_MODELS)
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse", "bce_with_logits"])
+def test_fused_and_layer_paths_are_bitwise_equal_in_float64(rng, model_name, loss_name):
+    """One description, one formula per device: the fused step and the layer-by-layer path on
+    the same (cpp) backend run the same kernels in the same order."""
+    model_fn, opt_name = BITWISE_MODELS[model_name]
+    opt_fn = {**OPTIMIZERS, **CLIPPED}[opt_name]
+    fused_model, layer_model, fused_losses, layer_losses = run_models(
+        model_fn, opt_fn, loss_name, np.float64, rng, 50, layer_backend="cpp")
+    for p, q in zip(fused_model.parameters(), layer_model.parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=p.name)
+    for a, b in zip(fused_model.buffers(), layer_model.buffers(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(fused_losses, layer_losses, rtol=1e-12)
+
+
 def copy_training_state(source, target):
     """Parameters, running statistics and dropout counters of source into target; gradients 0."""
     for p, q in zip(source.parameters(), target.parameters()):
@@ -418,7 +471,7 @@ def test_fused_and_layer_paths_draw_the_same_dropout_masks(rng):
     assert fused_model.layers[3].offset == ref_model.layers[3].offset == 50 * 17
 
 
-def test_fit_falls_back_to_the_layer_path_for_a_residual_model(rng, monkeypatch):
+def test_fit_falls_back_to_the_layer_path_for_a_custom_layer(rng, monkeypatch):
     X, y = data("cross_entropy", np.float64, rng, n=120)
     built = []
     original = fused.FusedTrainer.__init__
@@ -427,7 +480,8 @@ def test_fit_falls_back_to_the_layer_path_for_a_residual_model(rng, monkeypatch)
     results = {}
     for name in ("cpp", "numpy"):
         model = nn.Sequential(nn.Dense(13, 8, seed=0, dtype=np.float64), nn.ReLU(),
-                              nn.Residual(nn.Dense(8, 8, seed=1, dtype=np.float64)),
+                              nn.Residual(nn.Sequential(nn.Dense(8, 8, seed=1, dtype=np.float64),
+                                                        _Scale())),
                               nn.Dropout(0.2, seed=2), nn.Dense(8, 5, seed=3, dtype=np.float64))
         with nnfast.backend(name):
             reason = fused.unsupported_reason(model, losses.CrossEntropy(), optim.Adam(), y)
@@ -435,7 +489,7 @@ def test_fit_falls_back_to_the_layer_path_for_a_residual_model(rng, monkeypatch)
                                 seed=5, verbose=0)
         results[name] = (reason, model, history)
     assert built == []  # neither backend built a fused trainer
-    assert "layer 2 (Residual) is not fusable" in results["cpp"][0]
+    assert "_Scale has no op record" in results["cpp"][0]
     (_, fm, fh), (_, rm, rh) = results["cpp"], results["numpy"]
     np.testing.assert_allclose(fh["loss"], rh["loss"], rtol=1e-9)
     for p, q in zip(fm.parameters(), rm.parameters()):
@@ -526,7 +580,8 @@ def test_compiled_predict_runs_in_eval_mode(rng):
     X = rng.standard_normal((9, 13))
     with nnfast.backend("cpp"):
         out = model.predict(X)
-    assert model._fused_predictor is not None
+    with nnfast.backend("cpp"):
+        assert fused.predictor(model) is not None
     with nnfast.backend("numpy"):
         np.testing.assert_allclose(out, model.eval()(X), rtol=1e-12, atol=1e-14)
     assert model.layers[3].offset == 0  # no mask drawn
@@ -540,19 +595,28 @@ def test_fused_step_rejects_bad_training_arguments(rng):
     X, y = data("cross_entropy", np.float32, rng, n=20)
     with pytest.raises(ValueError, match="batch norm in training mode needs at least 2 samples"):
         trainer.step(X, y, np.array([3]))
+    both = optim.rules.SgdRule(lr=0.1, weight_decay=0.0, clipnorm=1.0, clipvalue=1.0)
     with pytest.raises(ValueError, match="clipnorm, clipvalue: give one, not both"):
-        trainer.trainer.step(X, y, np.arange(4), kind="sgd", lr=0.1, clipnorm=1.0, clipvalue=1.0)
+        trainer.trainer.step(X, y, np.arange(4), both)
+    negative = optim.rules.SgdRule(lr=0.1, weight_decay=0.0, clipnorm=-1.0, clipvalue=None)
     with pytest.raises(ValueError, match="clipnorm: must be positive"):
-        trainer.trainer.step(X, y, np.arange(4), kind="sgd", lr=0.1, clipnorm=-1.0)
+        trainer.trainer.step(X, y, np.arange(4), negative)
     assert model.layers[3].offset == 0 and opt.step_count == 0  # nothing ran
-    specs = fused._compiled_ops(fused._plan(model), np.zeros(1, np.uint64))
-    assert [spec["op"] for spec in specs] == ["dense", "batchnorm", "dropout", "dense"]
-    specs[2]["offset"] = np.zeros(1, np.int64)
-    with pytest.raises(TypeError, match="offset: expected a uint64 counter array"):
-        nnfast.get_backend("cpp").MlpTrainer(specs, "cross_entropy")
-    specs[2] = {"op": "conv"}
-    with pytest.raises(ValueError, match="op: expected 'dense', 'activation', 'dropout' or 'batchnorm'"):
-        nnfast.get_backend("cpp").MlpTrainer(specs, "cross_entropy")
+    ops = fused.plan(model)
+    assert [type(op) for op in ops] == [nn.ops.DenseOp, nn.ops.BatchNormOp, nn.ops.DropoutOp,
+                                        nn.ops.DenseOp]
+    Trainer = nnfast.get_backend("cpp").Trainer
+    ops[2] = nn.ops.DropoutOp(0.5, 1, np.zeros(1, np.int64))
+    with pytest.raises(TypeError, match="counter: expected a uint64 array"):
+        Trainer(ops, 0, [])
+
+    class UnknownOp(nn.ops.Op):
+        code = 99
+    ops[2] = UnknownOp()
+    with pytest.raises(ValueError, match="unknown op code 99"):
+        Trainer(ops, 0, [])
+    with pytest.raises(ValueError, match="a residual begin without its end"):
+        Trainer([nn.ops.ResidualBeginOp(), *ops[:2]], 0, [])
 
 
 @pytest.mark.parametrize("model_fn,opt_fn,why", [

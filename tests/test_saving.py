@@ -90,9 +90,9 @@ def test_train_save_load_resume_equals_one_run_bitwise(backend, rng, tmp_path, n
         np.testing.assert_array_equal(a.data, b.data)
     for a, b in zip(resumed.buffers(), straight.buffers()):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(resumed.optimizer.state, straight.optimizer.state):
-        for key in a:
-            np.testing.assert_array_equal(a[key], b[key])
+    for a, b in zip(resumed.optimizer.slots, straight.optimizer.slots):
+        for key, value in a.named().items():
+            np.testing.assert_array_equal(value, b.named()[key])
 
 
 def test_save_is_atomic_and_leaves_no_temporary_files(backend, rng, tmp_path):

@@ -70,4 +70,12 @@ inline T activate_grad(Activation act, T x, T y, T slope) {
   }
 }
 
+// Whether activate_grad needs x itself, not only y = activate(x): an executor that keeps
+// only the output (a GEMM epilogue) must then keep a pre-activation copy.
+template <typename T>
+constexpr bool grad_needs_input(Activation act, T parameter) {
+  return act == Activation::gelu || act == Activation::gelu_tanh ||
+         (act == Activation::leaky_relu && !(parameter > T(0)));
+}
+
 }  // namespace nnfast

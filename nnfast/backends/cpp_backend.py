@@ -33,7 +33,7 @@ except ImportError as exc:  # say so when the build skipped the extension (no co
 
 from nnfast.backends._contract import PRIMITIVES  # noqa: E402
 
-_STALE = [n for n in (*PRIMITIVES, "MlpTrainer", "contention_stats") if not hasattr(_core, n)]
+_STALE = [n for n in (*PRIMITIVES, "Trainer", "contention_stats") if not hasattr(_core, n)]
 if _STALE:  # an in-place build left behind by an older checkout
     raise ImportError(f"{_core.__file__} is older than this source (it lacks {', '.join(_STALE)}); "
                       "rebuild it: pip install . (or pip install -e . for a checkout)")
@@ -66,7 +66,7 @@ scale_inplace = _core.scale_inplace
 clip_inplace = _core.clip_inplace
 weight_penalty_forward = _core.weight_penalty_forward
 weight_penalty_backward = _core.weight_penalty_backward
-MlpTrainer = _core.MlpTrainer  # the fused training step (nnfast/fused.py)
+Trainer = _core.Trainer  # the fused training step (nnfast/fused.py)
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
 contention_stats = _core.contention_stats

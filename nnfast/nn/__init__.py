@@ -3,6 +3,7 @@ from .activations import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .batchnorm import BatchNorm1d
 from .dense import Dense
 from .dropout import Dropout
+from . import ops
 from .module import Layer, Parameter
 from .registry import layer_from_config, layer_to_config, register_layer
 from .residual import Residual

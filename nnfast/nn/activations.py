@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backends import get_backend
 from .module import Layer
+from .ops import Activation, ActivationOp, CannotLower
 
 
 class _Activation(Layer):
@@ -29,6 +30,9 @@ class _Activation(Layer):
             raise ValueError(f"{type(self).__name__}.backward: expected grad of shape {x.shape}, "
                              f"got {grad_out.shape}")
         return get_backend().activation_backward(self.kind, grad_out, x, y, **self._params())
+
+    def lower(self):
+        return [ActivationOp(Activation(self.kind, *self._params().values()))]
 
     def get_config(self):
         return {}
@@ -70,6 +74,9 @@ class Softmax(_Activation):
     out: CrossEntropy takes logits and fuses the softmax, which is faster and stabler."""
 
     kind = "softmax"
+
+    def lower(self):
+        raise CannotLower("a Softmax layer has no op record (train CrossEntropy on logits)")
 
 
 class GELU(_Activation):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import get_backend
-from .module import Layer, Parameter, TrackedArray, as_float_input
+from .module import Layer, Parameter, as_float_input
+from .ops import BatchNormOp
 
 
 class BatchNorm1d(Layer):
@@ -39,8 +40,6 @@ class BatchNorm1d(Layer):
         self.running_var = np.ones(c, self.dtype)
         self._x = None
 
-    running_mean = TrackedArray()
-    running_var = TrackedArray()
     gamma = property(lambda self: self.gamma_param.data if self.affine else None)
     beta = property(lambda self: self.beta_param.data if self.affine else None)
 
@@ -87,6 +86,10 @@ class BatchNorm1d(Layer):
             grad_gamma=self.gamma_param.grad if self.affine else None,
             grad_beta=self.beta_param.grad if self.affine else None,
             training=self._trained_forward)
+
+    def lower(self):
+        return [BatchNormOp(self.gamma_param, self.beta_param, self.running_mean, self.running_var,
+                            self.momentum, self.eps)]
 
     def get_config(self):
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps,

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..backends import get_backend
 from .module import Layer, Parameter, as_float_input
+from .ops import DenseOp
 
 INITS = ("he", "xavier")
 
@@ -83,6 +84,9 @@ class Dense(Layer):
         if not need_input_grad:
             return None
         return B.gemm(grad_out, self.weight, trans_b=True)
+
+    def lower(self):
+        return [DenseOp(self.weight_param, self.bias_param, l1=self.l1, l2=self.l2)]
 
     def penalty(self) -> float:
         if not (self.l1 or self.l2):

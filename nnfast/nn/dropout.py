@@ -7,6 +7,7 @@ import numpy as np
 
 from ..backends import get_backend
 from .module import Layer
+from .ops import DropoutOp
 
 _U64 = 2 ** 64
 
@@ -32,8 +33,19 @@ class Dropout(Layer):
             seed = secrets.randbits(64)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < _U64:
             raise ValueError(f"Dropout: seed must be an integer in [0, 2**64) or None, got {seed!r}")
-        self.p, self.seed, self.offset = p, int(seed), 0
+        self.p, self.seed = p, int(seed)
+        # The offset lives in an array so that the compiled executors advance it in place.
+        self._counter = np.zeros(1, np.uint64)
         self._mask = None
+
+    @property
+    def offset(self) -> int:
+        """The counter of the next mask element (mod 2**64)."""
+        return int(self._counter[0])
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        self._counter[0] = int(value) % _U64
 
     def forward(self, x):
         x = np.asarray(x)
@@ -58,6 +70,9 @@ class Dropout(Layer):
         if self._mask is None:  # the forward was the identity
             return grad_out
         return get_backend().dropout_backward(grad_out, self._mask, p=self.p)
+
+    def lower(self):
+        return [DropoutOp(self.p, self.seed, self._counter)]
 
     def get_config(self):
         return {"p": self.p, "seed": self.seed}

@@ -4,29 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 
-_arrays_generation = 0
-
-
-def arrays_generation() -> int:
-    """A count of the times a parameter's or buffer's array was replaced by another (not
-    written in place): compiled forwards that hold those arrays are rebuilt when it moves."""
-    return _arrays_generation
-
-
-class TrackedArray:
-    """An attribute holding an array that compiled forwards may keep using: assigning another
-    array moves arrays_generation(); writing into the array in place does not need to."""
-
-    def __set_name__(self, owner, name):
-        self.slot = "_" + name
-
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else getattr(obj, self.slot)
-
-    def __set__(self, obj, value):
-        global _arrays_generation
-        setattr(obj, self.slot, value)
-        _arrays_generation += 1
+class CannotLower(ValueError):
+    """A layer that has no op record (a custom layer, Softmax): the compiled executors cannot
+    run a model holding it, the layer-by-layer path can."""
 
 
 class Parameter:
@@ -36,8 +16,7 @@ class Parameter:
     until `zero_grad()` (as in PyTorch).
     """
 
-    __slots__ = ("_data", "grad", "name")
-    data = TrackedArray()
+    __slots__ = ("data", "grad", "name")
 
     def __init__(self, data: np.ndarray, name: str):
         self.data = np.ascontiguousarray(data)
@@ -119,6 +98,11 @@ class Layer:
     def penalty(self) -> float:
         """The L1/L2 penalty this layer adds to the loss (0 for most layers)."""
         return 0.0
+
+    def lower(self) -> list:
+        """This layer as typed op records (nnfast.nn.ops), the description the compiled
+        executors run; raises ops.CannotLower for a layer that has none."""
+        raise CannotLower(f"{type(self).__name__} has no op record")
 
     def get_config(self) -> dict:
         raise NotImplementedError(f"{type(self).__name__} does not define get_config(), so it "

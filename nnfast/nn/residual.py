@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .module import Layer, as_float_input
+from .ops import ResidualBeginOp, ResidualEndOp
+from .registry import layer_from_config, layer_to_config
 
 
 def _width(block: Layer, attr: str):
@@ -69,13 +71,14 @@ class Residual(Layer):
             return None
         return grad_out + self.block.backward(grad_out)
 
+    def lower(self):
+        return [ResidualBeginOp(), *self.block.lower(), ResidualEndOp()]
+
     def get_config(self):
-        from .registry import layer_to_config
         return {"block": layer_to_config(self.block)}
 
     @classmethod
     def from_config(cls, config):
-        from .registry import layer_from_config
         return cls(layer_from_config(config["block"]))
 
     def __repr__(self):

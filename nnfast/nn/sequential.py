@@ -1,27 +1,43 @@
 """Sequential: layers applied in order, with backward in reverse and the training API."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from .module import Layer, as_float_input
+from .registry import layer_from_config, layer_to_config
 
 
-_train = None
+@dataclass(frozen=True)
+class TrainingAPI:
+    """What Sequential's training methods call. nnfast/__init__.py provides it
+    (nnfast.train, nnfast.saving, nnfast.device), so that nn depends on no module above it."""
+
+    fit: Callable
+    evaluate: Callable
+    predict: Callable
+    save: Callable
+    to: Callable
+    device_of: Callable
 
 
-def _train_api():
-    """nnfast.train, which imports this module: imported on first use, then kept (an import
-    statement per call costs predict() on one sample a tenth of its time)."""
-    global _train
-    if _train is None:
-        from .. import train
-        _train = train
-    return _train
+_api: TrainingAPI | None = None
+
+
+def provide_training_api(api: TrainingAPI) -> None:
+    global _api
+    _api = api
 
 
 class Sequential(Layer):
     """A stack of layers. `model(x)` runs forward, `model.backward(grad)` runs backward
     and returns the gradient with respect to the input; fit/evaluate/predict train and use it.
+
+    Set by fit() (and nnfast.load), as in Keras: `history` (the last fit's History), `loss`,
+    `optimizer` and `scheduler` (what a later fit() continues with), `epochs_trained`
+    (epochs over every fit() call), `stop_training` (a callback sets it to end fit()).
     """
 
     can_skip_input_grad = True
@@ -33,6 +49,8 @@ class Sequential(Layer):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Layer")
         self.layers = list(layers)
+        self.history = self.loss = self.optimizer = self.scheduler = None
+        self.epochs_trained = 0
         self.stop_training = False
 
     @property
@@ -83,25 +101,25 @@ class Sequential(Layer):
     def buffers(self):
         return [b for layer in self.layers for b in layer.buffers()]
 
+    def lower(self):
+        return [op for layer in self.layers for op in layer.lower()]
+
     def penalty(self) -> float:
         """The sum of the layers' L1/L2 penalties: add it to the loss in a manual loop
         (backward() already adds its gradient); fit() reports loss + penalty."""
         return sum((layer.penalty() for layer in self.layers), 0.0)
 
     def get_config(self):
-        from .registry import layer_to_config
         return {"layers": [layer_to_config(layer) for layer in self.layers]}
 
     @classmethod
     def from_config(cls, config):
-        from .registry import layer_from_config
         return cls(*[layer_from_config(entry) for entry in config["layers"]])
 
     def save(self, path) -> None:
         """Write the architecture, weights, running statistics and optimizer state to `path`
         (an .npz archive without pickles); nnfast.load(path) gives the model back."""
-        from ..saving import save
-        save(self, path)
+        _api.save(self, path)
 
     def train(self, mode: bool = True):
         self.training = mode
@@ -112,25 +130,23 @@ class Sequential(Layer):
     def to(self, device: str):
         """Move training to "cuda" (parameters, optimizer state and data in GPU memory) or
         back to "cpu"; returns the model. See nnfast.device."""
-        from ..device import to
-        return to(self, device)
+        return _api.to(self, device)
 
     @property
     def device(self) -> str:
-        from ..device import device_of
-        return device_of(self)
+        return _api.device_of(self)
 
     def fit(self, X, y, **kwargs):
         """Train on (X, y); see nnfast.train.fit for the arguments. Returns a History."""
-        return _train_api().fit(self, X, y, **kwargs)
+        return _api.fit(self, X, y, **kwargs)
 
     def evaluate(self, X, y, **kwargs):
         """Loss and accuracy on (X, y) in eval mode; see nnfast.train.evaluate."""
-        return _train_api().evaluate(self, X, y, **kwargs)
+        return _api.evaluate(self, X, y, **kwargs)
 
     def predict(self, X, **kwargs):
         """The model's outputs on X in eval mode (logits for a CrossEntropy model)."""
-        return _train_api().predict(self, X, **kwargs)
+        return _api.predict(self, X, **kwargs)
 
     def __len__(self):
         return len(self.layers)

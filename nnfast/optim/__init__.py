@@ -1,6 +1,6 @@
 """Optimizers: SGD (momentum, Nesterov, weight decay), Adam, AdamW; gradient clipping;
 learning-rate schedules (nnfast.optim.schedulers)."""
-from . import schedulers
+from . import rules, schedulers
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm, clip_grad_value, grad_norm
 from .optimizer import Optimizer

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..backends import get_backend
 from .optimizer import Optimizer
+from .rules import AdamRule, Slots
 
 
 class Adam(Optimizer):
@@ -23,11 +24,16 @@ class Adam(Optimizer):
         return {**super().get_config(), "betas": list(self.betas), "eps": self.eps,
                 "weight_decay": self.weight_decay}
 
-    def _new_state(self, p):
-        return {"m": self._zeros_like(p), "v": self._zeros_like(p)}
+    def _new_slots(self, p):
+        return Slots(m=self._zeros_like(p), v=self._zeros_like(p))
 
-    def _update(self, p, state):
-        get_backend().adam_update(p.data, p.grad, state["m"], state["v"], lr=self.lr,
+    def rule(self):
+        return AdamRule(lr=self.lr, weight_decay=self.weight_decay, clipnorm=self.clipnorm,
+                        clipvalue=self.clipvalue, beta1=self.betas[0], beta2=self.betas[1],
+                        eps=self.eps, decoupled=self.decoupled, step=self.step_count)
+
+    def _update(self, p, slots):
+        get_backend().adam_update(p.data, p.grad, slots.m, slots.v, lr=self.lr,
                                   beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
                                   weight_decay=self.weight_decay, step=self.step_count,
                                   decoupled=self.decoupled)

@@ -1,10 +1,13 @@
 """Optimizer base: holds parameters and per-parameter state; step() calls backend kernels."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..nn.module import Parameter
 from .clip import clip_grad_norm, clip_grad_value
+from .rules import Slots, UpdateRule
 
 
 class Optimizer:
@@ -28,7 +31,7 @@ class Optimizer:
         self.clipvalue = None if clipvalue is None else float(clipvalue)
         self.lr = float(lr)
         self.params: list[Parameter] = []
-        self.state: list[dict] = []
+        self.slots: list[Slots] = []
         self.step_count = 0
         if params is not None:
             self.bind(params)
@@ -47,34 +50,62 @@ class Optimizer:
                 raise TypeError(f"{type(self).__name__}: expected nnfast Parameters (model.parameters()), "
                                 f"got {type(p).__name__}")
         self.params = params
-        self.state = [self._new_state(p) for p in params]
+        self.slots = [self._new_slots(p) for p in params]
         self.step_count = 0
         return self
 
-    def _new_state(self, p: Parameter) -> dict:
-        return {}
+    def _new_slots(self, p: Parameter) -> Slots:
+        return Slots()
+
+    def slots_of(self, parameter: Parameter) -> Slots:
+        """The state of one of the bound parameters."""
+        for p, slots in zip(self.params, self.slots):
+            if p is parameter:
+                return slots
+        raise ValueError(f"{type(self).__name__} is not bound to {parameter!r}: it optimizes "
+                         "another model's parameters")
+
+    @contextmanager
+    def external_step(self):
+        """For an executor that clips and updates the gradients itself (fit()'s compiled
+        trainers) instead of calling step(): yields this step's rule, and counts the step
+        when the block completes (a step refused with an exception is not counted)."""
+        self._check_bound()
+        self.step_count += 1
+        try:
+            yield self.rule()
+        except BaseException:
+            self.step_count -= 1
+            raise
+
+    def rule(self) -> UpdateRule:
+        """The update of step number step_count, as a typed record."""
+        raise NotImplementedError
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.zero_grad()
 
-    def step(self) -> None:
+    def _check_bound(self) -> None:
         if not self.params:
             raise RuntimeError(f"{type(self).__name__}.step(): no parameters; create it with "
                                "model.parameters() or pass it to fit()")
+
+    def step(self) -> None:
+        self._check_bound()
         if self.clipnorm is not None:
             clip_grad_norm(self.params, self.clipnorm)
         elif self.clipvalue is not None:
             clip_grad_value(self.params, self.clipvalue)
         self.step_count += 1
-        for p, state in zip(self.params, self.state):
-            self._update(p, state)
+        for p, slots in zip(self.params, self.slots):
+            self._update(p, slots)
 
     def get_config(self) -> dict:
         """The constructor's keyword arguments (lr as it is now, after any schedule)."""
         return {"lr": self.lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
 
-    def _update(self, p: Parameter, state: dict) -> None:
+    def _update(self, p: Parameter, slots: Slots) -> None:
         raise NotImplementedError
 
     @staticmethod

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..backends import get_backend
 from .optimizer import Optimizer
+from .rules import SgdRule, Slots
 
 
 class SGD(Optimizer):
@@ -25,10 +26,14 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
-    def _new_state(self, p):
-        return {"velocity": self._zeros_like(p)} if self.momentum else {}
+    def _new_slots(self, p):
+        return Slots(velocity=self._zeros_like(p)) if self.momentum else Slots()
 
-    def _update(self, p, state):
-        get_backend().sgd_update(p.data, p.grad, state.get("velocity"), lr=self.lr,
+    def rule(self):
+        return SgdRule(lr=self.lr, weight_decay=self.weight_decay, clipnorm=self.clipnorm,
+                       clipvalue=self.clipvalue, momentum=self.momentum, nesterov=self.nesterov)
+
+    def _update(self, p, slots):
+        get_backend().sgd_update(p.data, p.grad, slots.velocity, lr=self.lr,
                                  momentum=self.momentum, nesterov=self.nesterov,
                                  weight_decay=self.weight_decay)
