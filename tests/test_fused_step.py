@@ -617,22 +617,3 @@ def test_fused_step_rejects_bad_training_arguments(rng):
         Trainer(ops, 0, [])
     with pytest.raises(ValueError, match="a residual begin without its end"):
         Trainer([nn.ops.ResidualBeginOp(), *ops[:2]], 0, [])
-
-
-@pytest.mark.parametrize("model_fn,opt_fn,why", [
-    (lambda: dropout_model(np.float32), optim.Adam, "a Dropout layer outside a Dense epilogue"),
-    (lambda: batchnorm_model(np.float32), optim.Adam, "a BatchNorm1d layer outside a Dense epilogue"),
-    (lambda: penalty_model(np.float32), optim.Adam, "an L1/L2 penalty is not fusable"),
-    (lambda: make_model("relu", np.float32, 5), lambda p: optim.SGD(p, clipnorm=1.0),
-     "gradient clipping is not fusable"),
-])
-def test_gpu_trainer_refuses_what_only_the_cpu_step_fuses(rng, model_fn, opt_fn, why):
-    """The CUDA trainer runs Dense layers with fused activations only: the reasons come before
-    any device work, so they are checked without a GPU."""
-    from nnfast import device
-    model = model_fn()
-    X, y = data("cross_entropy", np.float32, rng)
-    with pytest.raises(ValueError, match=f"the model is on cuda, but {why}"):
-        device.CudaTrainer(model, losses.CrossEntropy(), opt_fn(model.parameters()), X, y)
-    with nnfast.backend("cpp"):
-        assert fused.unsupported_reason(model, losses.CrossEntropy(), opt_fn(model.parameters()), y) is None

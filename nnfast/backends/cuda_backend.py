@@ -49,7 +49,7 @@ device = "cuda"
 dtypes = ("float32", "float64")
 device_name = _cuda.device_name()
 memory_info = _cuda.memory_info  # () -> (free, total) bytes
-MlpTrainer = _cuda.MlpTrainer    # the device-resident fused step (nnfast/device.py)
+Trainer = _cuda.Trainer          # the device-resident fused step (nnfast/device.py)
 
 
 # ----------------------------------------------------------------------------- GEMM
