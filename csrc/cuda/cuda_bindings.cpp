@@ -19,7 +19,6 @@
 
 #include "common/activation.h"
 #include "cuda/activations.h"
-#include "cuda/cuda_mlp_trainer.h"
 #include "cuda/device_buffer.h"
 #include "cuda/dropout.h"
 #include "cuda/errors.h"
@@ -156,16 +155,6 @@ void activation_backward(const std::string& kind, py::array grad_out, py::array 
   });
 }
 
-// Sums the per-row or per-element losses on the device and returns sum / count.
-double mean_of(const DeviceBuffer<double>& losses, int64_t n, double count) {
-  if (n == 0) return std::nan("");
-  DeviceBuffer<double> total(1);
-  nnfast::gpu::sum(total.data(), losses.data(), n);
-  double host_total = 0.0;
-  total.download(&host_total, 1);
-  return host_total / count;
-}
-
 // Sparse labels: int64 (N) in [0, C), checked here too (an index into each row).
 const int64_t* labels_data(const py::array& target, int64_t N, int64_t C) {
   const int64_t* labels = host_data<int64_t>(target, "target", N);
@@ -194,11 +183,10 @@ double softmax_cross_entropy_forward(py::array logits, py::array target, py::arr
     if (sparse) dl = to_device(hl, N);
     else dt = to_device(ht, N * C);
     DeviceBuffer<T> dp(N * C);
-    DeviceBuffer<double> row_loss(N);
-    nnfast::gpu::softmax_cross_entropy_forward<T>(dp.data(), row_loss.data(), dz.data(),
-                                                  dl.data(), dt.data(), N, C);
+    const double loss = nnfast::gpu::softmax_cross_entropy_forward<T>(dp.data(), dz.data(),
+                                                                      dl.data(), dt.data(), N, C);
     dp.download(hp, N * C);
-    return mean_of(row_loss, N, static_cast<double>(N));
+    return loss;
   });
 }
 
@@ -245,11 +233,9 @@ double element_loss_forward(const std::string& kind, py::array pred, py::array t
     const T* ht = host_data<T>(target, "target", n);
     py::gil_scoped_release release;
     auto dp = to_device(hp, n), dt = to_device(ht, n);
-    DeviceBuffer<double> elem(n);
-    if (loss == ElementLoss::mse) nnfast::gpu::mse_forward<T>(elem.data(), dp.data(), dt.data(), n);
-    else if (loss == ElementLoss::bce) nnfast::gpu::bce_forward<T>(elem.data(), dp.data(), dt.data(), n);
-    else nnfast::gpu::bce_with_logits_forward<T>(elem.data(), dp.data(), dt.data(), n);
-    return mean_of(elem, n, static_cast<double>(n));
+    if (loss == ElementLoss::mse) return nnfast::gpu::mse_forward<T>(dp.data(), dt.data(), n);
+    if (loss == ElementLoss::bce) return nnfast::gpu::bce_forward<T>(dp.data(), dt.data(), n);
+    return nnfast::gpu::bce_with_logits_forward<T>(dp.data(), dt.data(), n);
   });
 }
 
@@ -374,196 +360,6 @@ void dropout_backward(py::array grad_out, py::array mask, py::array out, double 
   });
 }
 
-// ---------------------------------------------------------------------------------------
-// the fused training step on the device
-
-using nnfast::gpu::LayerArray;
-
-constexpr std::pair<const char*, LayerArray> kLayerArrays[] = {
-    {"weight", LayerArray::weight},
-    {"bias", LayerArray::bias},
-    {"weight_grad", LayerArray::weight_grad},
-    {"bias_grad", LayerArray::bias_grad},
-    {"weight_state0", LayerArray::weight_state0},
-    {"weight_state1", LayerArray::weight_state1},
-    {"bias_state0", LayerArray::bias_state0},
-    {"bias_state1", LayerArray::bias_state1},
-};
-
-// Layers are given as nnfast/fused.py builds them for the CPU trainer: a list of dicts
-// with "weight" (in, out), "bias" (out,), "activation", "negative_slope" and, optionally,
-// gradients and optimizer state under the names of kLayerArrays. Calls are serialized.
-class CudaMlpTrainerBinding {
-  // Helpers first: their deduced return types must be known where the methods use them.
-  // Calls f(trainer) for the trainer of this model's dtype.
-  template <typename F>
-  auto with_trainer(F&& f) {
-    return float32_ ? f(f32_) : f(f64_);
-  }
-
-  void transfer(py::list layers, bool to_device) {
-    with_trainer([&](auto& t) {
-      using T = typename std::remove_reference_t<decltype(*t)>::value_type;
-      if (static_cast<size_t>(py::len(layers)) != t->layers().size())
-        throw py::value_error("layers: expected " + std::to_string(t->layers().size()) +
-                              " layers, got " + std::to_string(py::len(layers)));
-      std::vector<std::pair<size_t, LayerArray>> which;
-      std::vector<T*> host;
-      for (size_t l = 0; l < t->layers().size(); ++l) {
-        py::dict spec = layers[l].cast<py::dict>();
-        for (const auto& [name, array] : kLayerArrays) {
-          if (!spec.contains(name) || spec[name].is_none()) continue;
-          host.push_back(host_data<T>(py::cast<py::array>(spec[name]), name, t->size(l, array),
-                                      !to_device));
-          which.emplace_back(l, array);
-        }
-      }
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      for (size_t i = 0; i < which.size(); ++i) {
-        if (to_device) t->upload(which[i].first, which[i].second, host[i]);
-        else t->download(which[i].first, which[i].second, host[i]);
-      }
-    });
-  }
-
- public:
-  explicit CudaMlpTrainerBinding(py::list layers) {
-    if (layers.empty()) throw py::value_error("layers: at least one Dense layer is needed");
-    std::vector<nnfast::gpu::LayerShape> shapes;
-    for (py::handle h : layers) {
-      py::dict spec = h.cast<py::dict>();
-      py::array w = spec["weight"].cast<py::array>();
-      if (w.ndim() != 2) throw py::value_error("weight: expected a 2-D array");
-      nnfast::gpu::LayerShape s;
-      s.in = w.shape(0);
-      s.out = w.shape(1);
-      if (!shapes.empty() && shapes.back().out != s.in)
-        throw py::value_error("weight: layer widths do not chain (" +
-                              std::to_string(shapes.back().out) + " outputs into " +
-                              std::to_string(s.in) + " inputs)");
-      s.activation = parse_activation(py::str(spec["activation"]));
-      if (s.activation == Activation::softmax)
-        throw py::value_error("activation: softmax is not fusable (use cross_entropy on logits)");
-      s.negative_slope = spec["negative_slope"].cast<double>();
-      shapes.push_back(s);
-    }
-    dispatch_float(layers[0].cast<py::dict>()["weight"].cast<py::array>(), "weight", [&](auto tag) {
-      using T = decltype(tag);
-      py::gil_scoped_release release;
-      auto trainer = std::make_unique<nnfast::gpu::CudaMlpTrainer<T>>(shapes);
-      if constexpr (std::is_same_v<T, float>) f32_ = std::move(trainer);
-      else f64_ = std::move(trainer);
-      float32_ = std::is_same_v<T, float>;
-    });
-    upload(layers);
-  }
-
-  // Copies every array present in `layers` to the device.
-  void upload(py::list layers) { transfer(layers, true); }
-  // Copies the device's arrays into every array present in `layers`.
-  void download(py::list layers) { transfer(layers, false); }
-
-  // X (n, in), targets int64 (n) for cross-entropy, else (n, out)
-  void set_data(py::array X, py::array targets, const std::string& loss_name) {
-    nnfast::LossKind loss;
-    if (loss_name == "cross_entropy") loss = nnfast::LossKind::cross_entropy;
-    else if (loss_name == "mse") loss = nnfast::LossKind::mse;
-    else if (loss_name == "bce_with_logits") loss = nnfast::LossKind::bce_with_logits;
-    else throw py::value_error("loss: the CUDA trainer supports cross_entropy, mse and "
-                               "bce_with_logits, not '" + loss_name + "'");
-    with_trainer([&](auto& t) {
-      using T = typename std::remove_reference_t<decltype(*t)>::value_type;
-      if (X.ndim() != 2) throw py::value_error("X: expected a 2-D array");
-      const int64_t n = X.shape(0), in = t->layers().front().in, out = t->layers().back().out;
-      if (X.shape(1) != in)
-        throw py::value_error("X: expected " + std::to_string(in) + " features, got " +
-                              std::to_string(X.shape(1)));
-      if (n == 0) throw py::value_error("X: no rows");
-      const T* hx = host_data<T>(X, "X", n * in);
-      const void* ht;
-      if (loss == nnfast::LossKind::cross_entropy) {
-        if (!targets.dtype().is(py::dtype::of<int64_t>()))
-          throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
-                               dtype_name(targets));
-        ht = labels_data(targets, n, out);
-      } else {
-        ht = host_data<T>(targets, "targets", n * out);
-      }
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      t->set_data(hx, n, ht, loss);
-    });
-  }
-
-  py::tuple step(py::array idx, const std::string& kind, double lr, double momentum,
-                 bool nesterov, double weight_decay, double beta1, double beta2, double eps,
-                 bool decoupled, int64_t step_count) {
-    if (!idx.dtype().is(py::dtype::of<int64_t>()))
-      throw py::type_error("idx: expected int64 row indices, got dtype " + dtype_name(idx));
-    if (idx.ndim() != 1) throw py::value_error("idx: expected a 1-D array");
-    const int64_t batch = idx.shape(0);
-    if (batch == 0) throw py::value_error("idx: empty batch");
-    const int64_t* rows = host_data<int64_t>(idx, "idx", batch);
-    nnfast::OptimizerConfig opt;
-    if (kind == "adam") opt.kind = nnfast::OptimizerKind::adam;
-    else if (kind == "sgd") opt.kind = nnfast::OptimizerKind::sgd;
-    else throw py::value_error("optimizer: expected 'sgd' or 'adam', got '" + kind + "'");
-    if (step_count < 1) throw py::value_error("step: counts from 1");
-    opt.lr = lr;
-    opt.momentum = momentum;
-    opt.nesterov = nesterov;
-    opt.weight_decay = weight_decay;
-    opt.beta1 = beta1;
-    opt.beta2 = beta2;
-    opt.eps = eps;
-    opt.decoupled = decoupled;
-    opt.step = step_count;
-    nnfast::StepResult r;
-    with_trainer([&](auto& t) {
-      const int64_t n_total = t->data_rows();
-      if (n_total == 0) throw py::value_error("step: no data on the device; call set_data first");
-      for (int64_t i = 0; i < batch; ++i)
-        if (rows[i] < 0 || rows[i] >= n_total)
-          throw py::value_error("idx: row " + std::to_string(rows[i]) + " outside [0, " +
-                                std::to_string(n_total) + ")");
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      r = t->step(rows, batch, opt);
-    });
-    return py::make_tuple(r.loss, r.correct < 0 ? py::object(py::none()) : py::int_(r.correct));
-  }
-
-  // X (batch, in), out (batch, out_last) or None
-  py::array predict(py::array X, py::object out_obj) {
-    return with_trainer([&](auto& t) -> py::array {
-      using T = typename std::remove_reference_t<decltype(*t)>::value_type;
-      if (X.ndim() != 2) throw py::value_error("X: expected a 2-D array");
-      const int64_t batch = X.shape(0), in = t->layers().front().in, width = t->layers().back().out;
-      if (X.shape(1) != in)
-        throw py::value_error("X: expected " + std::to_string(in) + " features, got " +
-                              std::to_string(X.shape(1)));
-      py::array out = out_obj.is_none() ? py::array(py::array_t<T>({batch, width}))
-                                        : out_obj.cast<py::array>();
-      if (out.ndim() != 2 || out.shape(0) != batch || out.shape(1) != width)
-        throw py::value_error("out: expected shape (" + std::to_string(batch) + ", " +
-                              std::to_string(width) + ")");
-      const T* hx = host_data<T>(X, "X", batch * in);
-      T* hout = host_data<T>(out, "out", batch * width, true);
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      t->predict(hx, batch, hout);
-      return out;
-    });
-  }
-
- private:
-  bool float32_ = true;
-  std::mutex mutex_;
-  std::unique_ptr<nnfast::gpu::CudaMlpTrainer<float>> f32_;
-  std::unique_ptr<nnfast::gpu::CudaMlpTrainer<double>> f64_;
-};
-
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -616,17 +412,4 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("p"), py::arg("seed"), py::arg("offset"));
   m.def("dropout_backward", &dropout_backward, py::arg("grad_out"), py::arg("mask"),
         py::arg("out"), py::arg("p"));
-
-  py::class_<CudaMlpTrainerBinding>(
-      m, "MlpTrainer", "The fused training step on the GPU: parameters, optimizer state and data on the device")
-      .def(py::init<py::list>(), py::arg("layers"))
-      .def("upload", &CudaMlpTrainerBinding::upload, py::arg("layers"))
-      .def("download", &CudaMlpTrainerBinding::download, py::arg("layers"))
-      .def("set_data", &CudaMlpTrainerBinding::set_data, py::arg("X"), py::arg("targets"),
-           py::arg("loss"))
-      .def("step", &CudaMlpTrainerBinding::step, py::arg("idx"), py::kw_only(), py::arg("kind"),
-           py::arg("lr"), py::arg("momentum") = 0.0, py::arg("nesterov") = false,
-           py::arg("weight_decay") = 0.0, py::arg("beta1") = 0.9, py::arg("beta2") = 0.999,
-           py::arg("eps") = 1e-8, py::arg("decoupled") = false, py::arg("step") = 1)
-      .def("predict", &CudaMlpTrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
 }

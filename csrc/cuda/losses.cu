@@ -1,8 +1,11 @@
+// A forward's terms are computed inside the sum that returns its mean to the host
+// (cuda/block_sum.cuh), so no per-row or per-element workspace holds them.
 #include "cuda/losses.h"
 
 #include <cmath>
 
 #include "cuda/activation_device.cuh"
+#include "cuda/block_sum.cuh"
 #include "cuda/launch.cuh"
 
 namespace nnfast::gpu {
@@ -12,33 +15,50 @@ namespace {
 constexpr double kBceLogMin = -100.0;  // torch.nn.BCELoss's clamp of each log term
 constexpr double kBceGradEps = 1e-12;
 
-// One thread per row: class counts are small, and a row's sums stay in one thread's order.
+bool valid_rows(int64_t N, int64_t C) { return N > 0 && C > 0; }
+
+// Row `row` of softmax cross-entropy, logits (N, C), probs (N, C), labels (N) or target
+// (N, C): writes the row's probs and returns its loss. As the CPU kernel: the exps sum in
+// double, and the label's logit or the target's products are read before the row of probs
+// (which may be the logits) is written.
 template <typename T>
-__global__ void softmax_cross_entropy_forward_kernel(T* probs, double* row_loss, const T* logits,
-                                                     const int64_t* labels, const T* target,
-                                                     int64_t N, int64_t C) {
-  NNFAST_GRID_STRIDE_LOOP(row, N) {
+struct SoftmaxCrossEntropyRow {
+  T* probs;
+  const T* logits;
+  const int64_t* labels;
+  const T* target;
+  int64_t C;
+
+  __device__ double operator()(int64_t row) const {
     const T* z = logits + row * C;
     T* p = probs + row * C;
     T max = z[0];
     for (int64_t j = 1; j < C; ++j) max = z[j] > max ? z[j] : max;
-    T sum = T(0);
-    for (int64_t j = 0; j < C; ++j) sum += std::exp(z[j] - max);
-    const T log_z = std::log(sum);
-    for (int64_t j = 0; j < C; ++j) p[j] = std::exp(z[j] - max - log_z);
+    double picked = NAN, t_sum = 0.0, t_dot = 0.0;
     if (labels) {
       const int64_t label = labels[row];
-      // Labels are checked before the launch; a bad one gives NaN, never a stray read.
-      row_loss[row] = label >= 0 && label < C ? static_cast<double>(log_z - (z[label] - max)) : NAN;
+      if (label >= 0 && label < C) picked = static_cast<double>(z[label]);
     } else {
       const T* t = target + row * C;
-      T loss = T(0);
-      for (int64_t j = 0; j < C; ++j) loss -= t[j] * (z[j] - max - log_z);
-      row_loss[row] = static_cast<double>(loss);
+      for (int64_t j = 0; j < C; ++j) {
+        t_sum += static_cast<double>(t[j]);
+        t_dot += static_cast<double>(t[j]) * static_cast<double>(z[j] - max);
+      }
     }
+    double sum = 0.0;
+    for (int64_t j = 0; j < C; ++j) {
+      const T e = std::exp(z[j] - max);
+      p[j] = e;
+      sum += static_cast<double>(e);
+    }
+    const T inv = static_cast<T>(1.0 / sum);
+    for (int64_t j = 0; j < C; ++j) p[j] *= inv;
+    const double log_sum = static_cast<double>(std::log(static_cast<T>(sum)));
+    return labels ? log_sum - (picked - static_cast<double>(max)) : log_sum * t_sum - t_dot;
   }
-}
+};
 
+// dlogits (N, C), probs (N, C), labels (N) or target (N, C)
 template <typename T>
 __global__ void softmax_cross_entropy_backward_kernel(T* dlogits, const T* probs,
                                                       const int64_t* labels, const T* target,
@@ -58,49 +78,66 @@ __global__ void softmax_cross_entropy_backward_kernel(T* dlogits, const T* probs
   }
 }
 
+// term i of sum (pred - target)^2, pred (n), target (n)
 template <typename T>
-__global__ void mse_forward_kernel(double* elem_loss, const T* pred, const T* target, int64_t n) {
-  NNFAST_GRID_STRIDE_LOOP(i, n) {
+struct MseTerm {
+  const T* pred;
+  const T* target;
+  __device__ double operator()(int64_t i) const {
     const T d = pred[i] - target[i];
-    elem_loss[i] = static_cast<double>(d * d);
+    return static_cast<double>(d * d);
   }
-}
+};
 
+// dpred (n), pred (n), target (n)
 template <typename T>
 __global__ void mse_backward_kernel(T* dpred, const T* pred, const T* target, int64_t n, T scale) {
   NNFAST_GRID_STRIDE_LOOP(i, n) dpred[i] = scale * (pred[i] - target[i]);
 }
 
+// log(x) clamped below at -100; NaN stays NaN, as numpy.maximum
 template <typename T>
-__global__ void bce_forward_kernel(double* elem_loss, const T* prob, const T* target, int64_t n) {
-  NNFAST_GRID_STRIDE_LOOP(i, n) {
-    const T p = prob[i], t = target[i];
-    const T log_p = std::fmax(std::log(p), T(kBceLogMin));
-    const T log_1mp = std::fmax(std::log(T(1) - p), T(kBceLogMin));
-    elem_loss[i] = static_cast<double>(-(t * log_p + (T(1) - t) * log_1mp));
-  }
+__device__ T clamped_log(T x) {
+  const T l = std::log(x);
+  return l < T(kBceLogMin) ? T(kBceLogMin) : l;
 }
 
+// term i of sum t log p + (1 - t) log(1 - p), prob (n), target (n)
+template <typename T>
+struct BceTerm {
+  const T* prob;
+  const T* target;
+  __device__ double operator()(int64_t i) const {
+    const T p = prob[i], t = target[i];
+    return static_cast<double>(t * clamped_log(p) + (T(1) - t) * clamped_log(T(1) - p));
+  }
+};
+
+// dprob (n), prob (n), target (n)
 template <typename T>
 __global__ void bce_backward_kernel(T* dprob, const T* prob, const T* target, int64_t n,
                                     T count) {
   NNFAST_GRID_STRIDE_LOOP(i, n) {
     const T p = prob[i];
-    const T denom = std::fmax(p * (T(1) - p), T(kBceGradEps));
+    const T var = p * (T(1) - p);
+    const T denom = var < T(kBceGradEps) ? T(kBceGradEps) : var;
     dprob[i] = (p - target[i]) / denom / count;
   }
 }
 
+// term i of sum max(z, 0) - z t + log1p(exp(-|z|)), logits (n), target (n)
 template <typename T>
-__global__ void bce_with_logits_forward_kernel(double* elem_loss, const T* logits,
-                                               const T* target, int64_t n) {
-  NNFAST_GRID_STRIDE_LOOP(i, n) {
+struct BceWithLogitsTerm {
+  const T* logits;
+  const T* target;
+  __device__ double operator()(int64_t i) const {
     const T z = logits[i];
-    elem_loss[i] = static_cast<double>(std::fmax(z, T(0)) - z * target[i] +
-                                       std::log1p(std::exp(-std::fabs(z))));
+    const T relu = z > T(0) ? z : T(0);
+    return static_cast<double>(relu - z * target[i] + std::log1p(std::exp(-std::fabs(z))));
   }
-}
+};
 
+// dlogits (n), logits (n), target (n)
 template <typename T>
 __global__ void bce_with_logits_backward_kernel(T* dlogits, const T* logits, const T* target,
                                                 int64_t n, T count) {
@@ -108,87 +145,60 @@ __global__ void bce_with_logits_backward_kernel(T* dlogits, const T* logits, con
     dlogits[i] = (sigmoid_stable_device(logits[i]) - target[i]) / count;
 }
 
+// term `row` of the count: 1 where the row's first largest logit is at the label; logits
+// (N, C), labels (N)
 template <typename T>
-__global__ void loss_and_gradient_rows_kernel(T* grad, double* row_loss, double* row_correct,
-                                              const T* out, const int64_t* labels,
-                                              const T* targets, const int64_t* idx, int64_t N,
-                                              int64_t C, int64_t n_total, LossKind loss) {
-  NNFAST_GRID_STRIDE_LOOP(i, N) {
-    const T* z = out + i * C;
-    T* g = grad + i * C;
-    // idx and the labels are checked on the host; a bad one gives NaN, never a stray read.
-    const int64_t row = idx[i];
-    if (row < 0 || row >= n_total || (labels && (labels[row] < 0 || labels[row] >= C))) {
-      for (int64_t j = 0; j < C; ++j) g[j] = T(0);
-      row_loss[i] = NAN;
-      row_correct[i] = 0.0;
-      continue;
-    }
-    if (loss == LossKind::cross_entropy) {
-      const int64_t label = labels[row];
-      const T inv_batch = T(1) / T(N);
-      int64_t argmax = 0;
-      for (int64_t j = 1; j < C; ++j)
-        if (z[j] > z[argmax]) argmax = j;
-      const T zmax = z[argmax];
-      T sum = T(0);
-      for (int64_t j = 0; j < C; ++j) {
-        g[j] = std::exp(z[j] - zmax);
-        sum += g[j];
-      }
-      const T scale = inv_batch / sum;
-      for (int64_t j = 0; j < C; ++j) g[j] *= scale;
-      g[label] -= inv_batch;
-      row_loss[i] = static_cast<double>(std::log(sum) + zmax - z[label]);
-      row_correct[i] = argmax == label ? 1.0 : 0.0;
-    } else {
-      const T* t = targets + row * C;
-      const T inv_count = T(1) / T(N * C);
-      double sum = 0.0, correct = 0.0;
-      for (int64_t j = 0; j < C; ++j) {
-        const T zj = z[j];
-        if (loss == LossKind::bce_with_logits) {
-          sum += static_cast<double>(std::fmax(zj, T(0)) - zj * t[j] +
-                                     std::log1p(std::exp(-std::fabs(zj))));
-          g[j] = (sigmoid_stable_device(zj) - t[j]) * inv_count;
-          correct += (zj >= T(0)) == (t[j] >= T(0.5)) ? 1.0 : 0.0;
-        } else {
-          const T d = zj - t[j];
-          sum += static_cast<double>(d * d);
-          g[j] = T(2) * d * inv_count;
-        }
-      }
-      row_loss[i] = sum;
-      row_correct[i] = correct;
-    }
+struct ArgmaxHit {
+  const T* logits;
+  const int64_t* labels;
+  int64_t C;
+  __device__ double operator()(int64_t row) const {
+    const T* z = logits + row * C;
+    int64_t argmax = 0;
+    for (int64_t j = 1; j < C; ++j)
+      if (z[j] > z[argmax]) argmax = j;
+    return argmax == labels[row] ? 1.0 : 0.0;
   }
+};
+
+// term i of the count: 1 where the logit's sign agrees with the target; logits (n), target (n)
+template <typename T>
+struct SignHit {
+  const T* logits;
+  const T* target;
+  __device__ double operator()(int64_t i) const {
+    return (logits[i] >= T(0)) == (target[i] >= T(0.5)) ? 1.0 : 0.0;
+  }
+};
+
+// The counts are sums of 0 and 1 in double: exact below 2^53.
+template <typename Term>
+int64_t count_to_host(int64_t n, const Term& term, const char* kernel) {
+  return static_cast<int64_t>(sum_to_host(n, term, kernel));
 }
 
 }  // namespace
 
 template <typename T>
-void softmax_cross_entropy_forward(T* probs, double* row_loss, const T* logits,
-                                   const int64_t* labels, const T* target, int64_t N, int64_t C) {
-  if (N <= 0 || C <= 0) return;
-  softmax_cross_entropy_forward_kernel<T><<<blocks_for(N), kThreadsPerBlock>>>(
-      probs, row_loss, logits, labels, target, N, C);
-  check_launch("softmax_cross_entropy_forward");
+double softmax_cross_entropy_forward(T* probs, const T* logits, const int64_t* labels,
+                                     const T* target, int64_t N, int64_t C) {
+  if (!valid_rows(N, C)) return NAN;
+  const SoftmaxCrossEntropyRow<T> row{probs, logits, labels, target, C};
+  return sum_to_host(N, row, "softmax_cross_entropy_forward") / static_cast<double>(N);
 }
 
 template <typename T>
 void softmax_cross_entropy_backward(T* dlogits, const T* probs, const int64_t* labels,
                                     const T* target, int64_t N, int64_t C) {
-  if (N <= 0 || C <= 0) return;
+  if (!valid_rows(N, C)) return;
   softmax_cross_entropy_backward_kernel<T><<<blocks_for(N), kThreadsPerBlock>>>(
       dlogits, probs, labels, target, N, C, static_cast<T>(1.0 / static_cast<double>(N)));
   check_launch("softmax_cross_entropy_backward");
 }
 
 template <typename T>
-void mse_forward(double* elem_loss, const T* pred, const T* target, int64_t n) {
-  if (n <= 0) return;
-  mse_forward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(elem_loss, pred, target, n);
-  check_launch("mse_forward");
+double mse_forward(const T* pred, const T* target, int64_t n) {
+  return sum_to_host(n, MseTerm<T>{pred, target}, "mse_forward") / static_cast<double>(n);
 }
 
 template <typename T>
@@ -200,59 +210,56 @@ void mse_backward(T* dpred, const T* pred, const T* target, int64_t n) {
 }
 
 template <typename T>
-void bce_forward(double* elem_loss, const T* prob, const T* target, int64_t n) {
-  if (n <= 0) return;
-  bce_forward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(elem_loss, prob, target, n);
-  check_launch("bce_forward");
+double bce_forward(const T* prob, const T* target, int64_t n) {
+  return -sum_to_host(n, BceTerm<T>{prob, target}, "bce_forward") / static_cast<double>(n);
 }
 
 template <typename T>
 void bce_backward(T* dprob, const T* prob, const T* target, int64_t n) {
   if (n <= 0) return;
-  bce_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(dprob, prob, target, n, T(n));
+  bce_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(dprob, prob, target, n,
+                                                              static_cast<T>(n));
   check_launch("bce_backward");
 }
 
 template <typename T>
-void bce_with_logits_forward(double* elem_loss, const T* logits, const T* target, int64_t n) {
-  if (n <= 0) return;
-  bce_with_logits_forward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(elem_loss, logits,
-                                                                         target, n);
-  check_launch("bce_with_logits_forward");
+double bce_with_logits_forward(const T* logits, const T* target, int64_t n) {
+  return sum_to_host(n, BceWithLogitsTerm<T>{logits, target}, "bce_with_logits_forward") /
+         static_cast<double>(n);
 }
 
 template <typename T>
 void bce_with_logits_backward(T* dlogits, const T* logits, const T* target, int64_t n) {
   if (n <= 0) return;
-  bce_with_logits_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(dlogits, logits,
-                                                                          target, n, T(n));
+  bce_with_logits_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(
+      dlogits, logits, target, n, static_cast<T>(n));
   check_launch("bce_with_logits_backward");
 }
 
 template <typename T>
-void loss_and_gradient_rows(T* grad, double* row_loss, double* row_correct, const T* out,
-                            const int64_t* labels, const T* targets, const int64_t* idx,
-                            int64_t N, int64_t C, int64_t n_total, LossKind loss) {
-  if (N <= 0 || C <= 0) return;
-  loss_and_gradient_rows_kernel<T><<<blocks_for(N), kThreadsPerBlock>>>(
-      grad, row_loss, row_correct, out, labels, targets, idx, N, C, n_total, loss);
-  check_launch("loss_and_gradient_rows");
+int64_t count_argmax_hits(const T* logits, const int64_t* labels, int64_t N, int64_t C) {
+  if (!valid_rows(N, C)) return 0;
+  return count_to_host(N, ArgmaxHit<T>{logits, labels, C}, "count_argmax_hits");
+}
+
+template <typename T>
+int64_t count_sign_hits(const T* logits, const T* target, int64_t n) {
+  return count_to_host(n, SignHit<T>{logits, target}, "count_sign_hits");
 }
 
 #define NNFAST_INSTANTIATE(T)                                                                  \
-  template void softmax_cross_entropy_forward<T>(T*, double*, const T*, const int64_t*,        \
-                                                 const T*, int64_t, int64_t);                  \
+  template double softmax_cross_entropy_forward<T>(T*, const T*, const int64_t*, const T*,     \
+                                                   int64_t, int64_t);                          \
   template void softmax_cross_entropy_backward<T>(T*, const T*, const int64_t*, const T*,      \
                                                   int64_t, int64_t);                           \
-  template void mse_forward<T>(double*, const T*, const T*, int64_t);                          \
+  template double mse_forward<T>(const T*, const T*, int64_t);                                 \
   template void mse_backward<T>(T*, const T*, const T*, int64_t);                              \
-  template void bce_forward<T>(double*, const T*, const T*, int64_t);                          \
+  template double bce_forward<T>(const T*, const T*, int64_t);                                 \
   template void bce_backward<T>(T*, const T*, const T*, int64_t);                              \
-  template void bce_with_logits_forward<T>(double*, const T*, const T*, int64_t);              \
+  template double bce_with_logits_forward<T>(const T*, const T*, int64_t);                     \
   template void bce_with_logits_backward<T>(T*, const T*, const T*, int64_t);                  \
-  template void loss_and_gradient_rows<T>(T*, double*, double*, const T*, const int64_t*,      \
-                                          const T*, const int64_t*, int64_t, int64_t, int64_t,     \
-                                          LossKind);
+  template int64_t count_argmax_hits<T>(const T*, const int64_t*, int64_t, int64_t);           \
+  template int64_t count_sign_hits<T>(const T*, const T*, int64_t);
 NNFAST_INSTANTIATE(float)
 NNFAST_INSTANTIATE(double)
 #undef NNFAST_INSTANTIATE

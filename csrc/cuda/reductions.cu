@@ -1,32 +1,12 @@
 #include "cuda/reductions.h"
 
+#include "cuda/block_sum.cuh"
+#include "cuda/device_buffer.h"
 #include "cuda/launch.cuh"
 
 namespace nnfast::gpu {
 
 namespace {
-
-// Thread t of a block sums elements t, t + kThreadsPerBlock, ... in order; then the
-// partial sums meet in a shared-memory tree of fixed shape. Returns the total in thread 0.
-template <typename T, typename Load>
-__device__ T block_sum(int64_t n, Load load) {
-  __shared__ T partial[kThreadsPerBlock];
-  T acc = T(0);
-  for (int64_t i = threadIdx.x; i < n; i += kThreadsPerBlock) acc += load(i);
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (int width = kThreadsPerBlock / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
-  }
-  return partial[0];
-}
-
-__global__ void __launch_bounds__(kThreadsPerBlock)
-    sum_kernel(double* out, const double* x, int64_t n) {
-  const double total = block_sum<double>(n, [=](int64_t i) { return x[i]; });
-  if (threadIdx.x == 0) out[0] = total;
-}
 
 template <typename T>
 __global__ void __launch_bounds__(kThreadsPerBlock)
@@ -34,15 +14,21 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   for (int64_t j = blockIdx.x; j < C; j += gridDim.x) {
     const T total = block_sum<T>(N, [=](int64_t i) { return grad[i * C + j]; });
     if (threadIdx.x == 0) out[j] = beta != T(0) ? total + beta * out[j] : total;
-    __syncthreads();  // the next column reuses the shared partial sums
   }
 }
 
 }  // namespace
 
-void sum(double* out, const double* x, int64_t n) {
-  sum_kernel<<<1, kThreadsPerBlock>>>(out, x, n);
-  check_launch("sum");
+double* host_sum_slot() {
+  thread_local DeviceBuffer<double> slot;
+  return slot.reserve(1);
+}
+
+double read_host_sum_slot() {
+  double value = 0.0;
+  check(cudaMemcpy(&value, host_sum_slot(), sizeof value, cudaMemcpyDeviceToHost),
+        "cudaMemcpy of a sum to the host");
+  return value;
 }
 
 template <typename T>
