@@ -617,3 +617,19 @@ def test_fused_step_rejects_bad_training_arguments(rng):
         Trainer(ops, 0, [])
     with pytest.raises(ValueError, match="a residual begin without its end"):
         Trainer([nn.ops.ResidualBeginOp(), *ops[:2]], 0, [])
+
+
+def test_compiled_predict_follows_changed_layer_settings(rng):
+    """The compiled predictor is keyed by the op records, settings included: a changed
+    LeakyReLU slope or BatchNorm1d eps is what the next predict() runs."""
+    model = nn.Sequential(nn.Dense(13, 17, seed=0, dtype=np.float64), nn.LeakyReLU(0.1),
+                          nn.BatchNorm1d(17, dtype=np.float64), nn.Dense(17, 5, seed=1, dtype=np.float64))
+    model.layers[2].running_var[:] = rng.uniform(1e-3, 1e-2, 17)
+    X = rng.standard_normal((6, 13))
+    with nnfast.backend("cpp"):
+        model.predict(X)
+        model.layers[1].alpha = -0.7
+        model.layers[2].eps = 0.5
+        got = model.predict(X)
+    with nnfast.backend("numpy"):
+        np.testing.assert_allclose(got, model.eval()(X), rtol=1e-12, atol=1e-14)
