@@ -76,9 +76,29 @@ def combination_reason(model, loss_fn, opt, target=None) -> str | None:
     return plan if isinstance(plan, str) else None
 
 
+# The activations csrc/train's DenseOp can train in its GEMM epilogue: it decides by a list
+# of its own which derivatives need the pre-activation. An activation added since trains as
+# an op of its own after the Dense, which keeps its input, until DenseOp asks
+# grad_needs_input (csrc/common/activation.h) as the CUDA trainer does.
+_DENSE_OP_ACTIVATIONS = frozenset({"identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
+                                   "gelu_tanh"})
+
+
+def _cpu_training_plan(plan):
+    """`plan` with each activation that DenseOp cannot train fused moved into an op of its own."""
+    ops = []
+    for kind, layer, act in plan:
+        if kind == "dense" and act is not None and act.kind not in _DENSE_OP_ACTIVATIONS:
+            ops += [(kind, layer, None), ("activation", act, None)]
+        else:
+            ops.append((kind, layer, act))
+    return ops
+
+
 def _activation_spec(act):
-    return {"activation": act.kind if act is not None else "identity",
-            "negative_slope": act.alpha if act is not None and act.kind == "leaky_relu" else 0.01}
+    if act is None:
+        return {"activation": "identity", "negative_slope": 0.01}
+    return {"activation": act.kind, "negative_slope": 0.01, **act._params()}
 
 
 def _compiled_ops(plan, offsets, opt=None):
@@ -139,8 +159,8 @@ class FusedTrainer:
         # The compiled dropout ops read and advance these; each step copies the layers'
         # counters in and back out, so either training path continues the same mask stream.
         self._offsets = np.zeros(len(self._dropouts), np.uint64)
-        self.trainer = get_backend().MlpTrainer(_compiled_ops(plan, self._offsets, opt),
-                                                _LOSSES[type(loss_fn)])
+        self.trainer = get_backend().MlpTrainer(
+            _compiled_ops(_cpu_training_plan(plan), self._offsets, opt), _LOSSES[type(loss_fn)])
 
     def step(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray):
         """Train on rows idx of (X, y); returns (batch-mean loss plus the L1/L2 penalties,

@@ -16,11 +16,12 @@ __device__ inline T sigmoid_stable_device(T x) {
   return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 
+// `param` is the activation's parameter: leaky ReLU's negative slope.
 template <typename T>
-__device__ inline T activate_device(Activation act, T x, T slope) {
+__device__ inline T activate_device(Activation act, T x, T param) {
   switch (act) {
     case Activation::relu: return x > T(0) ? x : T(0);
-    case Activation::leaky_relu: return x > T(0) ? x : slope * x;
+    case Activation::leaky_relu: return x > T(0) ? x : param * x;
     case Activation::sigmoid: return sigmoid_stable_device(x);
     case Activation::tanh: return std::tanh(x);
     case Activation::gelu: return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
@@ -32,12 +33,13 @@ __device__ inline T activate_device(Activation act, T x, T slope) {
   }
 }
 
-// d activation / d x, given the input x and the output y = activate(x).
+// d activation / d x, given the input x and the output y = activate(x) (y for x too where
+// grad_needs_input is false).
 template <typename T>
-__device__ inline T activate_grad_device(Activation act, T x, T y, T slope) {
+__device__ inline T activate_grad_device(Activation act, T x, T y, T param) {
   switch (act) {
     case Activation::relu: return x > T(0) ? T(1) : T(0);
-    case Activation::leaky_relu: return x > T(0) ? T(1) : slope;
+    case Activation::leaky_relu: return x > T(0) ? T(1) : param;
     case Activation::sigmoid: return y * (T(1) - y);
     case Activation::tanh: return T(1) - y * y;
     case Activation::gelu: {

@@ -80,7 +80,8 @@ def _activate(act, x, negative_slope):
 
 
 def activation_forward(kind, x, out=None, *, negative_slope=0.01):
-    """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x."""
+    """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x.
+    negative_slope is the activation's parameter: leaky ReLU's slope."""
     act, out = activation_forward_arguments(kind, x, out)
     out[...] = _activate(act, x, negative_slope)
     return out

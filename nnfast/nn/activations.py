@@ -6,6 +6,8 @@ import numpy as np
 from ..backends import get_backend
 from .module import Layer
 
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU"]
+
 
 class _Activation(Layer):
     kind = "identity"
@@ -41,10 +43,10 @@ class ReLU(_Activation):
     kind = "relu"
 
 
-class LeakyReLU(_Activation):
-    kind = "leaky_relu"
+class _WithAlpha(_Activation):
+    """An activation with one parameter, alpha, which the kernels take as negative_slope."""
 
-    def __init__(self, alpha: float = 0.01):
+    def __init__(self, alpha: float):
         self.alpha = float(alpha)
 
     def _params(self):
@@ -54,7 +56,14 @@ class LeakyReLU(_Activation):
         return {"alpha": self.alpha}
 
     def __repr__(self):
-        return f"LeakyReLU(alpha={self.alpha})"
+        return f"{type(self).__name__}(alpha={self.alpha})"
+
+
+class LeakyReLU(_WithAlpha):
+    kind = "leaky_relu"
+
+    def __init__(self, alpha: float = 0.01):
+        super().__init__(alpha)
 
 
 class Sigmoid(_Activation):

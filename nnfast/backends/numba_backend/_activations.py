@@ -4,9 +4,14 @@ from __future__ import annotations
 import math
 
 from .._checks import activation_backward_arguments, activation_forward_arguments
+from .._contract import ACTIVATIONS
 from ._jit import helper, kernel
-from ._scalar import (ACTIVATION_CODES, GELU, GELU_TANH, LEAKY_RELU, RELU, SIGMOID, TANH, gelu,
-                      gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, like, relu, sigmoid, tanh)
+from ._scalar import gelu, gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, like, relu, sigmoid, tanh
+
+# Activation codes passed to kernels (a string cannot select a branch in compiled code).
+ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
+IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH = (
+    ACTIVATION_CODES[name] for name in ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh"))
 
 
 # One loop per activation, the branch outside it, so that each loop vectorizes on its own.
