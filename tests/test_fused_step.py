@@ -13,7 +13,7 @@ pytestmark = pytest.mark.skipif("cpp" not in nnfast.available_backends(),
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.1), "sigmoid": nn.Sigmoid,
                "tanh": nn.Tanh, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU("tanh"),
-               "leaky_negative": lambda: nn.LeakyReLU(-0.2)}
+               "leaky_negative": lambda: nn.LeakyReLU(-0.2), "silu": nn.SiLU}
 OPTIMIZERS = {
     "sgd": lambda p: optim.SGD(p, lr=0.05),
     "momentum_wd": lambda p: optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),

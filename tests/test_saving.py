@@ -21,7 +21,8 @@ def every_layer_model(dtype=np.float32):
         nn.LeakyReLU(0.1), nn.Dropout(0.2, seed=7),
         nn.Residual(nn.Sequential(nn.Dense(16, 16, seed=1, dtype=dtype, l1=1e-4), nn.GELU(approximate="tanh"),
                                   nn.BatchNorm1d(16, affine=False, dtype=dtype))),
-        nn.Tanh(), nn.Dense(16, 3, init="xavier", seed=2, dtype=dtype))
+        nn.Tanh(), nn.Dense(16, 8, init="xavier", seed=2, dtype=dtype), nn.SiLU(),
+        nn.Dense(8, 3, seed=3, dtype=dtype))
 
 
 def task(rng, n=96):

@@ -24,6 +24,7 @@ enum class Activation : int {
   gelu = 5,       // exact: x * Phi(x)
   gelu_tanh = 6,  // tanh approximation, as torch's approximate="tanh"
   softmax = 7,    // row-wise; not an elementwise function, handled by its own kernel
+  silu = 8,       // x * sigmoid(x), also called Swish
 };
 
 struct ActivationName {
@@ -38,7 +39,7 @@ inline constexpr ActivationName kActivationNames[] = {
     {"relu", Activation::relu},         {"leaky_relu", Activation::leaky_relu},
     {"sigmoid", Activation::sigmoid},   {"tanh", Activation::tanh},
     {"gelu", Activation::gelu},         {"gelu_tanh", Activation::gelu_tanh},
-    {"softmax", Activation::softmax},
+    {"softmax", Activation::softmax},   {"silu", Activation::silu},
 };
 
 template <typename T>
@@ -63,6 +64,7 @@ inline T activate(Activation act, T x, T param) {
       const T k = T(0.79788456080286535588);  // sqrt(2/pi)
       return T(0.5) * x * (T(1) + tanh_vec(k * (x + T(0.044715) * x * x * x)));
     }
+    case Activation::silu: return x * sigmoid_stable(x);
     default: return x;
   }
 }
@@ -88,6 +90,10 @@ inline T activate_grad(Activation act, T x, T y, T param) {
       const T dinner = k * (T(1) + T(3) * T(0.044715) * x * x);
       return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner;
     }
+    case Activation::silu: {
+      const T s = sigmoid_stable(x);
+      return s * (T(1) + x * (T(1) - s));
+    }
     default: return T(1);
   }
 }
@@ -98,7 +104,8 @@ inline T activate_grad(Activation act, T x, T y, T param) {
 constexpr bool grad_needs_input(Activation act, double param) {
   switch (act) {
     case Activation::gelu:
-    case Activation::gelu_tanh: return true;
+    case Activation::gelu_tanh:
+    case Activation::silu: return true;
     case Activation::leaky_relu: return !(param > 0.0);
     default: return false;
   }

@@ -29,6 +29,7 @@ __device__ inline T activate_device(Activation act, T x, T param) {
       const T k = T(0.79788456080286535588);  // sqrt(2/pi)
       return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
     }
+    case Activation::silu: return x * sigmoid_stable_device(x);
     default: return x;
   }
 }
@@ -53,6 +54,10 @@ __device__ inline T activate_grad_device(Activation act, T x, T y, T param) {
       const T t = std::tanh(inner);
       const T dinner = k * (T(1) + T(3) * T(0.044715) * x * x);
       return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner;
+    }
+    case Activation::silu: {
+      const T s = sigmoid_stable_device(x);
+      return s * (T(1) + x * (T(1) - s));
     }
     default: return T(1);
   }

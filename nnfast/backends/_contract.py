@@ -23,7 +23,8 @@ PRIMITIVES = (
 # The activations the primitives take by name (gemm's epilogue all but softmax), in the
 # order of the Activation enum of csrc/common/activation.h: the numba kernels take the
 # index as the code.
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softmax")
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softmax",
+               "silu")
 
 
 def missing_primitives(backend_name: str):

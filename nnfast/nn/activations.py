@@ -6,7 +6,7 @@ import numpy as np
 from ..backends import get_backend
 from .module import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU", "SiLU"]
 
 
 class _Activation(Layer):
@@ -95,3 +95,9 @@ class GELU(_Activation):
 
     def __repr__(self):
         return f"GELU(approximate={self.approximate!r})"
+
+
+class SiLU(_Activation):
+    """x * sigmoid(x), also called Swish."""
+
+    kind = "silu"

@@ -10,8 +10,9 @@ from ._scalar import gelu, gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, lik
 
 # Activation codes passed to kernels (a string cannot select a branch in compiled code).
 ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
-IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH = (
-    ACTIVATION_CODES[name] for name in ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh"))
+IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH, SILU = (
+    ACTIVATION_CODES[name]
+    for name in ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"))
 
 
 # One loop per activation, the branch outside it, so that each loop vectorizes on its own.
@@ -38,6 +39,9 @@ def activation_forward_1d(code, x, out, negative_slope):
     elif code == GELU_TANH:
         for i in range(n):
             out[i] = gelu_tanh(x[i])
+    elif code == SILU:
+        for i in range(n):
+            out[i] = x[i] * sigmoid(x[i])
     else:
         for i in range(n):
             out[i] = x[i]
@@ -71,6 +75,10 @@ def _backward_kernel(code, grad_out, x, y, out, negative_slope):
     elif code == GELU_TANH:
         for i in range(n):
             out[i] = grad_out[i] * gelu_tanh_grad(x[i])
+    elif code == SILU:
+        for i in range(n):
+            s = sigmoid(x[i])
+            out[i] = grad_out[i] * s * (like(s, 1.0) + x[i] * (like(s, 1.0) - s))
     else:
         for i in range(n):
             out[i] = grad_out[i]
