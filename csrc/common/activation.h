@@ -25,6 +25,7 @@ enum class Activation : int {
   gelu_tanh = 6,  // tanh approximation, as torch's approximate="tanh"
   softmax = 7,    // row-wise; not an elementwise function, handled by its own kernel
   silu = 8,       // x * sigmoid(x), also called Swish
+  elu = 9,
 };
 
 struct ActivationName {
@@ -40,6 +41,7 @@ inline constexpr ActivationName kActivationNames[] = {
     {"sigmoid", Activation::sigmoid},   {"tanh", Activation::tanh},
     {"gelu", Activation::gelu},         {"gelu_tanh", Activation::gelu_tanh},
     {"softmax", Activation::softmax},   {"silu", Activation::silu},
+    {"elu", Activation::elu},
 };
 
 template <typename T>
@@ -51,7 +53,7 @@ inline T sigmoid_stable(T x) {
   return x >= T(0) ? inv : e * inv;
 }
 
-// `param` is the activation's parameter: leaky ReLU's negative slope.
+// `param` is the activation's parameter: leaky ReLU's negative slope, ELU's alpha.
 template <typename T>
 inline T activate(Activation act, T x, T param) {
   switch (act) {
@@ -65,6 +67,7 @@ inline T activate(Activation act, T x, T param) {
       return T(0.5) * x * (T(1) + tanh_vec(k * (x + T(0.044715) * x * x * x)));
     }
     case Activation::silu: return x * sigmoid_stable(x);
+    case Activation::elu: return x > T(0) ? x : param * expm1_vec(x);
     default: return x;
   }
 }
@@ -94,19 +97,21 @@ inline T activate_grad(Activation act, T x, T y, T param) {
       const T s = sigmoid_stable(x);
       return s * (T(1) + x * (T(1) - s));
     }
+    case Activation::elu: return x > T(0) ? T(1) : y + param;  // alpha exp(x), without an exp
     default: return T(1);
   }
 }
 
 // Whether activate_grad needs x itself, so that a trainer keeps the pre-activation. The
-// other derivatives follow from y; for leaky ReLU only while its slope is > 0, as then
-// y > 0 exactly where x > 0.
+// other derivatives follow from y; for leaky ReLU and ELU only while the parameter is > 0,
+// as then y > 0 exactly where x > 0.
 constexpr bool grad_needs_input(Activation act, double param) {
   switch (act) {
     case Activation::gelu:
     case Activation::gelu_tanh:
     case Activation::silu: return true;
-    case Activation::leaky_relu: return !(param > 0.0);
+    case Activation::leaky_relu:
+    case Activation::elu: return !(param > 0.0);
     default: return false;
   }
 }

@@ -16,7 +16,7 @@ __device__ inline T sigmoid_stable_device(T x) {
   return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
 }
 
-// `param` is the activation's parameter: leaky ReLU's negative slope.
+// `param` is the activation's parameter: leaky ReLU's negative slope, ELU's alpha.
 template <typename T>
 __device__ inline T activate_device(Activation act, T x, T param) {
   switch (act) {
@@ -30,6 +30,7 @@ __device__ inline T activate_device(Activation act, T x, T param) {
       return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));
     }
     case Activation::silu: return x * sigmoid_stable_device(x);
+    case Activation::elu: return x > T(0) ? x : param * std::expm1(x);
     default: return x;
   }
 }
@@ -59,6 +60,7 @@ __device__ inline T activate_grad_device(Activation act, T x, T y, T param) {
       const T s = sigmoid_stable_device(x);
       return s * (T(1) + x * (T(1) - s));
     }
+    case Activation::elu: return x > T(0) ? T(1) : y + param;  // alpha exp(x), without an exp
     default: return T(1);
   }
 }

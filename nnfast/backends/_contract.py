@@ -24,7 +24,7 @@ PRIMITIVES = (
 # order of the Activation enum of csrc/common/activation.h: the numba kernels take the
 # index as the code.
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softmax",
-               "silu")
+               "silu", "elu")
 
 
 def missing_primitives(backend_name: str):

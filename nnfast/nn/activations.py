@@ -6,7 +6,7 @@ import numpy as np
 from ..backends import get_backend
 from .module import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU", "SiLU"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU", "SiLU", "ELU"]
 
 
 class _Activation(Layer):
@@ -101,3 +101,12 @@ class SiLU(_Activation):
     """x * sigmoid(x), also called Swish."""
 
     kind = "silu"
+
+
+class ELU(_WithAlpha):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+
+    kind = "elu"
+
+    def __init__(self, alpha: float = 1.0):
+        super().__init__(alpha)

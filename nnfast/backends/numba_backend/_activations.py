@@ -10,9 +10,9 @@ from ._scalar import gelu, gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, lik
 
 # Activation codes passed to kernels (a string cannot select a branch in compiled code).
 ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
-IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH, SILU = (
+IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH, SILU, ELU = (
     ACTIVATION_CODES[name]
-    for name in ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"))
+    for name in ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "elu"))
 
 
 # One loop per activation, the branch outside it, so that each loop vectorizes on its own.
@@ -42,6 +42,10 @@ def activation_forward_1d(code, x, out, negative_slope):
     elif code == SILU:
         for i in range(n):
             out[i] = x[i] * sigmoid(x[i])
+    elif code == ELU:
+        alpha = out.dtype.type(negative_slope)
+        for i in range(n):
+            out[i] = x[i] if x[i] > 0 else alpha * math.expm1(x[i])
     else:
         for i in range(n):
             out[i] = x[i]
@@ -79,6 +83,10 @@ def _backward_kernel(code, grad_out, x, y, out, negative_slope):
         for i in range(n):
             s = sigmoid(x[i])
             out[i] = grad_out[i] * s * (like(s, 1.0) + x[i] * (like(s, 1.0) - s))
+    elif code == ELU:
+        alpha = out.dtype.type(negative_slope)
+        for i in range(n):  # alpha exp(x) is y + alpha, without an exp
+            out[i] = grad_out[i] if x[i] > 0 else grad_out[i] * (y[i] + alpha)
     else:
         for i in range(n):
             out[i] = grad_out[i]
