@@ -130,13 +130,10 @@ int64_t CudaMlpTrainer<T>::data_rows() const {
   return device_->n_total;
 }
 
-// ReLU, leaky ReLU (positive slope), sigmoid and tanh have derivatives computable from
-// their output alone; GELU needs its input, so that layer keeps a pre-activation copy.
+// The other layers' activation derivatives follow from their output: they pass it for z.
 template <typename T>
 bool CudaMlpTrainer<T>::keeps_preactivation(size_t l) const {
-  const auto& layer = layers_[l];
-  return layer.activation == Activation::gelu || layer.activation == Activation::gelu_tanh ||
-         (layer.activation == Activation::leaky_relu && !(layer.negative_slope > 0.0));
+  return grad_needs_input(layers_[l].activation, layers_[l].negative_slope);
 }
 
 template <typename T>
