@@ -181,14 +181,8 @@ py::array labels(py::handle obj, const char* name, py::ssize_t n, int64_t num_cl
 Activation parse_activation(const py::object& kind, bool allow_softmax) {
   if (kind.is_none()) return Activation::identity;
   const std::string s = py::str(kind);
-  if (s == "identity" || s == "linear") return Activation::identity;
-  if (s == "relu") return Activation::relu;
-  if (s == "leaky_relu") return Activation::leaky_relu;
-  if (s == "sigmoid") return Activation::sigmoid;
-  if (s == "tanh") return Activation::tanh;
-  if (s == "gelu") return Activation::gelu;
-  if (s == "gelu_tanh") return Activation::gelu_tanh;
-  if (s == "softmax" && allow_softmax) return Activation::softmax;
+  for (const auto& [name, act] : nnfast::kActivationNames)
+    if (s == name && (allow_softmax || act != Activation::softmax)) return act;
   throw py::value_error("activation: unknown activation '" + s + "'");
 }
 

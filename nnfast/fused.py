@@ -87,18 +87,20 @@ def predictor(model):
     none.
 
     Kept per model and rebuilt when any setting or array of its op records changes, so
-    repeated predict() calls on small batches reuse one set of workspaces.
+    repeated predict() calls on small batches reuse one set of workspaces. A model that
+    lowers but has no compiled step (mixed dtypes, say) is remembered as None.
     """
     backend = get_backend()
     if not hasattr(backend, "Trainer"):
         return None
-    ops = plan(model)
-    if isinstance(ops, str):
+    try:
+        key = state_key(model.lower())
+    except CannotLower:
         return None
-    key = state_key(ops)
     cached = _predictors.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
-    trainer = backend.Trainer(ops, LOSS_CODES["cross_entropy"], [])
+    ops = plan(model)
+    trainer = None if isinstance(ops, str) else backend.Trainer(ops, LOSS_CODES["cross_entropy"], [])
     _predictors[model] = (key, trainer)
     return trainer

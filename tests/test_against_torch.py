@@ -20,6 +20,7 @@ ACTIVATION_PAIRS = [
     (nn.ReLU(), F.relu), (nn.LeakyReLU(0.2), lambda z: F.leaky_relu(z, 0.2)),
     (nn.Sigmoid(), torch.sigmoid), (nn.Tanh(), torch.tanh), (nn.Softmax(), lambda z: F.softmax(z, dim=1)),
     (nn.GELU(), F.gelu), (nn.GELU(approximate="tanh"), lambda z: F.gelu(z, approximate="tanh")),
+    (nn.SiLU(), F.silu), (nn.ELU(0.7), lambda z: F.elu(z, 0.7)),
 ]
 
 

@@ -142,8 +142,9 @@ def test_dropout_masks_match_the_counter_based_reference(rng, dtype, p, seed, of
                                   np.where(mask != 0, g * scale, dtype(0)))
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh,
-               "leaky_negative": lambda: nn.LeakyReLU(-0.2)}  # GELU and this keep pre-activations
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU,
+               "elu": lambda: nn.ELU(0.7),
+               "leaky_negative": lambda: nn.LeakyReLU(-0.2)}  # GELU, SiLU and this keep pre-activations
 OPTIMIZERS = {
     "momentum_wd": lambda p: optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
     "nesterov": lambda p: optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True),

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.skipif("cpp" not in nnfast.available_backends(),
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.1), "sigmoid": nn.Sigmoid,
                "tanh": nn.Tanh, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU("tanh"),
-               "leaky_negative": lambda: nn.LeakyReLU(-0.2)}
+               "leaky_negative": lambda: nn.LeakyReLU(-0.2), "silu": nn.SiLU,
+               "elu": lambda: nn.ELU(0.7)}
 OPTIMIZERS = {
     "sgd": lambda p: optim.SGD(p, lr=0.05),
     "momentum_wd": lambda p: optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
@@ -74,14 +75,15 @@ def run_both(act, loss_name, opt_name, dtype, rng, steps, batch=16):
                       rng, steps, batch)
 
 
-# Float32 trajectories are compared only through smooth activations: at a kink (ReLU's 0)
-# a pre-activation within float32 rounding of it takes the other derivative in one of the
-# two runs, and Adam turns that one-unit difference into percent-level weight differences
-# a few steps later (seed 3591919498 meets |z| = 9e-8 at step 14 with ReLU; the gradients
-# of both runs agree to 1e-8 given the same weights). Float64 checks every activation.
-PIECEWISE_LINEAR = ("relu", "leaky_relu", "leaky_negative")
+# Float32 trajectories are compared only through smooth activations: at a kink (ReLU's 0,
+# ELU's too unless alpha = 1) a pre-activation within float32 rounding of it takes the
+# other derivative in one of the two runs, and Adam turns that one-unit difference into
+# percent-level weight differences a few steps later (seed 3591919498 meets |z| = 9e-8 at
+# step 14 with ReLU; the gradients of both runs agree to 1e-8 given the same weights).
+# Float64 checks every activation.
+KINKED = ("relu", "leaky_relu", "leaky_negative", "elu")
 TRAJECTORY_CASES = [(np.float64, act) for act in ACTIVATIONS] + \
-                   [(np.float32, act) for act in ACTIVATIONS if act not in PIECEWISE_LINEAR]
+                   [(np.float32, act) for act in ACTIVATIONS if act not in KINKED]
 
 
 @pytest.mark.parametrize(("dtype", "act"), TRAJECTORY_CASES)
@@ -209,7 +211,7 @@ def test_model_predict_tracks_replaced_buffers_and_changed_layers(rng):
         np.testing.assert_allclose(got, model.eval()(X), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("act", PIECEWISE_LINEAR)
+@pytest.mark.parametrize("act", KINKED)
 def test_fused_float32_gradients_match_reference_at_the_same_weights(rng, act):
     """The float32 counterpart for kinked activations: every step, the reference starts from
     the fused model's weights, so the gradients are compared without the flips compounding."""
@@ -617,3 +619,19 @@ def test_fused_step_rejects_bad_training_arguments(rng):
         Trainer(ops, 0, [])
     with pytest.raises(ValueError, match="a residual begin without its end"):
         Trainer([nn.ops.ResidualBeginOp(), *ops[:2]], 0, [])
+
+
+def test_compiled_predict_follows_changed_layer_settings(rng):
+    """The compiled predictor is keyed by the op records, settings included: a changed
+    LeakyReLU slope or BatchNorm1d eps is what the next predict() runs."""
+    model = nn.Sequential(nn.Dense(13, 17, seed=0, dtype=np.float64), nn.LeakyReLU(0.1),
+                          nn.BatchNorm1d(17, dtype=np.float64), nn.Dense(17, 5, seed=1, dtype=np.float64))
+    model.layers[2].running_var[:] = rng.uniform(1e-3, 1e-2, 17)
+    X = rng.standard_normal((6, 13))
+    with nnfast.backend("cpp"):
+        model.predict(X)
+        model.layers[1].alpha = -0.7
+        model.layers[2].eps = 0.5
+        got = model.predict(X)
+    with nnfast.backend("numpy"):
+        np.testing.assert_allclose(got, model.eval()(X), rtol=1e-12, atol=1e-14)

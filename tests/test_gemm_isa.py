@@ -19,7 +19,7 @@ _core = pytest.importorskip("nnfast._core")
 ISAS = ["generic", "avx2", "avx512"]
 DTYPES = [np.float32, np.float64]
 TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
-ACTIVATIONS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh"]
+ACTIVATIONS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "elu"]
 MLP_SHAPES = [  # (M, K, N) forward, with their backward shapes: dW = X^T dY, dX = dY W^T
     (64, 784, 128), (64, 128, 64), (256, 784, 128), (256, 128, 10)]
 

@@ -73,6 +73,8 @@ LAYERS = {
     "softmax": nn.Softmax,
     "gelu": nn.GELU,
     "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+    "silu": nn.SiLU,
+    "elu": lambda: nn.ELU(0.7),
     "mlp": lambda: nn.Sequential(nn.Dense(5, 6, seed=3, dtype=np.float64), nn.Tanh(),
                                  nn.Dense(6, 4, seed=4, dtype=np.float64), nn.GELU(),
                                  nn.Dense(4, 3, seed=5, dtype=np.float64), nn.Sigmoid()),

@@ -15,7 +15,7 @@ GEMM_SHAPES = [  # (M, N, K)
     (97, 131, 61), (64, 128, 784), (257, 19, 131), (3, 257, 1021),
 ]
 ELEMENTWISE_SHAPES = [(1, 1), (1, 10), (7, 1), (13, 31), (64, 128), (127, 131), (1021, 3)]
-ACTIVATIONS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh"]
+ACTIVATIONS = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "elu"]
 
 
 def gemm_tolerance(a_abs, b_abs, k, dtype):

@@ -20,8 +20,9 @@ def every_layer_model(dtype=np.float32):
         nn.Dense(6, 16, seed=0, dtype=dtype, l2=1e-3), nn.BatchNorm1d(16, momentum=0.2, dtype=dtype),
         nn.LeakyReLU(0.1), nn.Dropout(0.2, seed=7),
         nn.Residual(nn.Sequential(nn.Dense(16, 16, seed=1, dtype=dtype, l1=1e-4), nn.GELU(approximate="tanh"),
-                                  nn.BatchNorm1d(16, affine=False, dtype=dtype))),
-        nn.Tanh(), nn.Dense(16, 3, init="xavier", seed=2, dtype=dtype))
+                                  nn.BatchNorm1d(16, affine=False, dtype=dtype), nn.ELU(0.7))),
+        nn.Tanh(), nn.Dense(16, 8, init="xavier", seed=2, dtype=dtype), nn.SiLU(),
+        nn.Dense(8, 3, seed=3, dtype=dtype))
 
 
 def task(rng, n=96):

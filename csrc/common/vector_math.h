@@ -1,4 +1,4 @@
-// exp, tanh, log and log1p for float32 written without branches or library calls, so loops over them
+// exp, expm1, tanh, log and log1p for float32 written without branches or library calls, so loops over them
 // vectorize (glibc's expf/tanhf are scalar calls, 5-20x slower per element than numpy's
 // SIMD versions). Cephes' range reduction and minimax polynomials: within 2 ulp of the
 // correctly rounded value over the whole range. float64 keeps the C library's functions.
@@ -34,26 +34,50 @@ inline float pow2_f32(float n) {
   return bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
 }
 
-inline float exp_vec(float x) {
-  constexpr float kMax = 88.72283935546875f;   // largest x with a finite exp
-  constexpr float kMin = -87.33654022216797f;  // exp(kMin) = FLT_MIN; below, 0 (as under FTZ)
-  const float xc = x > kMax ? kMax : (x < kMin ? kMin : x);  // NaN passes through
-  // n = round(x / ln 2) by the 1.5 * 2^23 trick; r = x - n ln 2 in two exact parts.
+constexpr float kExpMax = 88.72283935546875f;   // largest x with a finite exp
+constexpr float kExpMin = -87.33654022216797f;  // exp(kExpMin) = FLT_MIN; below, 0 (as under FTZ)
+
+// exp(x) = 2^n (1 + q) for x in [kExpMin, kExpMax]: n = round(x / ln 2), q = expm1(r) for
+// r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2].
+struct ExpParts {
+  float n, q;
+};
+
+inline ExpParts exp_parts(float x) {
+  // n by the 1.5 * 2^23 trick; r in two exact parts.
   constexpr float kRound = 12582912.0f;
-  const float n = (xc * 1.44269504088896341f + kRound) - kRound;
-  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  const float n = (x * 1.44269504088896341f + kRound) - kRound;
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const float y = p * (r * r) + r + 1.0f;
-  // n reaches 128 near kMax: scale by 2^min(n, 127), then by 2^(n - that) in {1, 2}.
-  const float n1 = n > 127.0f ? 127.0f : n;
-  const float scaled = y * pow2_f32(n1) * pow2_f32(n - n1);
+  return {n, p * (r * r) + r};
+}
+
+inline float exp_vec(float x) {
+  const float xc = x > kExpMax ? kExpMax : (x < kExpMin ? kExpMin : x);  // NaN passes through
+  const ExpParts e = exp_parts(xc);
+  // n reaches 128 near kExpMax: scale by 2^min(n, 127), then by 2^(n - that) in {1, 2}.
+  const float n1 = e.n > 127.0f ? 127.0f : e.n;
+  const float scaled = (e.q + 1.0f) * pow2_f32(n1) * pow2_f32(e.n - n1);
   const float inf = std::numeric_limits<float>::infinity();
-  return x > kMax ? inf : (x < kMin ? 0.0f : scaled);
+  return x > kExpMax ? inf : (x < kExpMin ? 0.0f : scaled);
+}
+
+// exp(x) - 1 without the cancellation near 0: 2^n q + (2^n - 1), where 2^n - 1 is exact
+// and the sum rounds once; for |x| < ln 2 / 2, n = 0 and that is q itself.
+inline float expm1_vec(float x) {
+  const float xc = x > kExpMax ? kExpMax : (x < kExpMin ? kExpMin : x);  // NaN passes through
+  const ExpParts e = exp_parts(xc);
+  // As in exp_vec; the 1 that the second factor of 2 misses is below the rounding at 2^127.
+  const float n1 = e.n > 127.0f ? 127.0f : e.n;
+  const float s = pow2_f32(n1);
+  const float scaled = (e.q * s + (s - 1.0f)) * pow2_f32(e.n - n1);
+  const float inf = std::numeric_limits<float>::infinity();
+  return x > kExpMax ? inf : (x < kExpMin ? -1.0f : scaled);
 }
 
 inline float tanh_vec(float x) {
@@ -112,6 +136,7 @@ inline float log1p_unit(float x) {
 }
 
 inline double exp_vec(double x) { return std::exp(x); }
+inline double expm1_vec(double x) { return std::expm1(x); }
 inline double tanh_vec(double x) { return std::tanh(x); }
 inline double log_vec(double x) { return std::log(x); }
 inline double log1p_unit(double x) { return std::log1p(x); }

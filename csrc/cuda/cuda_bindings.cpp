@@ -67,12 +67,7 @@ DeviceBuffer<T> to_device(const T* host, int64_t n) {
 }
 
 Activation parse_activation(const std::string& s) {
-  static const std::pair<const char*, Activation> names[] = {
-      {"identity", Activation::identity}, {"relu", Activation::relu},
-      {"leaky_relu", Activation::leaky_relu}, {"sigmoid", Activation::sigmoid},
-      {"tanh", Activation::tanh}, {"gelu", Activation::gelu},
-      {"gelu_tanh", Activation::gelu_tanh}, {"softmax", Activation::softmax}};
-  for (const auto& [name, act] : names)
+  for (const auto& [name, act] : nnfast::kActivationNames)
     if (s == name) return act;
   throw py::value_error("activation: unknown activation '" + s + "'");
 }

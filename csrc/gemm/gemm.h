@@ -14,7 +14,7 @@ template <typename T>
 struct GemmEpilogue {
   const T* bias = nullptr;                 // (N), added to every row
   Activation activation = Activation::identity;
-  T negative_slope = T(0.01);             // for leaky_relu
+  T negative_slope = T(0.01);             // the activation's parameter, as activate() takes it
 };
 
 template <typename T>

@@ -19,15 +19,8 @@ NNFAST_SIMD_CLONES void activate_rows(T* c, int64_t ldc, int m, int n, T slope) 
 
 template <typename T>
 void activate_tile(T* c, int64_t ldc, int m, int n, Activation act, T slope) {
-  switch (act) {
-    case Activation::relu: return activate_rows<Activation::relu>(c, ldc, m, n, slope);
-    case Activation::leaky_relu: return activate_rows<Activation::leaky_relu>(c, ldc, m, n, slope);
-    case Activation::sigmoid: return activate_rows<Activation::sigmoid>(c, ldc, m, n, slope);
-    case Activation::tanh: return activate_rows<Activation::tanh>(c, ldc, m, n, slope);
-    case Activation::gelu: return activate_rows<Activation::gelu>(c, ldc, m, n, slope);
-    case Activation::gelu_tanh: return activate_rows<Activation::gelu_tanh>(c, ldc, m, n, slope);
-    default: return;
-  }
+  if (act == Activation::identity) return;
+  with_activation(act, [&](auto a) { activate_rows<decltype(a)::value>(c, ldc, m, n, slope); });
 }
 
 template void activate_tile<float>(float*, int64_t, int, int, Activation, float);

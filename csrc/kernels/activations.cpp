@@ -39,10 +39,12 @@ void forward_loop(T* out, const T* inp, int64_t n, T slope) {
                   [&](int64_t b, int64_t e) { forward_range<A>(out, inp, b, e, slope); });
 }
 
+// A derivative that needs the input recomputes exp, tanh or erf from it; the others are
+// arithmetic on the output.
 template <Activation A, typename T>
 void backward_loop(T* dinp, const T* dout, const T* inp, const T* out, int64_t n, T slope) {
-  const int threads = threads_for(n, A == Activation::gelu ? kMinCostlyElementsPerThread
-                                                           : kMinCheapElementsPerThread);
+  const int threads = threads_for(n, grad_needs_input(A, 1.0) ? kMinCostlyElementsPerThread
+                                                              : kMinCheapElementsPerThread);
   parallel_ranges(n, threads, [&](int64_t b, int64_t e) {
     backward_range<A>(dinp, dout, inp, out, b, e, slope);
   });
@@ -80,38 +82,17 @@ NNFAST_SIMD_CLONES void softmax_backward_rows(T* dinp, const T* dout, const T* o
 
 template <typename T>
 void activation_forward(T* out, const T* inp, int64_t n, Activation act, T negative_slope) {
-  switch (act) {
-    case Activation::relu: return forward_loop<Activation::relu>(out, inp, n, negative_slope);
-    case Activation::leaky_relu:
-      return forward_loop<Activation::leaky_relu>(out, inp, n, negative_slope);
-    case Activation::sigmoid:
-      return forward_loop<Activation::sigmoid>(out, inp, n, negative_slope);
-    case Activation::tanh: return forward_loop<Activation::tanh>(out, inp, n, negative_slope);
-    case Activation::gelu: return forward_loop<Activation::gelu>(out, inp, n, negative_slope);
-    case Activation::gelu_tanh:
-      return forward_loop<Activation::gelu_tanh>(out, inp, n, negative_slope);
-    default: return forward_loop<Activation::identity>(out, inp, n, negative_slope);
-  }
+  with_activation(act, [&](auto a) {
+    forward_loop<decltype(a)::value>(out, inp, n, negative_slope);
+  });
 }
 
 template <typename T>
 void activation_backward(T* dinp, const T* dout, const T* inp, const T* out, int64_t n,
                          Activation act, T slope) {
-  switch (act) {
-    case Activation::relu:
-      return backward_loop<Activation::relu>(dinp, dout, inp, out, n, slope);
-    case Activation::leaky_relu:
-      return backward_loop<Activation::leaky_relu>(dinp, dout, inp, out, n, slope);
-    case Activation::sigmoid:
-      return backward_loop<Activation::sigmoid>(dinp, dout, inp, out, n, slope);
-    case Activation::tanh:
-      return backward_loop<Activation::tanh>(dinp, dout, inp, out, n, slope);
-    case Activation::gelu:
-      return backward_loop<Activation::gelu>(dinp, dout, inp, out, n, slope);
-    case Activation::gelu_tanh:
-      return backward_loop<Activation::gelu_tanh>(dinp, dout, inp, out, n, slope);
-    default: return backward_loop<Activation::identity>(dinp, dout, inp, out, n, slope);
-  }
+  with_activation(act, [&](auto a) {
+    backward_loop<decltype(a)::value>(dinp, dout, inp, out, n, slope);
+  });
 }
 
 template <typename T>

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._contract import ACTIVATIONS
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softmax")
 
 
 def _shape_str(shape) -> str:

@@ -20,6 +20,12 @@ PRIMITIVES = (
     "weight_penalty_forward", "weight_penalty_backward",
 )
 
+# The activations the primitives take by name (gemm's epilogue all but softmax), in the
+# order of the Activation enum of csrc/common/activation.h: the numba kernels take the
+# index as the code.
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "softmax",
+               "silu", "elu")
+
 
 def missing_primitives(backend_name: str):
     """A module-level __getattr__ that raises NotImplementedError for contract primitives."""

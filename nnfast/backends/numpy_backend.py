@@ -74,13 +74,19 @@ def _activate(act, x, negative_slope):
         return (dt(0.5) * x * (dt(1) + _erf(x * dt(_SQRT1_2)))).astype(x.dtype, copy=False)
     if act == "gelu_tanh":
         return dt(0.5) * x * (dt(1) + np.tanh(dt(_SQRT_2_OVER_PI) * (x + dt(0.044715) * x ** 3)))
+    if act == "silu":
+        return x * _sigmoid(x)
+    if act == "elu":
+        # expm1 of min(x, 0): no overflow in the branch np.where discards
+        return np.where(x > 0, x, dt(negative_slope) * np.expm1(np.minimum(x, dt(0))))
     if act == "softmax":
         return _softmax(x)
     raise ValueError(f"activation: unknown activation '{act}'")
 
 
 def activation_forward(kind, x, out=None, *, negative_slope=0.01):
-    """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x."""
+    """y = act(x).  x (...), out (...); softmax is taken over the last axis of a 2-D x.
+    negative_slope is the activation's parameter: leaky ReLU's slope, ELU's alpha."""
     act, out = activation_forward_arguments(kind, x, out)
     out[...] = _activate(act, x, negative_slope)
     return out
@@ -110,6 +116,11 @@ def activation_backward(kind, grad_out, x, y, out=None, *, negative_slope=0.01):
         t = np.tanh(k * (x + dt(0.044715) * x ** 3))
         dinner = k * (dt(1) + dt(3 * 0.044715) * x * x)
         out[...] = g * (dt(0.5) * (dt(1) + t) + dt(0.5) * x * (dt(1) - t * t) * dinner)
+    elif act == "silu":
+        s = _sigmoid(x)
+        out[...] = g * s * (dt(1) + x * (dt(1) - s))
+    elif act == "elu":
+        out[...] = np.where(x > 0, g, g * dt(negative_slope) * np.exp(np.minimum(x, dt(0))))
     elif act == "softmax":
         # Jacobian-vector product of softmax: y * (g - sum(g * y))
         out[...] = y * (g - (g * y).sum(axis=-1, keepdims=True))

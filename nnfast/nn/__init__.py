@@ -1,5 +1,6 @@
 """Layers and containers."""
-from .activations import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from . import activations
+from .activations import *  # noqa: F403 - the activation layers, as its __all__ lists them
 from .batchnorm import BatchNorm1d
 from .dense import Dense
 from .dropout import Dropout
@@ -9,11 +10,10 @@ from .registry import layer_from_config, layer_to_config, register_layer
 from .residual import Residual
 from .sequential import Sequential
 
-for _cls in (Dense, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, GELU, Dropout, BatchNorm1d, Residual,
-             Sequential):
+for _cls in (Dense, *(getattr(activations, name) for name in activations.__all__), Dropout,
+             BatchNorm1d, Residual, Sequential):
     register_layer(_cls)
 del _cls
 
-__all__ = ["Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU", "Dropout",
-           "BatchNorm1d", "Residual", "Sequential", "Layer", "Parameter", "register_layer",
-           "layer_to_config", "layer_from_config"]
+__all__ = ["Dense", *activations.__all__, "Dropout", "BatchNorm1d", "Residual", "Sequential",
+           "Layer", "Parameter", "register_layer", "layer_to_config", "layer_from_config"]

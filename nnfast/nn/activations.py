@@ -7,6 +7,8 @@ from ..backends import get_backend
 from .module import Layer
 from .ops import Activation, ActivationOp, CannotLower
 
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "GELU", "SiLU", "ELU"]
+
 
 class _Activation(Layer):
     kind = "identity"
@@ -45,10 +47,10 @@ class ReLU(_Activation):
     kind = "relu"
 
 
-class LeakyReLU(_Activation):
-    kind = "leaky_relu"
+class _WithAlpha(_Activation):
+    """An activation with one parameter, alpha, which the kernels take as negative_slope."""
 
-    def __init__(self, alpha: float = 0.01):
+    def __init__(self, alpha: float):
         self.alpha = float(alpha)
 
     def _params(self):
@@ -58,7 +60,14 @@ class LeakyReLU(_Activation):
         return {"alpha": self.alpha}
 
     def __repr__(self):
-        return f"LeakyReLU(alpha={self.alpha})"
+        return f"{type(self).__name__}(alpha={self.alpha})"
+
+
+class LeakyReLU(_WithAlpha):
+    kind = "leaky_relu"
+
+    def __init__(self, alpha: float = 0.01):
+        super().__init__(alpha)
 
 
 class Sigmoid(_Activation):
@@ -93,3 +102,18 @@ class GELU(_Activation):
 
     def __repr__(self):
         return f"GELU(approximate={self.approximate!r})"
+
+
+class SiLU(_Activation):
+    """x * sigmoid(x), also called Swish."""
+
+    kind = "silu"
+
+
+class ELU(_WithAlpha):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+
+    kind = "elu"
+
+    def __init__(self, alpha: float = 1.0):
+        super().__init__(alpha)

@@ -11,7 +11,7 @@ LeakyReLU's alpha, a BatchNorm's eps) is always what runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar, NamedTuple, Optional
 
 import numpy as np
 
@@ -21,8 +21,7 @@ from .module import CannotLower, Parameter
 LOSS_CODES = {"cross_entropy": 0, "mse": 1, "bce_with_logits": 2}
 
 
-@dataclass(frozen=True)
-class Activation:
+class Activation(NamedTuple):
     """An elementwise activation: its kernel name and its parameter (leaky ReLU's slope)."""
 
     kind: str = "identity"
@@ -35,13 +34,19 @@ IDENTITY = Activation()
 class Op:
     """A record of one operation. `code` matches csrc/train/op_spec.h's OpKind."""
 
+    __slots__ = ()
     code: ClassVar[int]
 
     def parameters(self) -> list[Parameter]:
         return []
 
+    def key(self) -> tuple:
+        """What an executor built from this record depends on: its settings, and which
+        arrays (by identity) it reads and writes."""
+        return (self.code,)
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(eq=False, slots=True)
 class DenseOp(Op):
     """y = activation(x @ weight + bias), with the L1/L2 penalties on the weight."""
 
@@ -63,14 +68,22 @@ class DenseOp(Op):
     def parameters(self):
         return [self.weight, self.bias]
 
+    def key(self):
+        w, b = self.weight, self.bias
+        return (self.code, id(w.data), id(w.grad), id(b.data), id(b.grad), self.activation,
+                self.l1, self.l2)
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(eq=False, slots=True)
 class ActivationOp(Op):
     code: ClassVar[int] = 1
     activation: Activation
 
+    def key(self):
+        return self.code, self.activation
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(eq=False, slots=True)
 class DropoutOp(Op):
     """counter: the layer's own uint64 array of shape (1,), the offset of the next mask,
     which every executor advances in place."""
@@ -80,8 +93,11 @@ class DropoutOp(Op):
     seed: int
     counter: np.ndarray
 
+    def key(self):
+        return self.code, self.p, self.seed, id(self.counter)
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(eq=False, slots=True)
 class BatchNormOp(Op):
     """gamma and beta are None for affine=False."""
 
@@ -100,15 +116,20 @@ class BatchNormOp(Op):
     def parameters(self):
         return [self.gamma, self.beta] if self.gamma is not None else []
 
+    def key(self):
+        arrays = [a for p in self.parameters() for a in (p.data, p.grad)]
+        return (self.code, *map(id, arrays), id(self.running_mean), id(self.running_var),
+                self.momentum, self.eps)
 
-@dataclass(frozen=True, eq=False)
+
+@dataclass(eq=False, slots=True)
 class ResidualBeginOp(Op):
     """The identity; the matching ResidualEndOp adds its input to the block's output."""
 
     code: ClassVar[int] = 4
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class ResidualEndOp(Op):
     """y = block(x) + x, x being the input of the matching (innermost open) ResidualBeginOp."""
 
@@ -135,13 +156,5 @@ def parameters_of(ops: list[Op]) -> list[Parameter]:
 
 
 def state_key(ops: list[Op]) -> tuple:
-    """What a compiled executor built from `ops` depends on: every setting, and which arrays
-    (by identity) it reads and writes. Equal keys: the executor can be reused as it is."""
-    def part(value):
-        if isinstance(value, Parameter):
-            return id(value.data), id(value.grad)
-        if isinstance(value, np.ndarray):
-            return id(value)
-        return value
-    return tuple((type(op), *(part(getattr(op, f)) for f in op.__dataclass_fields__))
-                 for op in ops)
+    """Equal keys: an executor built from either op list can run the other as it is."""
+    return tuple(op.key() for op in ops)

@@ -4,9 +4,15 @@ from __future__ import annotations
 import math
 
 from .._checks import activation_backward_arguments, activation_forward_arguments
+from .._contract import ACTIVATIONS
 from ._jit import helper, kernel
-from ._scalar import (ACTIVATION_CODES, GELU, GELU_TANH, LEAKY_RELU, RELU, SIGMOID, TANH, gelu,
-                      gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, like, relu, sigmoid, tanh)
+from ._scalar import gelu, gelu_grad, gelu_tanh, gelu_tanh_grad, leaky_relu, like, relu, sigmoid, tanh
+
+# Activation codes passed to kernels (a string cannot select a branch in compiled code).
+ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
+IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH, SILU, ELU = (
+    ACTIVATION_CODES[name]
+    for name in ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "elu"))
 
 
 # One loop per activation, the branch outside it, so that each loop vectorizes on its own.
@@ -33,6 +39,13 @@ def activation_forward_1d(code, x, out, negative_slope):
     elif code == GELU_TANH:
         for i in range(n):
             out[i] = gelu_tanh(x[i])
+    elif code == SILU:
+        for i in range(n):
+            out[i] = x[i] * sigmoid(x[i])
+    elif code == ELU:
+        alpha = out.dtype.type(negative_slope)
+        for i in range(n):
+            out[i] = x[i] if x[i] > 0 else alpha * math.expm1(x[i])
     else:
         for i in range(n):
             out[i] = x[i]
@@ -66,6 +79,14 @@ def _backward_kernel(code, grad_out, x, y, out, negative_slope):
     elif code == GELU_TANH:
         for i in range(n):
             out[i] = grad_out[i] * gelu_tanh_grad(x[i])
+    elif code == SILU:
+        for i in range(n):
+            s = sigmoid(x[i])
+            out[i] = grad_out[i] * s * (like(s, 1.0) + x[i] * (like(s, 1.0) - s))
+    elif code == ELU:
+        alpha = out.dtype.type(negative_slope)
+        for i in range(n):  # alpha exp(x) is y + alpha, without an exp
+            out[i] = grad_out[i] if x[i] > 0 else grad_out[i] * (y[i] + alpha)
     else:
         for i in range(n):
             out[i] = grad_out[i]

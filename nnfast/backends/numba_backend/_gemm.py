@@ -19,10 +19,9 @@ from numba import prange
 
 from .._checks import gemm_arguments
 from . import _contention
-from ._activations import activation_forward_1d
+from ._activations import ACTIVATION_CODES, IDENTITY, activation_forward_1d
 from ._jit import helper, kernel
 from ._microkernel import MR, PANEL_BYTES, microkernel, microkernel_into
-from ._scalar import ACTIVATION_CODES, IDENTITY
 
 TASK_ROW_BLOCKS, TASK_PANELS = 16, 2  # one task: 16 x MR rows by 2 x NR columns
 KC = (32 * 1024) // PANEL_BYTES  # rows of K per block: a 32 KiB slice of a B panel

@@ -13,11 +13,6 @@ from numba.np.numpy_support import as_dtype
 
 from ._jit import helper
 
-# Activation codes passed to kernels (a string cannot select a branch in compiled code).
-ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4,
-                    "gelu": 5, "gelu_tanh": 6, "softmax": 7}
-IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, GELU, GELU_TANH, SOFTMAX = range(8)
-
 SQRT1_2 = 1.0 / math.sqrt(2.0)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
