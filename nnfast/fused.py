@@ -82,7 +82,7 @@ def _activation_spec(act):
 
 
 def _compiled_ops(plan, offsets, opt=None):
-    """The op list MlpTrainer takes (csrc/bindings.cpp documents it): each layer's arrays and
+    """The op list MlpTrainer takes (csrc/bindings/trainer.cpp documents it): each layer's arrays and
     settings, with the optimizer's state per parameter. offsets: a uint64 array with one
     counter per Dropout, in model order, that the compiled ops advance."""
     state = {id(p): s for p, s in zip(opt.params, opt.state)} if opt is not None else {}
