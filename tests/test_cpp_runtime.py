@@ -1,6 +1,6 @@
 """The compiled backend under stress: concurrent Python threads, bitwise reproducibility over
 thread counts, fork, torch and OpenBLAS in the same process, threadpoolctl, and the strict
-argument checks of csrc/bindings.cpp."""
+argument checks of csrc/bindings/."""
 from __future__ import annotations
 
 import os

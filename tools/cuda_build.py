@@ -6,8 +6,9 @@ NNFAST_CUDA_ARCHS overrides the GPU architectures ("75;80;90": machine code for 
 plus PTX of the last, which newer GPUs compile when they load it).
 
 csrc/cuda/*.cu go through nvcc into objects; the extension itself is only the bindings
-(plain C++, compiled by setuptools) linked with those objects and the static CUDA runtime,
-so the installed module needs a CUDA driver but no libcudart.so.
+(plain C++ with the CPU module's header-only argument checks, csrc/bindings/checks.h,
+compiled by setuptools) linked with those objects and the static CUDA runtime, so the
+installed module needs a CUDA driver but no libcudart.so.
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-// The only file of nnfast._cuda that includes pybind11 (a separate extension, so that the
-// CPU extension never depends on CUDA). The primitives copy NumPy arrays to the device,
-// run one kernel and copy the result back: slow, but the same semantics as the NumPy
-// reference. nnfast/backends/cuda_backend.py checks their arguments as the other Python
-// backends do; here every array is checked again for dtype, layout and element count, so
-// a direct call cannot read or write outside an array.
+// The only source of nnfast._cuda that includes pybind11 (a separate extension, so that the
+// CPU extension never depends on CUDA); its argument checks are nnfast._core's, from
+// bindings/checks.h. The primitives copy NumPy arrays to the device, run one kernel and copy
+// the result back: slow, but the same semantics as the NumPy reference.
+// nnfast/backends/cuda_backend.py checks their arguments as the other Python backends do;
+// here every array is checked again for dtype, layout and element count, so a direct call
+// cannot read or write outside an array.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -17,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/checks.h"
 #include "common/activation.h"
 #include "cuda/activations.h"
 #include "cuda/device_buffer.h"
@@ -27,35 +29,31 @@
 #include "cuda/optimizers.h"
 #include "cuda/reductions.h"
 
-namespace py = pybind11;
 using nnfast::Activation;
 using nnfast::gpu::DeviceBuffer;
 
 namespace {
 
-std::string dtype_name(const py::array& a) { return py::str(a.dtype()); }
+using namespace nnfast::bindings;
 
 // Calls f(T{}) with T the float type of `a`.
 template <typename F>
 auto dispatch_float(const py::array& a, const char* name, F&& f) {
-  if (a.dtype().is(py::dtype::of<float>())) return f(float{});
-  if (a.dtype().is(py::dtype::of<double>())) return f(double{});
-  throw py::type_error(std::string(name) + ": expected a float32 or float64 array, got dtype " +
-                       dtype_name(a));
+  return by_dtype(float_dtype(a, name), std::forward<F>(f));
 }
 
-// The data of `a` after checking its dtype, C-contiguity, element count and writability.
+// The data of `a` after checking its dtype, layout, element count and writability.
 template <typename T>
 T* host_data(const py::array& a, const char* name, int64_t count, bool writable = false) {
   if (!a.dtype().is(py::dtype::of<T>()))
-    throw py::type_error(std::string(name) + ": expected dtype " +
-                         std::string(py::str(py::dtype::of<T>())) + ", got " + dtype_name(a));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": array must be C-contiguous");
+    throw py::type_error(arg(name) + "expected dtype " +
+                         std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(a.dtype())));
+  check_layout(a, name);
   if (a.size() != count)
-    throw py::value_error(std::string(name) + ": expected " + std::to_string(count) +
-                          " elements, got " + std::to_string(a.size()));
-  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
+    throw py::value_error(arg(name) + "expected " + std::to_string(count) + " elements, got " +
+                          std::to_string(a.size()));
+  if (writable && !a.writeable()) throw py::value_error(arg(name) + "array is read-only");
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
@@ -66,19 +64,13 @@ DeviceBuffer<T> to_device(const T* host, int64_t n) {
   return buffer;
 }
 
-Activation parse_activation(const std::string& s) {
-  for (const auto& [name, act] : nnfast::kActivationNames)
-    if (s == name) return act;
-  throw py::value_error("activation: unknown activation '" + s + "'");
-}
-
 // ---------------------------------------------------------------------------------------
 // primitives
 
 void gemm(py::array a, py::array b, py::array out, bool trans_a, bool trans_b, int64_t M,
           int64_t N, int64_t K, double alpha, double beta, py::object bias_obj,
-          const std::string& activation, double negative_slope) {
-  const Activation act = parse_activation(activation);
+          py::object activation, double negative_slope) {
+  const Activation act = parse_activation(activation, true);
   if (act == Activation::softmax) throw py::value_error("gemm: softmax is not an epilogue");
   dispatch_float(a, "a", [&](auto tag) {
     using T = decltype(tag);
@@ -100,9 +92,8 @@ void gemm(py::array a, py::array b, py::array out, bool trans_a, bool trans_b, i
 }
 
 // x (N, C) for softmax, any shape otherwise
-void activation_forward(const std::string& kind, py::array x, py::array out,
-                        double negative_slope) {
-  const Activation act = parse_activation(kind);
+void activation_forward(py::object kind, py::array x, py::array out, double negative_slope) {
+  const Activation act = parse_activation(kind, true);
   if (act == Activation::softmax && x.ndim() != 2)
     throw py::value_error("x: softmax needs a 2-D array");
   const int64_t n = x.size();
@@ -124,9 +115,9 @@ void activation_forward(const std::string& kind, py::array x, py::array out,
 }
 
 // grad_out, x, y, out: one shape
-void activation_backward(const std::string& kind, py::array grad_out, py::array x, py::array y,
+void activation_backward(py::object kind, py::array grad_out, py::array x, py::array y,
                          py::array out, double negative_slope) {
-  const Activation act = parse_activation(kind);
+  const Activation act = parse_activation(kind, true);
   if (act == Activation::softmax && grad_out.ndim() != 2)
     throw py::value_error("grad_out: softmax needs a 2-D array");
   const int64_t n = grad_out.size();
@@ -151,13 +142,8 @@ void activation_backward(const std::string& kind, py::array grad_out, py::array 
 }
 
 // Sparse labels: int64 (N) in [0, C), checked here too (an index into each row).
-const int64_t* labels_data(const py::array& target, int64_t N, int64_t C) {
-  const int64_t* labels = host_data<int64_t>(target, "target", N);
-  for (int64_t i = 0; i < N; ++i)
-    if (labels[i] < 0 || labels[i] >= C)
-      throw py::value_error("target: label " + std::to_string(labels[i]) + " outside [0, " +
-                            std::to_string(C) + ")");
-  return labels;
+const int64_t* labels_data(const py::array& target, const char* name, int64_t N, int64_t C) {
+  return cptr<int64_t>(labels(target, name, N, C));
 }
 
 // logits (N, C), target int64 (N) or (N, C), probs (N, C); returns the mean loss
@@ -169,7 +155,7 @@ double softmax_cross_entropy_forward(py::array logits, py::array target, py::arr
     using T = decltype(tag);
     const T* hz = host_data<T>(logits, "logits", N * C);
     T* hp = host_data<T>(probs, "probs", N * C, true);
-    const int64_t* hl = sparse ? labels_data(target, N, C) : nullptr;
+    const int64_t* hl = sparse ? labels_data(target, "target", N, C) : nullptr;
     const T* ht = sparse ? nullptr : host_data<T>(target, "target", N * C);
     py::gil_scoped_release release;
     auto dz = to_device(hz, N * C);
@@ -194,7 +180,7 @@ void softmax_cross_entropy_backward(py::array probs, py::array target, py::array
     using T = decltype(tag);
     const T* hp = host_data<T>(probs, "probs", N * C);
     T* hout = host_data<T>(out, "out", N * C, true);
-    const int64_t* hl = sparse ? labels_data(target, N, C) : nullptr;
+    const int64_t* hl = sparse ? labels_data(target, "target", N, C) : nullptr;
     const T* ht = sparse ? nullptr : host_data<T>(target, "target", N * C);
     py::gil_scoped_release release;
     auto dp = to_device(hp, N * C);
@@ -317,7 +303,7 @@ void adam_update(py::array param, py::array grad, py::array m, py::array v, doub
 // x (...), out (...), mask uint8 (...); p in [0, 1), seed and offset any uint64
 void dropout_forward(py::array x, py::array out, py::array mask, double p, uint64_t seed,
                      uint64_t offset) {
-  if (!(p >= 0.0 && p < 1.0)) throw py::value_error("p: dropout probability must lie in [0, 1)");
+  dropout_probability(p);
   const int64_t n = x.size();
   // floor(p 2^32) < 2^32 for p < 1, as the reference's threshold.
   const uint64_t threshold = static_cast<uint64_t>(p * 4294967296.0);
@@ -339,7 +325,7 @@ void dropout_forward(py::array x, py::array out, py::array mask, double p, uint6
 
 // grad_out (...), mask uint8 (...), out (...)
 void dropout_backward(py::array grad_out, py::array mask, py::array out, double p) {
-  if (!(p >= 0.0 && p < 1.0)) throw py::value_error("p: dropout probability must lie in [0, 1)");
+  dropout_probability(p);
   const int64_t n = grad_out.size();
   dispatch_float(grad_out, "grad_out", [&](auto tag) {
     using T = decltype(tag);

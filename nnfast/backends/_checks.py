@@ -1,6 +1,6 @@
 """Argument checks shared by the Python-implemented backends (numpy, numba).
 
-They mirror csrc/bindings.cpp: a primitive refuses an array of the wrong dtype, shape or
+They mirror csrc/bindings/checks.h: a primitive refuses an array of the wrong dtype, shape or
 layout with a TypeError/ValueError that names the argument, and never converts silently.
 """
 from __future__ import annotations

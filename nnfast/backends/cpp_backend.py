@@ -1,6 +1,6 @@
 """The compiled C++/OpenMP backend: the primitives of nnfast._core.
 
-Argument checking lives in csrc/bindings.cpp; this module names the backend, exposes its
+Argument checking lives in csrc/bindings/checks.h; this module names the backend, exposes its
 capability flags and primitives, and makes its thread pool visible to threadpoolctl.
 
 Threads: kernels use nnfast.set_num_threads(n) (or NNFAST_NUM_THREADS) when it was called,
@@ -33,7 +33,7 @@ except ImportError as exc:  # say so when the build skipped the extension (no co
 
 from nnfast.backends._contract import PRIMITIVES  # noqa: E402
 
-_STALE = [n for n in (*PRIMITIVES, "Trainer", "contention_stats") if not hasattr(_core, n)]
+_STALE = [n for n in ("PRIMITIVES", "Trainer", "contention_stats") if not hasattr(_core, n)]
 if _STALE:  # an in-place build left behind by an older checkout
     raise ImportError(f"{_core.__file__} is older than this source (it lacks {', '.join(_STALE)}); "
                       "rebuild it: pip install . (or pip install -e . for a checkout)")
@@ -42,30 +42,11 @@ name = "cpp"
 device = "cpu"
 dtypes = ("float32", "float64")
 
-gemm = _core.gemm
-activation_forward = _core.activation_forward
-activation_backward = _core.activation_backward
-softmax_cross_entropy_forward = _core.softmax_cross_entropy_forward
-softmax_cross_entropy_backward = _core.softmax_cross_entropy_backward
-mse_forward = _core.mse_forward
-mse_backward = _core.mse_backward
-bce_forward = _core.bce_forward
-bce_backward = _core.bce_backward
-bce_with_logits_forward = _core.bce_with_logits_forward
-bce_with_logits_backward = _core.bce_with_logits_backward
-bias_grad = _core.bias_grad
-sgd_update = _core.sgd_update
-adam_update = _core.adam_update
-dropout_forward = _core.dropout_forward
-dropout_backward = _core.dropout_backward
-batchnorm_forward_train = _core.batchnorm_forward_train
-batchnorm_forward_eval = _core.batchnorm_forward_eval
-batchnorm_backward = _core.batchnorm_backward
-sum_squares = _core.sum_squares
-scale_inplace = _core.scale_inplace
-clip_inplace = _core.clip_inplace
-weight_penalty_forward = _core.weight_penalty_forward
-weight_penalty_backward = _core.weight_penalty_backward
+# The module lists the primitives it defines; the contract is what every backend must cover.
+_UNCOVERED = [n for n in PRIMITIVES if n not in _core.PRIMITIVES]
+if _UNCOVERED:
+    raise ImportError(f"{_core.__file__} does not export the contract's {', '.join(_UNCOVERED)}")
+globals().update({n: getattr(_core, n) for n in _core.PRIMITIVES})
 Trainer = _core.Trainer  # the fused training step (nnfast/fused.py)
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads

@@ -1,0 +1,86 @@
+// The module nnfast._core: the primitives (primitives.cpp), the fused training step
+// (trainer.cpp) and the runtime: threads, GEMM ISA, build flags.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+
+#include "bindings/register.h"
+#include "common/threading.h"
+#include "gemm/gemm.h"
+#include "gemm/gemm_dispatch.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "nnfast compiled kernels (C++/OpenMP); shapes and semantics as in "
+            "nnfast.backends.numpy_backend";
+  nnfast::bindings::register_primitives(m);
+  nnfast::bindings::register_trainer(m);
+
+  m.def("set_num_threads", &nnfast::set_num_threads, py::arg("n"),
+        "threads for every kernel; n <= 0 follows omp_get_max_threads() again");
+  m.def("get_num_threads", &nnfast::max_threads);
+  m.def("num_threads_is_set", &nnfast::num_threads_is_set);
+  m.def("_set_min_work_per_thread_override", &nnfast::set_min_work_per_thread_override,
+        py::arg("n"), "benchmark hook: force the OpenMP threshold (-1 restores)");
+  m.def(
+      "contention_stats",
+      [] {
+        const nnfast::ContentionStats stats = nnfast::contention_stats();
+        py::dict result;
+        result["contended_regions"] = stats.contended_regions;
+        result["backing_off"] = stats.backing_off;
+        result["next_backoff_s"] = static_cast<double>(stats.next_backoff_ns) * 1e-9;
+        return result;
+      },
+      "parallel regions that waited for a descheduled thread, and whether kernels run on one "
+      "thread for now because of them");
+  m.def(
+      "_report_team_times",
+      [](int64_t start_ns, int64_t own_ns, int64_t wait_ns, int64_t opened_at_ns) {
+        nnfast::TeamTimes times;
+        times.start = opened_at_ns;
+        times.opener_started = opened_at_ns + start_ns;
+        times.opener_done = times.opener_started + own_ns;
+        times.end = times.opener_done + wait_ns;
+        nnfast::report_team_times(times);
+      },
+      py::arg("start_ns"), py::arg("own_ns"), py::arg("wait_ns"), py::arg("opened_at_ns") = 0,
+      "test hook: feed the contention backoff one region's timings (opener's start delay, its "
+      "share, its wait for the team; when the region opened, on the hook's own clock)");
+  m.def("gemm_isa", &nnfast::gemm_isa);
+
+  // GEMM microkernel selection (NNFAST_ISA, or _set_gemm_isa for tests) and the FMA peak.
+  m.def("_gemm_isas", [] {
+    py::list names;
+    for (const std::string& name : nnfast::supported_gemm_isas()) names.append(name);
+    return names;
+  }, "ISAs this CPU can run, slowest first");
+  m.def("_set_gemm_isa", [](const std::string& name) {
+    if (!nnfast::select_gemm_isa(name))
+      throw py::value_error("gemm ISA '" + name + "' is unknown or not supported by this CPU");
+  }, py::arg("name"));
+  m.def("_fma_peak_gflops", [](double seconds) {
+    py::gil_scoped_release release;
+    return nnfast::fma_peak_gflops(seconds);
+  }, py::arg("seconds") = 0.2, "one core's FMA GFLOP/s with the active ISA's vectors");
+  if (const std::string why = nnfast::gemm_isa_env_warning(); !why.empty())
+    py::module_::import("warnings").attr("warn")(why, py::handle(PyExc_RuntimeWarning));
+#ifdef _OPENMP
+  m.attr("openmp") = _OPENMP;
+#else
+  m.attr("openmp") = py::none();
+#endif
+#ifdef NNFAST_CXXFLAGS
+  m.attr("compile_flags") = NNFAST_CXXFLAGS;
+#endif
+#if defined(__clang__)
+  m.attr("compiler") = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  m.attr("compiler") = "gcc " __VERSION__;
+#elif defined(_MSC_VER)
+  m.attr("compiler") = "msvc " + std::to_string(_MSC_VER);
+#endif
+}

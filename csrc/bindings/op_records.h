@@ -1,0 +1,184 @@
+// The typed op records of nnfast/nn/ops.py and the update rules of nnfast/optim/rules.py,
+// read into the structs every executor runs (train/op_spec.h), with the checks both
+// compiled modules make: nnfast._core's trainer and nnfast._cuda's.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bindings/checks.h"
+#include "train/op_spec.h"
+
+namespace nnfast::bindings {
+
+// Row indices into X: int64, shape (n,), every value in [0, rows).
+inline py::array row_indices(py::handle obj, const char* name, int64_t rows) {
+  py::array a = ndarray(obj, name);
+  if (!a.dtype().is(py::dtype::of<int64_t>()))
+    throw py::type_error(arg(name) + "expected int64 row indices, got dtype " +
+                         std::string(py::str(a.dtype())));
+  check_ndim(a, name, 1);
+  check_layout(a, name);
+  if (a.shape(0) == 0) throw py::value_error(arg(name) + "empty batch");
+  const int64_t* idx = static_cast<const int64_t*>(a.data());
+  for (py::ssize_t i = 0; i < a.shape(0); ++i)
+    if (idx[i] < 0 || idx[i] >= rows)
+      throw py::value_error(arg(name) + "row " + std::to_string(idx[i]) + " outside [0, " +
+                            std::to_string(rows) + ")");
+  return a;
+}
+
+// The dtype and input width of a model's op records (nnfast/nn/ops.py): those of the first
+// record holding an array that fixes them (a Dense weight, a batch norm's running mean).
+struct RecordsShape {
+  DType dtype = DType::f32;
+  int64_t in = 0;
+};
+
+inline RecordsShape records_shape(const py::list& ops) {
+  for (py::handle op : ops) {
+    const auto kind = static_cast<nnfast::OpKind>(op.attr("code").cast<int>());
+    if (kind == nnfast::OpKind::dense) {
+      py::array w = ndarray(op.attr("weight").attr("data"), "weight");
+      check_ndim(w, "weight", 2);
+      return {float_dtype(w, "weight"), w.shape(0)};
+    }
+    if (kind == nnfast::OpKind::batchnorm) {
+      py::array m = ndarray(op.attr("running_mean"), "running_mean");
+      check_ndim(m, "running_mean", 1);
+      return {float_dtype(m, "running_mean"), m.shape(0)};
+    }
+  }
+  throw py::value_error("ops: at least one Dense or BatchNorm1d layer is needed");
+}
+
+// Reads the op records into the OpSpecs an executor runs, checking every array. `place(obj,
+// name, shape)` gives the executor's pointer to a float array it reads and writes in place:
+// the array itself on the CPU, a device copy on a GPU. slots: the optimizer's state per
+// parameter in the records' parameter order (nnfast/optim/rules.py), or empty for an
+// executor that only predicts.
+template <typename T, typename Place>
+std::vector<nnfast::OpSpec<T>> read_op_records(const py::list& ops, const py::list& slots,
+                                               int64_t in, Place&& place) {
+  std::vector<nnfast::OpSpec<T>> specs;
+  size_t next_slot = 0;
+  auto param = [&](py::handle parameter, const char* name, const Shape& shape) {
+    nnfast::Param<T> p;
+    p.value = place(parameter.attr("data"), name, shape);
+    p.grad = place(parameter.attr("grad"), (std::string(name) + " grad").c_str(), shape);
+    p.size = 1;
+    for (py::ssize_t d : shape) p.size *= d;
+    if (!slots.empty()) {
+      if (next_slot >= slots.size())
+        throw py::value_error("slots: fewer optimizer slots than parameters");
+      py::handle s = slots[next_slot++];
+      for (const char* role : {"velocity", "m"})
+        if (!s.attr(role).is_none()) p.state0 = place(s.attr(role), role, shape);
+      if (!s.attr("v").is_none()) p.state1 = place(s.attr("v"), "v", shape);
+    }
+    return p;
+  };
+  auto activation = [](py::handle record, nnfast::OpSpec<T>& spec) {
+    spec.activation = parse_activation(record.attr("kind"), false);
+    spec.activation_parameter = static_cast<T>(record.attr("parameter").cast<double>());
+  };
+  int64_t width = in;
+  for (py::handle op : ops) {
+    nnfast::OpSpec<T> spec;
+    spec.kind = static_cast<nnfast::OpKind>(op.attr("code").cast<int>());
+    spec.in = spec.out = width;
+    switch (spec.kind) {
+      case nnfast::OpKind::dense: {
+        py::array w = ndarray(op.attr("weight").attr("data"), "weight");
+        check_ndim(w, "weight", 2);
+        if (w.shape(0) != width)
+          throw py::value_error("weight: layer widths do not chain (" + std::to_string(width) +
+                                " outputs into " + std::to_string(w.shape(0)) + " inputs)");
+        spec.out = w.shape(1);
+        spec.weight = param(op.attr("weight"), "weight", {spec.in, spec.out});
+        spec.weight.l1 = op.attr("l1").cast<double>();
+        spec.weight.l2 = op.attr("l2").cast<double>();
+        if (!(spec.weight.l1 >= 0.0 && spec.weight.l2 >= 0.0))
+          throw py::value_error("l1, l2: penalty coefficients must be >= 0");
+        spec.bias = param(op.attr("bias"), "bias", {spec.out});
+        activation(op.attr("activation"), spec);
+        break;
+      }
+      case nnfast::OpKind::activation:
+        activation(op.attr("activation"), spec);
+        break;
+      case nnfast::OpKind::dropout: {
+        const double p = op.attr("p").cast<double>();
+        spec.dropout = dropout_options(p, uint64_value(op.attr("seed"), "seed"), 0);
+        spec.dropout_active = p != 0.0;
+        py::array counter = ndarray(op.attr("counter"), "counter");
+        if (!counter.dtype().is(py::dtype::of<uint64_t>()))
+          throw py::type_error("counter: expected a uint64 array, got dtype " +
+                               std::string(py::str(counter.dtype())));
+        check_shape(counter, "counter", {1});
+        check_layout(counter, "counter");
+        if (!counter.writeable()) throw py::value_error("counter: array is read-only");
+        spec.dropout_counter = ptr<uint64_t>(counter);
+        break;
+      }
+      case nnfast::OpKind::batchnorm:
+        spec.running_mean = place(op.attr("running_mean"), "running_mean", {width});
+        spec.running_var = place(op.attr("running_var"), "running_var", {width});
+        spec.momentum = op.attr("momentum").cast<double>();
+        spec.eps = op.attr("eps").cast<double>();
+        if (!op.attr("gamma").is_none()) {
+          spec.weight = param(op.attr("gamma"), "gamma", {width});
+          spec.bias = param(op.attr("beta"), "beta", {width});
+        }
+        break;
+      case nnfast::OpKind::residual_begin:
+      case nnfast::OpKind::residual_end:
+        break;
+      default:
+        throw py::value_error("ops: unknown op code " + std::to_string(static_cast<int>(spec.kind)));
+    }
+    width = spec.out;
+    specs.push_back(spec);
+  }
+  if (next_slot != slots.size())
+    throw py::value_error("slots: more optimizer slots than parameters");
+  return specs;
+}
+
+// The update rule of one step (nnfast/optim/rules.py's SgdRule or AdamRule), checked.
+inline nnfast::UpdateRule read_update_rule(py::handle rule) {
+  nnfast::UpdateRule r;
+  r.kind = static_cast<nnfast::RuleKind>(rule.attr("code").cast<int>());
+  r.lr = rule.attr("lr").cast<double>();
+  r.weight_decay = rule.attr("weight_decay").cast<double>();
+  const py::object clipnorm = rule.attr("clipnorm"), clipvalue = rule.attr("clipvalue");
+  if (!clipnorm.is_none() && !clipvalue.is_none())
+    throw py::value_error("clipnorm, clipvalue: give one, not both");
+  for (const auto& [limit, name] : {std::pair{clipnorm, "clipnorm"}, {clipvalue, "clipvalue"}})
+    if (!limit.is_none() && !(limit.cast<double>() > 0.0))
+      throw py::value_error(arg(name) + "must be positive, got " + std::string(py::repr(limit)));
+  r.clipnorm = clipnorm.is_none() ? 0.0 : clipnorm.cast<double>();
+  r.clipvalue = clipvalue.is_none() ? 0.0 : clipvalue.cast<double>();
+  if (r.kind == nnfast::RuleKind::adam) {
+    r.beta1 = rule.attr("beta1").cast<double>();
+    r.beta2 = rule.attr("beta2").cast<double>();
+    r.eps = rule.attr("eps").cast<double>();
+    r.decoupled = rule.attr("decoupled").cast<bool>();
+    r.step = rule.attr("step").cast<int64_t>();
+    if (r.step < 1) throw py::value_error("step: counts from 1");
+  } else if (r.kind == nnfast::RuleKind::sgd) {
+    r.momentum = rule.attr("momentum").cast<double>();
+    r.nesterov = rule.attr("nesterov").cast<bool>();
+  } else {
+    throw py::value_error("rule: unknown update rule code " +
+                          std::to_string(static_cast<int>(r.kind)));
+  }
+  return r;
+}
+
+}  // namespace nnfast::bindings
