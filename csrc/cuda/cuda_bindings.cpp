@@ -4,23 +4,26 @@
 // the result back: slow, but the same semantics as the NumPy reference.
 // nnfast/backends/cuda_backend.py checks their arguments as the other Python backends do;
 // here every array is checked again for dtype, layout and element count, so a direct call
-// cannot read or write outside an array.
+// cannot read or write outside an array. The Trainer reads the op records as nnfast._core's
+// does (bindings/op_records.h) and runs the same trainer on the device (cuda/cuda_trainer.h).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "bindings/checks.h"
+#include "bindings/op_records.h"
 #include "common/activation.h"
 #include "cuda/activations.h"
+#include "cuda/cuda_trainer.h"
 #include "cuda/device_buffer.h"
 #include "cuda/dropout.h"
 #include "cuda/errors.h"
@@ -341,6 +344,196 @@ void dropout_backward(py::array grad_out, py::array mask, py::array out, double 
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// the training step on the device
+
+// A host array the op records or optimizer slots name, and its device copy.
+template <typename T>
+struct Mirrored {
+  py::array host;
+  DeviceBuffer<T> device;
+};
+
+// The GPU's executor of the op records (nnfast/nn/ops.py), as _core.Trainer is the CPU's:
+// the same records, read by the same reader, run by the same trainer on the CUDA kernel
+// table. Every array the records and slots name gets a device copy, which upload() and
+// download() bring in step with the host array; the dropout counters stay on the host.
+// Calls are serialized: a trainer has one set of workspaces.
+class TrainerBinding {
+ public:
+  TrainerBinding(py::list ops, int loss, py::list slots)
+      : loss_(static_cast<nnfast::LossKind>(loss)), has_slots_(!slots.empty()) {
+    if (loss < 0 || loss > static_cast<int>(nnfast::LossKind::bce_with_logits))
+      throw py::value_error("loss: unknown loss code " + std::to_string(loss));
+    const RecordsShape shape = records_shape(ops);
+    dtype_ = shape.dtype;
+    in_ = shape.in;
+    for (py::handle op : ops)
+      if (static_cast<nnfast::OpKind>(op.attr("code").cast<int>()) == nnfast::OpKind::batchnorm)
+        has_batchnorm_ = true;
+    by_dtype(dtype_, [&](auto tag) {
+      using T = decltype(tag);
+      Device<T>& d = device<T>();
+      auto place = [&](py::handle obj, const char* name, const Shape& s) {
+        py::array a = inout(obj, name, dtype_, s);
+        for (const Mirrored<T>& m : d.arrays)  // an array named twice stays one array
+          if (m.host.data() == a.data() && m.host.size() == a.size()) return m.device.data();
+        d.arrays.push_back({a, DeviceBuffer<T>(static_cast<size_t>(a.size()))});
+        return d.arrays.back().device.data();
+      };
+      const std::vector<nnfast::OpSpec<T>> specs = read_op_records<T>(ops, slots, in_, place);
+      for (py::handle op : ops) keep_alive_.append(op);  // the dropout counters they hold
+      try {
+        d.trainer = std::make_unique<nnfast::gpu::CudaTrainer<T>>(specs, loss_);
+      } catch (const std::invalid_argument& e) {
+        throw py::value_error(std::string("ops: ") + e.what());
+      }
+      out_ = d.trainer->out_width();
+    });
+    upload();
+  }
+
+  // Copies every named host array to its device copy.
+  void upload() {
+    by_dtype(dtype_, [&](auto tag) {
+      Device<decltype(tag)>& d = device<decltype(tag)>();
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto& m : d.arrays)
+        m.device.upload(cptr<decltype(tag)>(m.host), static_cast<size_t>(m.host.size()));
+    });
+  }
+
+  // Copies every device copy into its host array.
+  void download() {
+    by_dtype(dtype_, [&](auto tag) {
+      Device<decltype(tag)>& d = device<decltype(tag)>();
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto& m : d.arrays)
+        m.device.download(ptr<decltype(tag)>(m.host), static_cast<size_t>(m.host.size()));
+    });
+  }
+
+  // X (n, in); targets int64 labels (n) in [0, out) for cross-entropy, else (n, out): the data
+  // set every step trains on, copied to the device until replaced.
+  void set_data(py::handle X_obj, py::handle targets_obj) {
+    py::array X = features(X_obj);
+    const int64_t n = X.shape(0);
+    if (n == 0) throw py::value_error("X: no rows");
+    const bool sparse = loss_ == nnfast::LossKind::cross_entropy;
+    py::array targets;
+    if (sparse) {
+      targets = ndarray(targets_obj, "targets");
+      if (!targets.dtype().is(py::dtype::of<int64_t>()))
+        throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
+                             std::string(py::str(targets.dtype())));
+      targets = labels(targets, "targets", n, out_);
+    } else {
+      targets = input_like(targets_obj, "targets", dtype_, {n, out_});
+    }
+    by_dtype(dtype_, [&](auto tag) {
+      using T = decltype(tag);
+      Device<T>& d = device<T>();
+      const T* x = cptr<T>(X);
+      const void* t = targets.data();
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      d.X.reserve(static_cast<size_t>(n * in_));
+      d.X.upload(x, static_cast<size_t>(n * in_));
+      const void* device_targets;
+      if (sparse) {
+        d.labels.reserve(static_cast<size_t>(n));
+        d.labels.upload(static_cast<const int64_t*>(t), static_cast<size_t>(n));
+        device_targets = d.labels.data();
+      } else {
+        d.targets.reserve(static_cast<size_t>(n * out_));
+        d.targets.upload(static_cast<const T*>(t), static_cast<size_t>(n * out_));
+        device_targets = d.targets.data();
+      }
+      d.trainer->set_data(d.X.data(), n, device_targets);
+    });
+    rows_ = n;
+  }
+
+  // idx int64 (batch): rows of the data set; rule: the optimizer's update of this step.
+  py::tuple step(py::handle idx_obj, py::handle rule) {
+    if (!has_slots_) throw py::value_error("step: this trainer was built without optimizer slots");
+    if (rows_ == 0) throw py::value_error("step: no data on the device; call set_data first");
+    py::array idx = row_indices(idx_obj, "idx", rows_);
+    const int64_t batch = idx.shape(0);
+    if (has_batchnorm_ && batch < 2)
+      throw py::value_error("idx: batch norm in training mode needs at least 2 samples per "
+                            "batch, got a batch of " + std::to_string(batch));
+    const nnfast::UpdateRule r = read_update_rule(rule);
+    const int64_t* rows = cptr<int64_t>(idx);
+    const nnfast::StepResult result = by_dtype(dtype_, [&](auto tag) {
+      Device<decltype(tag)>& d = device<decltype(tag)>();
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      return d.trainer->step(rows, batch, r);
+    });
+    return py::make_tuple(result.loss, result.correct < 0 ? py::object(py::none())
+                                                          : py::int_(result.correct));
+  }
+
+  // X (batch, in), out (batch, out) or None: host arrays; eval mode.
+  py::array predict(py::handle X_obj, py::handle out_obj) {
+    py::array X = features(X_obj);
+    const int64_t batch = X.shape(0);
+    py::array out = output(out_obj, "out", dtype_, {batch, out_});
+    check_no_overlap(out, "out", X, "X", false);
+    if (batch == 0) return out;
+    by_dtype(dtype_, [&](auto tag) {
+      using T = decltype(tag);
+      Device<T>& d = device<T>();
+      const T* x = cptr<T>(X);
+      T* y = ptr<T>(out);
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      d.trainer->predict(x, batch, y);
+    });
+    return out;
+  }
+
+ private:
+  // The trainer of one dtype and the device copies it runs on.
+  template <typename T>
+  struct Device {
+    std::vector<Mirrored<T>> arrays;  // what the records and slots name
+    DeviceBuffer<T> X, targets;       // the data set; targets for mse and bce_with_logits
+    DeviceBuffer<int64_t> labels;     // for cross-entropy
+    std::unique_ptr<nnfast::gpu::CudaTrainer<T>> trainer;  // after the arrays it points into
+  };
+
+  template <typename T>
+  Device<T>& device() {
+    if constexpr (std::is_same_v<T, float>) return f32_;
+    else return f64_;
+  }
+
+  py::array features(py::handle obj) {
+    py::array X = ndarray(obj, "X");
+    check_dtype(X, "X", dtype_);
+    check_ndim(X, "X", 2);
+    check_layout(X, "X");
+    if (X.shape(1) != in_)
+      throw py::value_error("X: expected " + std::to_string(in_) + " features, got shape " +
+                            shape_str(shape_of(X)));
+    return X;
+  }
+
+  nnfast::LossKind loss_;
+  bool has_slots_;
+  bool has_batchnorm_ = false;
+  DType dtype_ = DType::f32;
+  int64_t in_ = 0, out_ = 0, rows_ = 0;
+  py::list keep_alive_;
+  std::mutex mutex_;
+  Device<float> f32_;
+  Device<double> f64_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -393,4 +586,19 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("p"), py::arg("seed"), py::arg("offset"));
   m.def("dropout_backward", &dropout_backward, py::arg("grad_out"), py::arg("mask"),
         py::arg("out"), py::arg("p"));
+
+  py::class_<TrainerBinding>(m, "Trainer",
+                             "The training step on the GPU: the CPU's trainer on CUDA kernels, "
+                             "with parameters, optimizer state and data in device memory")
+      .def(py::init<py::list, int, py::list>(), py::arg("ops"), py::arg("loss"),
+           py::arg("slots"),
+           "ops: typed op records (nnfast/nn/ops.py); loss: a code of ops.LOSS_CODES; slots: "
+           "the optimizer's state per parameter (nnfast/optim/rules.py), empty to predict only")
+      .def("upload", &TrainerBinding::upload, "copy every array the records name to the device")
+      .def("download", &TrainerBinding::download, "copy the device's arrays back to the host")
+      .def("set_data", &TrainerBinding::set_data, py::arg("X"), py::arg("targets"),
+           "copy the data set the steps train on to the device")
+      .def("step", &TrainerBinding::step, py::arg("idx"), py::arg("rule"),
+           "(loss, correct count or None) of one training step on rows idx of the data set")
+      .def("predict", &TrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
 }
