@@ -1,9 +1,10 @@
 """The CUDA backend. Without a GPU: the CUDA sources compile cleanly with nvcc, the CPU
 extension does not depend on the CUDA runtime, and "cuda" is reported unavailable with a
 reason. With a GPU: kernels beyond the shared suite's shapes (grid-stride loops, dropout
-masks), the device-resident training step against the NumPy reference over 50 steps,
-fit/predict on a model moved with to("cuda"), the round trip back to the CPU and the
-errors. The shared backend-parametrized suite covers every primitive and the gradient
+masks), the device-resident training step against the NumPy reference over 50 steps
+(every op the CPU's fused step runs: Dense, activations, Dropout, BatchNorm1d, Residual,
+L1/L2 penalties, clipping), fit/predict on a model moved with to("cuda"), the round trip
+back to the CPU and the errors. The shared backend-parametrized suite covers every primitive and the gradient
 checks on "cuda" when it is available.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 import nnfast
 from nnfast import backends, device, losses, nn, optim
 from nnfast.backends import numpy_backend as reference
+from test_fused_step import (CLIPPED, FEATURE_MODELS, assert_same_training, everything_model,
+                             reference_step, residual_model)
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_REASON = backends.unavailable_reason("cuda")
@@ -169,37 +172,96 @@ def make_data(loss_name, dtype, rng, n=101, out=5):
     return X, rng.standard_normal((n, out)).astype(dtype)
 
 
-@needs_gpu
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("act", ACTIVATIONS)
-@pytest.mark.parametrize("loss_name,opt_name", [("cross_entropy", "adam_l2"), ("mse", "momentum_wd"),
-                                                ("bce_with_logits", "adamw"), ("cross_entropy", "nesterov")])
-def test_cuda_training_matches_reference_over_50_steps(rng, dtype, act, loss_name, opt_name):
+def run_on_cuda(model_fn, opt_fn, loss_name, dtype, rng, steps=50, batch=16):
+    """Train two copies of model_fn() on the same batches: one on the GPU (one epoch of the
+    device trainer, whose end brings every array back to the host), one layer by layer on
+    the NumPy reference. Returns both models, optimizers and loss lists."""
     X, y = make_data(loss_name, dtype, rng)
-    gpu_model, ref_model = make_model(act, dtype), make_model(act, dtype)
-    gpu_opt, ref_opt = OPTIMIZERS[opt_name](gpu_model.parameters()), OPTIMIZERS[opt_name](ref_model.parameters())
+    gpu_model, ref_model = model_fn(), model_fn()
+    gpu_opt, ref_opt = opt_fn(gpu_model.parameters()), opt_fn(ref_model.parameters())
     loss_fn = losses.get(loss_name)
     trainer = device.CudaTrainer(gpu_model.to("cuda"), loss_fn, gpu_opt, X, y)
     trainer.begin_epoch()
-    batch, steps = 16, 50
     order = rng.permutation(np.tile(np.arange(len(X)), steps * batch // len(X) + 1))
     gpu_losses, ref_losses = [], []
     for s in range(steps):
         idx = order[s * batch:(s + 1) * batch].copy()
         gpu_losses.append(trainer.step(X, y, idx)[0])
         with nnfast.backend("numpy"):
-            ref_opt.zero_grad()
-            ref_losses.append(loss_fn(ref_model(X[idx]), y[idx]))
-            ref_model.backward(loss_fn.backward())
-            ref_opt.step()
+            ref_losses.append(reference_step(ref_model, ref_opt, loss_fn, X[idx], y[idx]))
     trainer.end_epoch()
-    np.testing.assert_allclose(gpu_losses, ref_losses, **TOL[dtype])
-    for p, q in zip(gpu_model.parameters(), ref_model.parameters()):
-        np.testing.assert_allclose(p.data, q.data, **TOL[dtype], err_msg=p.name)
-        np.testing.assert_allclose(p.grad, q.grad, **TOL[dtype], err_msg=f"grad of {p.name}")
-    for s, r in zip(gpu_opt.slots, ref_opt.slots):  # the optimizer state came back too
+    return gpu_model, ref_model, gpu_losses, ref_losses, gpu_opt, ref_opt
+
+
+def assert_same_optimizer_state(gpu_opt, ref_opt, dtype):
+    for s, r in zip(gpu_opt.slots, ref_opt.slots):
         for key, value in s.named().items():
             np.testing.assert_allclose(value, r.named()[key], **TOL[dtype], err_msg=key)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+@pytest.mark.parametrize("loss_name,opt_name", [("cross_entropy", "adam_l2"), ("mse", "momentum_wd"),
+                                                ("bce_with_logits", "adamw"), ("cross_entropy", "nesterov")])
+def test_cuda_training_matches_reference_over_50_steps(rng, dtype, act, loss_name, opt_name):
+    *runs, gpu_opt, ref_opt = run_on_cuda(lambda: make_model(act, dtype), OPTIMIZERS[opt_name],
+                                          loss_name, dtype, rng)
+    assert_same_training(*runs, dtype)
+    assert_same_optimizer_state(gpu_opt, ref_opt, dtype)  # the optimizer state came back too
+
+
+# The feature models of tests/test_fused_step.py: kinked (ReLU, L1) in float64, smooth in
+# float32, for the reason given there.
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("model_name", FEATURE_MODELS)
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse", "bce_with_logits"])
+def test_cuda_training_features_match_reference(rng, dtype, model_name, loss_name):
+    model_fn, opt_name = FEATURE_MODELS[model_name]
+    *runs, gpu_opt, ref_opt = run_on_cuda(lambda: model_fn(dtype, dtype == np.float32),
+                                          OPTIMIZERS[opt_name], loss_name, dtype, rng)
+    assert_same_training(*runs, dtype)  # running statistics and dropout counters included
+    assert_same_optimizer_state(gpu_opt, ref_opt, dtype)
+    if model_name == "dropout":
+        assert [layer.offset for layer in runs[0].layers[::3]] == [50 * 16 * 13, 50 * 16 * 17, 0]
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("opt_name", CLIPPED)
+def test_cuda_gradient_clipping_matches_reference(rng, dtype, opt_name):
+    *runs, _, _ = run_on_cuda(lambda: everything_model(dtype, smooth=dtype == np.float32),
+                              CLIPPED[opt_name], "cross_entropy", dtype, rng)
+    assert_same_training(*runs, dtype)
+    grads = [p.grad for p in runs[0].parameters()]  # the last step's gradients, as clipped
+    if opt_name.startswith("clipnorm"):
+        np.testing.assert_allclose(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads)),
+                                   0.05, rtol=1e-4)
+    else:
+        assert max(float(np.abs(g).max()) for g in grads) == np.asarray(0.002, dtype)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse", "bce_with_logits"])
+def test_cuda_residual_model_matches_reference(rng, dtype, loss_name):
+    *runs, _, _ = run_on_cuda(lambda: residual_model(dtype, smooth=dtype == np.float32),
+                              OPTIMIZERS["adam_l2"], loss_name, dtype, rng)
+    assert_same_training(*runs, dtype)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cuda_predict_runs_in_eval_mode(rng, dtype):
+    model = everything_model(dtype)
+    model.layers[2].running_mean[:] = rng.standard_normal(17)
+    model.layers[2].running_var[:] = rng.uniform(0.5, 2.0, 17)
+    X = rng.standard_normal((9, 13)).astype(dtype)
+    out = model.to("cuda").predict(X)
+    with nnfast.backend("numpy"):
+        np.testing.assert_allclose(out, model.eval()(X), **TOL[dtype])
+    assert model.layers[3].offset == 0  # no mask drawn
 
 
 @needs_gpu
@@ -257,15 +319,16 @@ def test_terminate_on_nan_sees_and_restores_the_device_weights(rng):
 
 @needs_gpu
 def test_cuda_errors_are_clear(rng):
-    with pytest.raises(ValueError, match="not fusable"):
+    with pytest.raises(ValueError, match="Softmax layer has no op record"):
         nn.Sequential(nn.Dense(4, 3), nn.Softmax()).to("cuda")
     model = nn.Sequential(nn.Dense(4, 1), nn.Sigmoid()).to("cuda")
     with pytest.raises(ValueError, match="on the GPU"):
         model.fit(np.zeros((8, 4), np.float32), np.zeros(8), loss="bce", verbose=0)
-    huge = np.broadcast_to(np.float32(0), (1 << 20, 1 << 20))  # 4 TiB of weights, no host memory
-    with pytest.raises(MemoryError, match="bytes"):
-        nnfast.get_backend("cuda").MlpTrainer([{"weight": huge, "bias": huge[0],
-                                                "activation": "identity", "negative_slope": 0.0}])
+    wide = nn.Sequential(nn.Dense(1, 1 << 16, seed=0), nn.Dense(1 << 16, 1, seed=1)).to("cuda")
+    trainer = device.CudaTrainer(wide, losses.MSE(), optim.SGD(wide.parameters(), lr=0.1),
+                                 np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32))
+    with pytest.raises(MemoryError, match="bytes"):  # 2^20 rows of 2^16-wide workspaces, 256 GiB each
+        trainer.step(None, None, np.zeros(1 << 20, np.int64))
     model = make_model("relu", np.float32).to("cuda")
     trainer = device.CudaTrainer(model, losses.CrossEntropy(), optim.SGD(model.parameters(), lr=0.1),
                                  *make_data("cross_entropy", np.float32, rng, n=20))
@@ -273,3 +336,9 @@ def test_cuda_errors_are_clear(rng):
         trainer.step(None, None, np.array([0, 20]))
     with pytest.raises(TypeError, match="idx"):
         trainer.step(None, None, np.array([0, 1], dtype=np.int32))
+    model = everything_model(np.float32).to("cuda")
+    trainer = device.CudaTrainer(model, losses.CrossEntropy(), optim.SGD(model.parameters(), lr=0.1),
+                                 *make_data("cross_entropy", np.float32, rng, n=20))
+    with pytest.raises(ValueError, match="batch norm in training mode needs at least 2 samples"):
+        trainer.step(None, None, np.array([3]))
+    assert model.layers[3].offset == 0  # nothing ran
