@@ -30,100 +30,49 @@ struct CpuKernels {
   // Enough bytes per thread that a gathering thread pays for waking it.
   static constexpr int64_t kMinGatherBytesPerThread = 1 << 16;
 
+  // The kernels the primitives bind, as they are.
   template <typename T>
-  static void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha,
-                   const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
-                   const GemmEpilogue<T>& epilogue) {
-    nnfast::gemm<T>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue);
-  }
-
+  static constexpr auto gemm = &nnfast::gemm<T>;
   template <typename T>
-  static void activation_forward(T* out, const T* inp, int64_t n, Activation act, T parameter) {
-    nnfast::activation_forward<T>(out, inp, n, act, parameter);
-  }
+  static constexpr auto activation_forward = &nnfast::activation_forward<T>;
   template <typename T>
-  static void activation_backward(T* dinp, const T* dout, const T* inp, const T* out, int64_t n,
-                                  Activation act, T parameter) {
-    nnfast::activation_backward<T>(dinp, dout, inp, out, n, act, parameter);
-  }
-
+  static constexpr auto activation_backward = &nnfast::activation_backward<T>;
   template <typename T>
-  static void bias_grad(T* dbias, const T* dout, int64_t N, int64_t C, T beta) {
-    nnfast::bias_grad<T>(dbias, dout, N, C, beta);
-  }
-
+  static constexpr auto bias_grad = &nnfast::bias_grad<T>;
   template <typename T>
-  static void dropout_forward(T* out, uint8_t* mask, const T* x, int64_t n,
-                              const DropoutOptions& options) {
-    nnfast::dropout_forward<T>(out, mask, x, n, options);
-  }
+  static constexpr auto dropout_forward = &nnfast::dropout_forward<T>;
   template <typename T>
-  static void dropout_backward(T* dx, const T* dout, const uint8_t* mask, int64_t n,
-                               double scale) {
-    nnfast::dropout_backward<T>(dx, dout, mask, n, scale);
-  }
-
+  static constexpr auto dropout_backward = &nnfast::dropout_backward<T>;
   template <typename T>
-  static void batchnorm_forward_train(T* out, T* mean, T* inv_std, T* running_mean,
-                                      T* running_var, const T* x, const T* gamma, const T* beta,
-                                      int64_t N, int64_t C, double momentum, double eps) {
-    nnfast::batchnorm_forward_train<T>(out, mean, inv_std, running_mean, running_var, x, gamma,
-                                       beta, N, C, momentum, eps);
-  }
+  static constexpr auto batchnorm_forward_train = &nnfast::batchnorm_forward_train<T>;
   template <typename T>
-  static void batchnorm_forward_eval(T* out, const T* x, const T* running_mean,
-                                     const T* running_var, const T* gamma, const T* beta,
-                                     int64_t N, int64_t C, double eps) {
-    nnfast::batchnorm_forward_eval<T>(out, x, running_mean, running_var, gamma, beta, N, C, eps);
-  }
+  static constexpr auto batchnorm_forward_eval = &nnfast::batchnorm_forward_eval<T>;
   template <typename T>
-  static void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x,
-                                 const T* mean, const T* inv_std, const T* gamma, int64_t N,
-                                 int64_t C, bool training) {
-    nnfast::batchnorm_backward<T>(dx, dgamma, dbeta, dout, x, mean, inv_std, gamma, N, C,
-                                  training);
-  }
-
+  static constexpr auto batchnorm_backward = &nnfast::batchnorm_backward<T>;
   template <typename T>
-  static double softmax_cross_entropy_forward_sparse(T* probs, const T* logits,
-                                                     const int64_t* labels, int64_t N,
-                                                     int64_t C) {
-    return nnfast::softmax_cross_entropy_forward_sparse<T>(probs, logits, labels, N, C);
-  }
+  static constexpr auto softmax_cross_entropy_forward_sparse =
+      &nnfast::softmax_cross_entropy_forward_sparse<T>;
   template <typename T>
-  static void softmax_cross_entropy_backward_sparse(T* dlogits, const T* probs,
-                                                    const int64_t* labels, int64_t N, int64_t C) {
-    nnfast::softmax_cross_entropy_backward_sparse<T>(dlogits, probs, labels, N, C);
-  }
+  static constexpr auto softmax_cross_entropy_backward_sparse =
+      &nnfast::softmax_cross_entropy_backward_sparse<T>;
   template <typename T>
-  static double mse_forward(const T* pred, const T* target, int64_t n) {
-    return nnfast::mse_forward<T>(pred, target, n);
-  }
+  static constexpr auto mse_forward = &nnfast::mse_forward<T>;
   template <typename T>
-  static void mse_backward(T* dpred, const T* pred, const T* target, int64_t n) {
-    nnfast::mse_backward<T>(dpred, pred, target, n);
-  }
+  static constexpr auto mse_backward = &nnfast::mse_backward<T>;
   template <typename T>
-  static double bce_with_logits_forward(const T* logits, const T* target, int64_t n) {
-    return nnfast::bce_with_logits_forward<T>(logits, target, n);
-  }
+  static constexpr auto bce_with_logits_forward = &nnfast::bce_with_logits_forward<T>;
   template <typename T>
-  static void bce_with_logits_backward(T* dlogits, const T* logits, const T* target, int64_t n) {
-    nnfast::bce_with_logits_backward<T>(dlogits, logits, target, n);
-  }
-
+  static constexpr auto bce_with_logits_backward = &nnfast::bce_with_logits_backward<T>;
   template <typename T>
-  static double sum_squares(const T* x, int64_t n) { return nnfast::sum_squares<T>(x, n); }
+  static constexpr auto sum_squares = &nnfast::sum_squares<T>;
   template <typename T>
-  static double sum_abs(const T* x, int64_t n) { return nnfast::sum_abs<T>(x, n); }
+  static constexpr auto sum_abs = &nnfast::sum_abs<T>;
   template <typename T>
-  static void scale_inplace(T* x, int64_t n, T alpha) { nnfast::scale_inplace<T>(x, n, alpha); }
+  static constexpr auto scale_inplace = &nnfast::scale_inplace<T>;
   template <typename T>
-  static void clip_inplace(T* x, int64_t n, T lo, T hi) { nnfast::clip_inplace<T>(x, n, lo, hi); }
+  static constexpr auto clip_inplace = &nnfast::clip_inplace<T>;
   template <typename T>
-  static void weight_penalty_backward(T* grad, const T* w, int64_t n, T l1, T l2x2) {
-    nnfast::weight_penalty_backward<T>(grad, w, n, l1, l2x2);
-  }
+  static constexpr auto weight_penalty_backward = &nnfast::weight_penalty_backward<T>;
 
   template <typename T>
   static void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const UpdateRule& r) {
