@@ -12,10 +12,9 @@ template <typename T>
 NNFAST_SIMD_CLONES void dropout_range(T* out, uint8_t* mask, const T* x, int64_t begin,
                                       int64_t end, uint64_t key, uint64_t offset,
                                       uint64_t threshold, T scale) {
-  constexpr uint64_t kGoldenGamma = 0x9E3779B97F4A7C15ull;
   for (int64_t i = begin; i < end; ++i) {
     const uint64_t counter = offset + static_cast<uint64_t>(i);  // wraps mod 2^64, as specified
-    const uint64_t bits = splitmix64_mix(key + (counter + 1) * kGoldenGamma);
+    const uint64_t bits = counter_bits(key, counter);
     const bool keep = (bits >> 32) >= threshold;
     const T scaled = x[i] * scale;
     mask[i] = keep;

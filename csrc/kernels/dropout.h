@@ -6,14 +6,9 @@
 
 #include <cstdint>
 
-namespace nnfast {
+#include "common/splitmix64.h"
 
-// The 64 random bits of counter c: mix(mix(seed) + (c + 1) * 0x9E3779B97F4A7C15), mod 2^64.
-inline uint64_t splitmix64_mix(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+namespace nnfast {
 
 struct DropoutOptions {
   uint64_t seed = 0, offset = 0;
