@@ -1,7 +1,10 @@
 """Build the compiled kernels as the extension module ``nnfast._core``, and the optional
 ``nnfast._cuda`` from csrc/cuda where nvcc is found (tools/cuda_build.py says when).
 
-Every C++ source under csrc/ (except csrc/cuda) goes into one extension. Sources named
+Every C++ source under csrc/ (except csrc/cuda and csrc/testing) goes into one extension.
+csrc/testing builds nnfast._contention_tests, which the tests use instead of hooks in
+nnfast._core; NNFAST_TEST_HOOKS=1 adds the benchmark hooks to nnfast._core itself
+(benchmarks/measure_omp_threshold.py needs them). Sources named
 ``*_avx2_*`` or ``*_avx512_*`` are microkernels: only they get ISA flags, and the
 library picks among them at run time with cpuid, so the binary runs on any x86-64.
 Nothing here tunes for the build host (no -march for the host CPU).
@@ -42,7 +45,7 @@ def cpu_sources():
     sources = []
     for path in sorted((ROOT / "csrc").rglob("*.cpp")):
         rel = path.relative_to(ROOT)
-        if rel.parts[1] == "cuda":
+        if rel.parts[1] in ("cuda", "testing"):
             continue
         if not IS_X86 and any(marker in path.name for marker in ISA_FLAGS):
             continue
@@ -79,6 +82,10 @@ def openmp_flags(compiler_type):
         return (["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
                 [f"-L{prefix}/lib", "-lomp"])
     return ["-fopenmp"], ["-fopenmp"]
+
+
+def test_hooks_requested():
+    return os.environ.get("NNFAST_TEST_HOOKS", "") not in ("", "0")
 
 
 def extension_required():
@@ -193,8 +200,16 @@ ext_modules = [
         sources=cpu_sources(),
         depends=cpu_headers(),
         include_dirs=[str(ROOT / "csrc")],
+        define_macros=[("NNFAST_TEST_HOOKS", "1")] if test_hooks_requested() else [],
         cxx_std=17,
-    )
+    ),
+    Pybind11Extension(
+        "nnfast._contention_tests",
+        sources=["csrc/testing/contention_tests.cpp"],
+        depends=["csrc/common/contention.h"],
+        include_dirs=[str(ROOT / "csrc")],
+        cxx_std=17,
+    ),
 ] + cuda_build.extensions(ROOT)
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})

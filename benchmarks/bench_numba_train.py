@@ -64,7 +64,7 @@ def markdown(rows, compile_times, args, command) -> str:
              f"fixed-seed synthetic samples; median samples/s of {args.rounds} epochs per backend, "
              "the backends alternating round by round", "",
              "| batch | numba (samples/s) | numpy (samples/s) | numba / numpy | per-round ratios (min-max) "
-             "| numba calls backed off to 1 thread (contention) |",
+             "| numba calls late for a descheduled worker |",
              "| --- | --- | --- | --- | --- | --- |"]
     for batch, row in rows:
         r = row["rates"]

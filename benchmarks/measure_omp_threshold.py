@@ -1,11 +1,13 @@
 """Where does OpenMP start to pay? Times cpp kernels on 1 thread and on 2 forced threads.
 
+    NNFAST_TEST_HOOKS=1 python setup.py build_ext --inplace --force   # the hook it needs
     python benchmarks/measure_omp_threshold.py [--calls 300]
 
 For each kernel class (cheap: relu, sgd_update; costly: tanh, softmax) and each element
 count n, it times single calls of the kernel alternately on one thread and on two (the
 threshold and the contention backoff disabled through
-_core._set_min_work_per_thread_override(0)), and prints two statistics of those calls:
+_core._set_min_work_per_thread_override(0), which only a build with NNFAST_TEST_HOOKS=1
+has), and prints two statistics of those calls:
 
   p10     the 10th percentile: what the machine gives when the other core is free;
   median  what it gives while other processes share the cores (a team member that is not
@@ -88,6 +90,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300, help="calls per size and thread count")
     args = parser.parse_args()
+    if not hasattr(_core, "_set_min_work_per_thread_override"):
+        raise SystemExit(f"{_core.__file__} has no benchmark hooks: rebuild it with "
+                         "NNFAST_TEST_HOOKS=1 (see the top of this script)")
     load_before = os.getloadavg()[0]
     results = measure(args.calls)
     print(f"{os.cpu_count()} cpus; load average {load_before:.2f} before, "

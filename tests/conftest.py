@@ -7,8 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-import nnfast
-from nnfast.backends import numpy_backend as reference
+# Tests that set a thread count must get it: on a machine busy with other jobs the kernels
+# would fall back to one thread for a while (csrc/common/contention.h, which
+# test_contention.py and test_cpp_runtime.py test on their own).
+os.environ.setdefault("NNFAST_ADAPTIVE_THREADS", "0")
+
+import nnfast  # noqa: E402
+from nnfast.backends import numpy_backend as reference  # noqa: E402
 
 # Relative tolerance per dtype for a kernel compared with the NumPy reference computed in
 # the same dtype: float32 kernels may reorder sums (blocking, SIMD), float64 barely differ.
@@ -88,15 +93,10 @@ def assert_close(actual, expected, dtype, scale=1.0, err_msg=""):
 
 @pytest.fixture
 def cpp_threads():
-    """Set the compiled kernels' thread count, with the one-thread threshold disabled so that
-    every kernel opens a team however small; both restored afterwards."""
+    """Set the compiled kernels' thread count, restored afterwards. A kernel still runs on one
+    thread below its work size (threads_for, csrc/common/threading.h): tests that need teams
+    use inputs above it."""
     from nnfast import _core
     was_set, before = _core.num_threads_is_set(), _core.get_num_threads()
-
-    def use(n):
-        _core.set_num_threads(n)
-        _core._set_min_work_per_thread_override(0)
-
-    yield use
-    _core._set_min_work_per_thread_override(-1)
+    yield _core.set_num_threads
     _core.set_num_threads(before if was_set else 0)

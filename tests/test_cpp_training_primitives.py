@@ -51,8 +51,9 @@ def column_reductions(x, g):
     return [out, mean, inv_std, rm, rv, dx, gg, gb, cpp.bias_grad(g)]
 
 
-# (5000, 3): many row chunks; (40, 4100): one chunk, more columns than partial sums fit.
-@pytest.mark.parametrize("shape", [(5000, 3), (40, 4100), (257, 33)])
+# (50000, 3): many row chunks; (40, 4100): one chunk, more columns than partial sums fit;
+# each large enough for a team of 3 (threads_for).
+@pytest.mark.parametrize("shape", [(50000, 3), (40, 4100), (2049, 33)])
 def test_column_reductions_bitwise_on_any_thread_count(cpp_threads, rng, shape):
     x = (3 * rng.standard_normal(shape) + 1).astype(np.float32)
     g = rng.standard_normal(shape).astype(np.float32)

@@ -527,23 +527,26 @@ def test_switching_training_paths_continues_the_dropout_stream(rng):
 
 
 def test_fused_step_is_bitwise_the_same_on_any_thread_count(rng):
+    # everything_model's layers, wide enough that the step's kernels (the GEMMs, batch norm,
+    # dropout, softmax, the first layer's update) open teams (threads_for).
     from nnfast import _core
-    X, y = data("cross_entropy", np.float32, rng, n=600)
+    X = rng.standard_normal((1536, 128)).astype(np.float32)
+    y = rng.integers(0, 10, 1536).astype(np.int64)
     was_set, before = _core.num_threads_is_set(), _core.get_num_threads()
     results = []
     try:
         for threads in (1, 3):
             _core.set_num_threads(threads)
-            _core._set_min_work_per_thread_override(0)  # every kernel opens a team
-            model = everything_model(np.float32)
+            model = nn.Sequential(nn.Dense(128, 256, seed=0, dtype=np.float32, l2=1e-2), nn.ReLU(),
+                                  nn.BatchNorm1d(256, dtype=np.float32), nn.Dropout(0.25, seed=9),
+                                  nn.Dense(256, 10, seed=1, dtype=np.float32, l1=1e-3))
             opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, clipnorm=0.5)
             with nnfast.backend("cpp"):
                 trainer = fused.FusedTrainer(model, losses.CrossEntropy(), opt)
-                losses_seen = [trainer.step(X, y, np.arange(s * 200, (s + 1) * 200) % 600)[0]
+                losses_seen = [trainer.step(X, y, np.arange(s * 512, (s + 1) * 512) % 1536)[0]
                                for s in range(6)]
             results.append((losses_seen, [p.data.copy() for p in model.parameters()] + model.buffers()))
     finally:
-        _core._set_min_work_per_thread_override(-1)
         _core.set_num_threads(before if was_set else 0)
     (losses_1, arrays_1), (losses_3, arrays_3) = results
     assert losses_1 == losses_3

@@ -160,14 +160,17 @@ def test_warmup_compiles_everything_training_needs():
 
 def test_contention_backoff_runs_on_one_thread_for_a_while(monkeypatch):
     from nnfast.backends.numba_backend import _contention
+    monkeypatch.setattr(_contention, "ADAPTIVE", True)  # conftest switches it off
     backoff = _contention.ThreadBackoff()
     clock = [100.0]
     monkeypatch.setattr(_contention.time, "perf_counter", lambda: clock[0])
     backoff.report("shape", 0.002)
     backoff.report("shape", 0.003)  # within twice the fastest: no contention
     assert backoff.threaded() and backoff.contended == 0
-    backoff.report("shape", 0.010)  # a worker was descheduled
-    assert not backoff.threaded() and backoff.contended == 1
+    backoff.report("shape", 0.010)  # a worker was descheduled, once: could be chance
+    assert backoff.threaded() and backoff.contended == 1
+    backoff.report("shape", 0.010)  # two of the last four calls
+    assert not backoff.threaded() and backoff.contended == 2
     clock[0] += _contention.FIRST_BACKOFF_SECONDS
     assert backoff.threaded()
     backoff.report("shape", 0.010)  # again: twice as long on one thread
@@ -175,8 +178,22 @@ def test_contention_backoff_runs_on_one_thread_for_a_while(monkeypatch):
     assert not backoff.threaded()
     clock[0] += _contention.FIRST_BACKOFF_SECONDS
     assert backoff.threaded()
+    for _ in range(4):  # four calls on time: the next back-off is short again
+        backoff.report("shape", 0.002)
+    assert backoff.backoff == _contention.FIRST_BACKOFF_SECONDS
     backoff.report("other shape", 0.010)  # a first sighting only sets the shape's baseline
-    assert backoff.threaded() and backoff.contended == 2
+    assert backoff.threaded() and backoff.contended == 3
+
+
+def test_contention_backoff_switched_off(monkeypatch):
+    from nnfast.backends.numba_backend import _contention
+    monkeypatch.setattr(_contention, "ADAPTIVE", False)
+    backoff = _contention.ThreadBackoff()
+    for seconds in (0.002, 0.010, 0.010, 0.010):
+        backoff.report("shape", seconds)
+    assert backoff.threaded() and backoff.contended == 0
+    backoff.single_until = float("inf")
+    assert backoff.threaded()
 
 
 def test_gemm_backs_off_to_one_thread_with_the_same_result(rng, monkeypatch):
@@ -184,6 +201,7 @@ def test_gemm_backs_off_to_one_thread_with_the_same_result(rng, monkeypatch):
     a = rng.standard_normal((200, 300)).astype(np.float32)
     b = rng.standard_normal((300, 150)).astype(np.float32)
     threaded = nb.gemm(a, b)
+    monkeypatch.setattr(_contention, "ADAPTIVE", True)
     monkeypatch.setattr(_contention.gemm, "single_until", float("inf"))
     assert nb.contention_stats()["backing_off"]
     np.testing.assert_array_equal(nb.gemm(a, b), threaded)

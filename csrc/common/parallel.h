@@ -2,7 +2,8 @@
 // (a forked child must not open one, and a one-thread region still costs the runtime call),
 // every team member flushes denormals like the calling thread, so a value never depends
 // on which thread computed it, and the opener reports how long it waited for the team
-// (report_team_times, threading.h). The bodies must not throw, allocate or call Python.
+// (report_team_times in threading.h; contention.h judges it). The bodies must not throw,
+// allocate or call Python.
 #pragma once
 
 #include <algorithm>
@@ -31,8 +32,11 @@ void parallel_ranges(int64_t n, int threads, Body&& body) {
     {
       FpuGuard fpu;
       const bool opener = omp_get_thread_num() == 0;
-      if (opener) times.opener_started = now_ns();
       const int64_t team = omp_get_num_threads();
+      if (opener) {
+        times.opener_started = now_ns();
+        times.team = static_cast<int>(team);
+      }
       const int64_t per = ceil_div(ceil_div(n, team), 16) * 16;
       const int64_t begin = std::min<int64_t>(n, omp_get_thread_num() * per);
       const int64_t end = std::min<int64_t>(n, begin + per);
@@ -59,7 +63,10 @@ void parallel_tasks(int64_t count, int threads, Body&& body) {
     {
       FpuGuard fpu;
       const bool opener = omp_get_thread_num() == 0;
-      if (opener) times.opener_started = now_ns();
+      if (opener) {
+        times.opener_started = now_ns();
+        times.team = omp_get_num_threads();
+      }
 #pragma omp for schedule(static) nowait
       for (int64_t i = 0; i < count; ++i) body(i);
       if (opener) times.opener_done = now_ns();

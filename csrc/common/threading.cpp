@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -16,23 +18,16 @@ namespace nnfast {
 namespace {
 
 std::atomic<int> g_num_threads{0};  // 0: not set, follow omp_get_max_threads()
+#ifdef NNFAST_TEST_HOOKS
 std::atomic<int64_t> g_min_work_override{-1};
+#endif
 
-// A region is contended when the opener started its share this late, or then waited for the
-// others more than twice its own share plus this: a woken libgomp worker starts within tens
-// of microseconds, a descheduled one after a time slice (measured: 4-17 ms on the shared
-// 2-core machine).
-constexpr int64_t kLateNs = 500'000;
-// The first region after an idle gap is not judged: libgomp's idle workers spin briefly and
-// then sleep, and on a virtual machine a sleeping vCPU can take longer than kLateNs to be
-// woken (its host schedules it again). Back-to-back regions, which contention slows, are.
-constexpr int64_t kIdleNs = 2'000'000;
-std::atomic<int64_t> g_last_region_end_ns{0};
-constexpr int64_t kFirstBackoffNs = 100'000'000;
-constexpr int64_t kMaxBackoffNs = 3'200'000'000;
-std::atomic<int64_t> g_single_until_ns{0};
-std::atomic<int64_t> g_backoff_ns{kFirstBackoffNs};
-std::atomic<int64_t> g_contended_regions{0};
+bool adaptive_from_environment() {
+  const char* value = std::getenv("NNFAST_ADAPTIVE_THREADS");
+  return value == nullptr || std::strcmp(value, "0") != 0;
+}
+const bool g_adaptive = adaptive_from_environment();
+ContentionMonitor g_monitor;
 
 // libgomp keeps one thread pool per thread that opened a parallel region. After fork() the
 // child inherits that pool's bookkeeping but not its threads, and the next region of more
@@ -69,36 +64,30 @@ int max_threads() {
   return n > 0 ? n : openmp_default_threads();
 }
 
+#ifdef NNFAST_TEST_HOOKS
 void set_min_work_per_thread_override(int64_t n) { g_min_work_override.store(n < 0 ? -1 : n); }
+#endif
 
-void report_team_times(const TeamTimes& t) {
-  const int64_t previous_end = g_last_region_end_ns.exchange(t.end, std::memory_order_relaxed);
-  if (t.start - previous_end > kIdleNs) return;
-  const int64_t late_start = t.opener_started - t.start;
-  const int64_t own = t.opener_done - t.opener_started, wait = t.end - t.opener_done;
-  if (late_start <= kLateNs && wait <= 2 * own + kLateNs) {
-    g_backoff_ns.store(kFirstBackoffNs, std::memory_order_relaxed);
-    return;
-  }
-  g_contended_regions.fetch_add(1, std::memory_order_relaxed);
-  const int64_t backoff = g_backoff_ns.load(std::memory_order_relaxed);
-  g_single_until_ns.store(now_ns() + backoff, std::memory_order_relaxed);
-  g_backoff_ns.store(std::min(2 * backoff, kMaxBackoffNs), std::memory_order_relaxed);
+void report_team_times(const TeamTimes& times) {
+  if (g_adaptive) g_monitor.report(times);
 }
 
-ContentionStats contention_stats() {
-  return {g_contended_regions.load(), now_ns() < g_single_until_ns.load(), g_backoff_ns.load()};
-}
+ContentionStats contention_stats() { return g_monitor.stats(now_ns()); }
 
 int threads_for(int64_t work, int64_t min_work_per_thread) {
+  bool may_back_off = g_adaptive;
+#ifdef NNFAST_TEST_HOOKS
   const int64_t override_value = g_min_work_override.load(std::memory_order_relaxed);
-  if (override_value >= 0) min_work_per_thread = override_value;
+  if (override_value >= 0) {
+    min_work_per_thread = override_value;
+    may_back_off = false;
+  }
+#endif
   const int64_t by_work = work / std::max<int64_t>(min_work_per_thread, 1);
   const int threads =
       static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), by_work)));
   if (threads == 1) return 1;
-  if (override_value < 0 && now_ns() < g_single_until_ns.load(std::memory_order_relaxed))
-    return 1;
+  if (may_back_off && g_monitor.backing_off(now_ns())) return 1;
   t_owns_team = true;
   return threads;
 }

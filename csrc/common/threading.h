@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "common/contention.h"
+
 namespace nnfast {
 
 // Below these element counts per thread one thread is faster than two: a libgomp fork/join
@@ -26,31 +28,15 @@ int max_threads();
 
 // Threads to use for `work` element-operations: 1 below the size where fork/join costs more
 // than it saves, 1 in a child forked after this thread ran an OpenMP team, and 1 while
-// backing off from contention (report_team_times). Call it on the thread that opens the
-// parallel region: it records that this thread now owns a team.
+// backing off from contention (contention.h). Call it on the thread that opens the parallel
+// region: it records that this thread now owns a team.
 int threads_for(int64_t work, int64_t min_work_per_thread);
 
-// Contention backoff. When the cores are shared with other work (or with more threads than
-// cores), a team member that is not running delays the whole region by a scheduler time
-// slice, milliseconds for a kernel of microseconds: at the start (libgomp's opener waits
-// until the previous region's workers are back in the pool) or at the end (it waits for
-// their share). The thread that opened a region reports when it got to run its share, how
-// long that took and when the team finished; a delay far beyond the work means a member
-// was not running, and threads_for answers 1 for a while (100 ms, doubling up to 3.2 s
-// while it recurs). Results do not change: every kernel gives bitwise the same result on
-// any number of threads.
-struct TeamTimes {
-  int64_t start = 0;           // before the region opened
-  int64_t opener_started = 0;  // the opener starts its share
-  int64_t opener_done = 0;     // the opener finished its share
-  int64_t end = 0;             // after the region closed
-};
+// The opener of every parallel region of more than one thread reports its timings here (see
+// contention.h). Results do not change with the verdict: every kernel gives bitwise the same
+// result on any number of threads. NNFAST_ADAPTIVE_THREADS=0 in the environment when the
+// module loads turns the back-off off: teams then follow only the thread count and the work.
 void report_team_times(const TeamTimes& times);
-struct ContentionStats {
-  int64_t contended_regions;  // regions delayed beyond the limit
-  bool backing_off;           // threads_for answers 1 now
-  int64_t next_backoff_ns;    // how long the next contended region makes it answer 1
-};
 ContentionStats contention_stats();
 
 inline int64_t now_ns() {
@@ -59,9 +45,11 @@ inline int64_t now_ns() {
       .count();
 }
 
-// Benchmark hook (benchmarks/measure_omp_threshold.py): with a value >= 0 every threads_for
-// uses it as min_work_per_thread and ignores the backoff, so both sides of the threshold
-// can be timed; -1 restores.
+#ifdef NNFAST_TEST_HOOKS
+// For benchmarks/measure_omp_threshold.py, in a build with NNFAST_TEST_HOOKS=1: with a value
+// >= 0 every threads_for uses it as min_work_per_thread and ignores the back-off, so both
+// sides of the threshold can be timed; -1 restores.
 void set_min_work_per_thread_override(int64_t n);
+#endif
 
 }  // namespace nnfast

@@ -19,9 +19,12 @@ runs nnfast's kernels on one thread (get_num_threads() says 1); a child forked b
 keeps the threads. For multi-threaded kernels in workers, use the "spawn" or "forkserver"
 start method.
 
-Shared cores: when a kernel's thread team waited for a descheduled thread (other processes
-on the cores, or more threads than cores), kernels run on one thread for a while
-(contention_stats() tells how often); results are bitwise the same either way.
+Shared cores: when the kernels' thread teams keep waiting for descheduled threads (another
+process asking for all cores, a busy PyTorch or OpenBLAS pool, more threads than cores):
+two late regions of the last four make every kernel run on one thread for 50 ms, doubling
+while it recurs up to 0.4 s (csrc/common/contention.h). contention_stats() counts the late
+regions; NNFAST_ADAPTIVE_THREADS=0, set before nnfast is imported, turns this off. Results
+are bitwise the same either way.
 """
 from __future__ import annotations
 

@@ -68,8 +68,8 @@ def make_trainers(names, sizes, X, y, batch, notes):
 
 def cpp_contention_stats():
     """The C++ backend's contention_stats() (its parallel regions that met a descheduled
-    thread, each making nnfast run on one thread for 0.1 s or more, and whether it does
-    now), as a function; None without that backend."""
+    thread, two in four of which make nnfast run on one thread for 50 to 400 ms, and
+    whether it does now), as a function; None without that backend."""
     import nnfast
     if "cpp" not in nnfast.available_backends():
         return None
@@ -232,8 +232,9 @@ def markdown(rows, notes, threads, rounds, command) -> str:
            f"- date: {datetime.date.today().isoformat()}", f"- command: `{command}`",
            "- Adam lr 1e-3, softmax cross-entropy, float32, same initial weights and data for all",
            "- contended epochs: nnfast-cpp's epochs in which its threads met a descheduled thread "
-           "(another process on the cores), after which nnfast runs on one thread for 0.1 s or "
-           "more (`contention_stats()`); a row with many of them measured the machine, not nnfast", ""]
+           "(another process on the cores; two such regions in four make nnfast run on one "
+           "thread for 50 to 400 ms, see `contention_stats()`); a row with many of them "
+           "measured the machine, not nnfast", ""]
     header = ("| arch | batch | " + " | ".join(names) +
               " | best peer | nnfast-cpp / best peer | contended epochs |")
     out += [header, "|" + " --- |" * (len(names) + 5)]

@@ -4,8 +4,9 @@ cannot be built or imported.
 Same signatures, checks and semantics as the NumPy reference (numpy_backend). Kernels are
 compiled on their first call (importing compiles nothing) and cached on disk, see _jit;
 nnfast.warmup("numba") compiles them ahead of time. GEMM and the Adam update use Numba's
-thread pool on large enough inputs, and back off to one thread for a while when a call
-waited for a descheduled worker (_contention); no result depends on the number of threads.
+thread pool on large enough inputs, and back off to one thread for a while when calls keep
+waiting for descheduled workers (_contention; NNFAST_ADAPTIVE_THREADS=0 turns that off); no
+result depends on the number of threads.
 """
 from __future__ import annotations
 

@@ -1,23 +1,28 @@
-"""Backing off from threads when the cores are shared, as the C++ backend does.
+"""Falling back to one thread when the cores are shared, by the rules of the C++ backend
+(csrc/common/contention.h).
 
 A threaded kernel waits for every worker at its end. When other processes (or more threads
 than cores) keep the cores busy, a worker that is not running delays the call by a
-scheduler time slice, milliseconds for a kernel of tens of microseconds: on the shared
-2-core machine threaded training ran ten times slower than on one thread. Each kind of
+scheduler time slice, milliseconds for a kernel of tens of microseconds. Each kind of
 threaded kernel keeps the fastest threaded time it has seen per problem shape; a call that
-took more than twice that plus LATE_SECONDS waited for a descheduled worker, and calls of
-that kind then run on the calling thread for a while (100 ms, doubling up to 3.2 s while it
-recurs). Results do not change: every kernel gives bitwise the same result on any number
-of threads.
+took more than twice that plus SLACK_SECONDS waited for a descheduled worker. Once
+LATE_TO_BACK_OFF of the last JUDGED calls of a kind were late, calls of that kind run on
+the calling thread for a while (50 ms, doubling while it recurs up to 0.4 s, back to 50 ms
+after JUDGED calls on time). NNFAST_ADAPTIVE_THREADS=0 turns this off. Results do not
+change: every kernel gives bitwise the same result on any number of threads.
 """
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections import deque
 
-LATE_SECONDS = 0.0005  # a woken worker starts within tens of microseconds, a descheduled one after ms
-FIRST_BACKOFF_SECONDS = 0.1
-MAX_BACKOFF_SECONDS = 3.2
+ADAPTIVE = os.environ.get("NNFAST_ADAPTIVE_THREADS", "") != "0"
+SLACK_SECONDS = 0.0005  # a woken worker starts within tens of microseconds, a descheduled one after ms
+JUDGED, LATE_TO_BACK_OFF = 4, 2
+FIRST_BACKOFF_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 0.4
 MAX_SHAPES = 256  # shapes remembered per kind of kernel (training uses a handful)
 
 
@@ -26,24 +31,32 @@ class ThreadBackoff:
 
     def __init__(self):
         self.fastest: dict = {}  # shape -> fastest threaded seconds seen
+        self.recent: deque = deque(maxlen=JUDGED)  # whether each of the last calls was late
         self.single_until = 0.0
         self.backoff = FIRST_BACKOFF_SECONDS
         self.contended = 0
 
     def threaded(self) -> bool:
-        return time.perf_counter() >= self.single_until
+        return not ADAPTIVE or time.perf_counter() >= self.single_until
 
     def report(self, shape, seconds: float) -> None:
         """A threaded call on a problem of `shape` took `seconds`."""
+        if not ADAPTIVE:
+            return
         fastest = self.fastest.get(shape, math.inf)
-        if seconds <= 2 * fastest + LATE_SECONDS:
+        late = seconds > 2 * fastest + SLACK_SECONDS
+        self.recent.append(late)
+        if not late:
             if seconds < fastest:
                 if len(self.fastest) >= MAX_SHAPES:
                     self.fastest.clear()
                 self.fastest[shape] = seconds
-            self.backoff = FIRST_BACKOFF_SECONDS
+            if not any(self.recent):
+                self.backoff = FIRST_BACKOFF_SECONDS
             return
         self.contended += 1
+        if sum(self.recent) < LATE_TO_BACK_OFF:
+            return
         self.single_until = time.perf_counter() + self.backoff
         self.backoff = min(2 * self.backoff, MAX_BACKOFF_SECONDS)
 
