@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "gemm/gemm_x86_store_first.h"
+#include "gemm/gemm_x86_vec.h"
 
 namespace nnfast {
 namespace {
@@ -38,13 +39,11 @@ inline double sum_lanes(__m256d x) {
   return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-// Avx2F32 and Avx2F64: the same intrinsics but for their type suffix SFX (ps, pd), written
-// once so that the two cannot drift apart.
-#define NNFAST_AVX2_TRAITS(T_, V_, SFX)                                                      \
-  using T = T_;                                                                              \
+// Avx2F32 and Avx2F64 beyond X86Vec: the same intrinsics but for their type suffix SFX
+// (ps, pd), written once so that the two cannot drift apart.
+#define NNFAST_AVX2_TRAITS(V_, SFX)                                                          \
   using V = V_;                                                                              \
   using Mask = Avx2Tail;                                                                     \
-  static constexpr int L = sizeof(V) / sizeof(T);                                            \
   static Mask tail_mask(int lanes) { return avx2_tail(lanes, 8 * sizeof(T)); }               \
   static V zero() { return _mm256_setzero_##SFX(); }                                         \
   static V set1(T x) { return _mm256_set1_##SFX(x); }                                        \
@@ -57,23 +56,20 @@ inline double sum_lanes(__m256d x) {
   static V add(V a, V b) { return _mm256_add_##SFX(a, b); }                                  \
   /* Zero where !(x > 0), NaN included, exactly as the scalar x > 0 ? x : 0. */              \
   static V relu(V x) {                                                                       \
-    return _mm256_and_##SFX(x, _mm256_cmp_##SFX(x, _mm256_setzero_##SFX(), _CMP_GT_OQ));    \
+    return _mm256_and_##SFX(x, _mm256_cmp_##SFX(x, _mm256_setzero_##SFX(), _CMP_GT_OQ));     \
   }                                                                                          \
   static V leaky_relu(V x, V slope) {                                                        \
     const V pos = _mm256_cmp_##SFX(x, _mm256_setzero_##SFX(), _CMP_GT_OQ);                   \
     return _mm256_blendv_##SFX(_mm256_mul_##SFX(x, slope), x, pos);                          \
   }                                                                                          \
-  static void prefetch(const T* p) {                                                         \
-    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);                             \
-  }                                                                                          \
   static T reduce_add(V x) { return sum_lanes(x); }
 
-struct Avx2F32 {
-  NNFAST_AVX2_TRAITS(float, __m256, ps)
+struct Avx2F32 : X86Vec<float, 32> {
+  NNFAST_AVX2_TRAITS(__m256, ps)
 };
 
-struct Avx2F64 {
-  NNFAST_AVX2_TRAITS(double, __m256d, pd)
+struct Avx2F64 : X86Vec<double, 32> {
+  NNFAST_AVX2_TRAITS(__m256d, pd)
 };
 
 #undef NNFAST_AVX2_TRAITS

@@ -4,6 +4,8 @@
 
 #include <immintrin.h>
 
+#include "gemm/gemm_x86_vec.h"
+
 namespace nnfast {
 namespace {
 
@@ -26,13 +28,11 @@ inline double sum_lanes(__m512d x) {
   return _mm512_cvtsd_f64(x);
 }
 
-// Avx512F32 and Avx512F64: the same intrinsics but for their type suffix SFX (ps, pd),
-// written once so that the two cannot drift apart.
-#define NNFAST_AVX512_TRAITS(T_, V_, MASK_, SFX)                                             \
-  using T = T_;                                                                              \
+// Avx512F32 and Avx512F64 beyond X86Vec: the same intrinsics but for their type suffix SFX
+// (ps, pd), written once so that the two cannot drift apart. MASK_: one bit per lane.
+#define NNFAST_AVX512_TRAITS(V_, MASK_, SFX)                                                 \
   using V = V_;                                                                              \
   using Mask = MASK_;                                                                        \
-  static constexpr int L = sizeof(V) / sizeof(T);                                            \
   static Mask tail_mask(int lanes) { return static_cast<Mask>((1u << lanes) - 1u); }         \
   static V zero() { return _mm512_setzero_##SFX(); }                                         \
   static V set1(T x) { return _mm512_set1_##SFX(x); }                                        \
@@ -52,17 +52,14 @@ inline double sum_lanes(__m512d x) {
     const Mask pos = _mm512_cmp_##SFX##_mask(x, _mm512_setzero_##SFX(), _CMP_GT_OQ);         \
     return _mm512_mask_blend_##SFX(pos, _mm512_mul_##SFX(x, slope), x);                      \
   }                                                                                          \
-  static void prefetch(const T* p) {                                                         \
-    _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);                             \
-  }                                                                                          \
   static T reduce_add(V x) { return sum_lanes(x); }
 
-struct Avx512F32 {
-  NNFAST_AVX512_TRAITS(float, __m512, __mmask16, ps)
+struct Avx512F32 : X86Vec<float, 64> {
+  NNFAST_AVX512_TRAITS(__m512, __mmask16, ps)
 };
 
-struct Avx512F64 {
-  NNFAST_AVX512_TRAITS(double, __m512d, __mmask8, pd)
+struct Avx512F64 : X86Vec<double, 64> {
+  NNFAST_AVX512_TRAITS(__m512d, __mmask8, pd)
 };
 
 #undef NNFAST_AVX512_TRAITS
