@@ -1,5 +1,6 @@
-// AVX2/FMA vector traits for gemm_simd_tile.h. Only the *_avx2_* translation units include
-// this, and they are compiled with -mavx2 -mfma; run them only where cpuid said so.
+// AVX2/FMA vector traits for gemm_simd_tile.h and the packing (gemm_x86_pack.h). Only the
+// *_avx2_* translation units include this, and the *_avx512_* ones for their packing: all are
+// compiled with -mavx2 -mfma or a superset; run them only where cpuid said so.
 #pragma once
 
 #include <immintrin.h>
