@@ -42,15 +42,14 @@ def train(seed: int = 0):
     return model, history, model.evaluate(X_test, y_test)["accuracy"]
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> None:
     parser = example_cli.argument_parser(__doc__, "breast_cancer_training.png")
     args = example_cli.parse_args(parser, argv)
     _, history, accuracy = train(args.seed)
     example_cli.report(f"stopped after {len(history.epoch)} epochs, best val_loss "
                        f"{min(history['val_loss']):.4f}; test accuracy {accuracy:.4f} (114 patients)",
                        history, args.plot, "breast cancer, 30-64-32-1")
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -21,7 +21,7 @@ def train(epochs: int = 300, seed: int = 0):
     return model, history, model.evaluate(X_test, y_test)["accuracy"]
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> None:
     parser = example_cli.argument_parser(__doc__, "circles_training.png")
     parser.add_argument("--epochs", type=int, default=300)
     args = example_cli.parse_args(parser, argv)
@@ -29,8 +29,7 @@ def main(argv=None) -> int:
     example_cli.report(f"test accuracy {accuracy:.3f} on 400 fresh points "
                        f"(train accuracy {history['accuracy'][-1]:.3f})",
                        history, args.plot, "circles, 2-16-1")
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -50,7 +50,7 @@ def train(kind: str = "plain", seed: int = 0, epochs: int = EPOCHS, validate: bo
     return model, history, model.evaluate(X_test, y_test)["accuracy"]
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> None:
     parser = example_cli.argument_parser(
         __doc__, "mnist_training.png",
         plot_help="where to save the training curves (the deep model's get a _deep suffix)")
@@ -65,8 +65,7 @@ def main(argv=None) -> int:
         example_cli.report(f"test accuracy {accuracy:.4f} on the held-out 2,000, "
                            f"{sum(history['seconds']):.1f} s",
                            history, path, f"MNIST, {kind} model", prefix=f"{kind:5s} ")
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

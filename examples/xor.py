@@ -20,7 +20,7 @@ def train(epochs: int = 2000, seed: int = 0):
     return model, history
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> None:
     parser = example_cli.argument_parser(__doc__, "xor_training.png")
     parser.add_argument("--epochs", type=int, default=2000)
     args = example_cli.parse_args(parser, argv)
@@ -32,8 +32,7 @@ def main(argv=None) -> int:
     accuracy = float(np.mean((predictions > 0.5) == (y > 0.5)))
     example_cli.report(f"accuracy {accuracy:.2f}, final loss {history['loss'][-1]:.5f}",
                        history, args.plot, "XOR, 2-4-1")
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
