@@ -6,10 +6,9 @@ split; stratified 80/20 train/test split (random_state 42), features standardize
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
+import example_cli
 import nnfast
 from nnfast import datasets, nn, optim
 
@@ -43,21 +42,14 @@ def train(seed: int = 0):
     return model, history, model.evaluate(X_test, y_test)["accuracy"]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", default=None, help="cpp, numba or numpy (default: the best available)")
-    parser.add_argument("--plot", default="breast_cancer_training.png", help="where to save the training curves")
-    args = parser.parse_args(argv)
-    if args.backend:
-        nnfast.set_backend(args.backend)
+def main(argv=None) -> None:
+    parser = example_cli.argument_parser(__doc__, "breast_cancer_training.png")
+    args = example_cli.parse_args(parser, argv)
     _, history, accuracy = train(args.seed)
-    print(f"backend {nnfast.get_backend().name}: stopped after {len(history.epoch)} epochs, best "
-          f"val_loss {min(history['val_loss']):.4f}; test accuracy {accuracy:.4f} (114 patients)")
-    history.plot(args.plot, title="breast cancer, 30-64-32-1")
-    print(f"training curves saved to {args.plot}")
-    return 0
+    example_cli.report(f"stopped after {len(history.epoch)} epochs, best val_loss "
+                       f"{min(history['val_loss']):.4f}; test accuracy {accuracy:.4f} (114 patients)",
+                       history, args.plot, "breast cancer, 30-64-32-1")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

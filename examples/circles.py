@@ -5,9 +5,7 @@
 """
 from __future__ import annotations
 
-import argparse
-
-import nnfast
+import example_cli
 from nnfast import datasets, nn, optim
 
 
@@ -23,22 +21,15 @@ def train(epochs: int = 300, seed: int = 0):
     return model, history, model.evaluate(X_test, y_test)["accuracy"]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> None:
+    parser = example_cli.argument_parser(__doc__, "circles_training.png")
     parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", default=None, help="cpp, numba or numpy (default: the best available)")
-    parser.add_argument("--plot", default="circles_training.png", help="where to save the training curves")
-    args = parser.parse_args(argv)
-    if args.backend:
-        nnfast.set_backend(args.backend)
+    args = example_cli.parse_args(parser, argv)
     _, history, accuracy = train(args.epochs, args.seed)
-    print(f"backend {nnfast.get_backend().name}: test accuracy {accuracy:.3f} on 400 fresh points "
-          f"(train accuracy {history['accuracy'][-1]:.3f})")
-    history.plot(args.plot, title="circles, 2-16-1")
-    print(f"training curves saved to {args.plot}")
-    return 0
+    example_cli.report(f"test accuracy {accuracy:.3f} on 400 fresh points "
+                       f"(train accuracy {history['accuracy'][-1]:.3f})",
+                       history, args.plot, "circles, 2-16-1")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -8,10 +8,9 @@ batch 64:
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-import nnfast
+import example_cli
 from nnfast import datasets, nn, optim
 
 EPOCHS, BATCH = 5, 64
@@ -51,28 +50,22 @@ def train(kind: str = "plain", seed: int = 0, epochs: int = EPOCHS, validate: bo
     return model, history, model.evaluate(X_test, y_test)["accuracy"]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> None:
+    parser = example_cli.argument_parser(
+        __doc__, "mnist_training.png",
+        plot_help="where to save the training curves (the deep model's get a _deep suffix)")
     parser.add_argument("--model", choices=("both", "plain", "deep"), default="both")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", default=None, help="cpp, numba or numpy (default: the best available)")
-    parser.add_argument("--plot", default="mnist_training.png",
-                        help="where to save the training curves (the deep model's get a _deep suffix)")
-    args = parser.parse_args(argv)
-    if args.backend:
-        nnfast.set_backend(args.backend)
+    args = example_cli.parse_args(parser, argv)
     kinds = ("plain", "deep") if args.model == "both" else (args.model,)
     stem, ext = os.path.splitext(args.plot)
     for kind in kinds:
         _, history, accuracy = train(kind, args.seed, args.epochs)
         path = args.plot if kind == "plain" else f"{stem}_deep{ext or '.png'}"
-        print(f"{kind:5s} backend {nnfast.get_backend().name}: test accuracy {accuracy:.4f} "
-              f"on the held-out 2,000, {sum(history['seconds']):.1f} s")
-        history.plot(path, title=f"MNIST, {kind} model")
-        print(f"      training curves saved to {path}")
-    return 0
+        example_cli.report(f"test accuracy {accuracy:.4f} on the held-out 2,000, "
+                           f"{sum(history['seconds']):.1f} s",
+                           history, path, f"MNIST, {kind} model", prefix=f"{kind:5s} ")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -4,11 +4,9 @@
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-import nnfast
+import example_cli
 from nnfast import datasets, nn, optim
 
 
@@ -22,27 +20,19 @@ def train(epochs: int = 2000, seed: int = 0):
     return model, history
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> None:
+    parser = example_cli.argument_parser(__doc__, "xor_training.png")
     parser.add_argument("--epochs", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", default=None, help="cpp, numba or numpy (default: the best available)")
-    parser.add_argument("--plot", default="xor_training.png", help="where to save the training curves")
-    args = parser.parse_args(argv)
-    if args.backend:
-        nnfast.set_backend(args.backend)
+    args = example_cli.parse_args(parser, argv)
     model, history = train(args.epochs, args.seed)
     X, y = datasets.xor()
     predictions = model.predict(X)
     for x, target, p in zip(X, y, predictions):
         print(f"{x.astype(int)} -> {p[0]:.3f}  (target {int(target[0])})")
     accuracy = float(np.mean((predictions > 0.5) == (y > 0.5)))
-    print(f"backend {nnfast.get_backend().name}: accuracy {accuracy:.2f}, "
-          f"final loss {history['loss'][-1]:.5f}")
-    history.plot(args.plot, title="XOR, 2-4-1")
-    print(f"training curves saved to {args.plot}")
-    return 0
+    example_cli.report(f"accuracy {accuracy:.2f}, final loss {history['loss'][-1]:.5f}",
+                       history, args.plot, "XOR, 2-4-1")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -48,6 +48,14 @@ class Loss:
             raise ValueError(f"{name}: target contains NaN or inf")
         return np.ascontiguousarray(y, dtype=dtype)
 
+    def _forward(self, out: np.ndarray, target: np.ndarray) -> float:
+        """The mean loss, from the backend's kernel named after the loss (mse_forward, ...)."""
+        return getattr(get_backend(), f"{self.name}_forward")(out, target)
+
+    def _backward(self, out: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """d loss / d out, from the backend's kernel named after the loss (mse_backward, ...)."""
+        return getattr(get_backend(), f"{self.name}_backward")(out, target)
+
     def correct(self, out: np.ndarray, target: np.ndarray) -> int | None:
         """Number of correct predictions in a batch, or None where accuracy has no meaning."""
         return None
@@ -60,12 +68,6 @@ class MSE(Loss):
     """Mean squared error over all elements."""
 
     name = "mse"
-
-    def _forward(self, out, target):
-        return get_backend().mse_forward(out, target)
-
-    def _backward(self, out, target):
-        return get_backend().mse_backward(out, target)
 
 
 class BinaryCrossEntropy(Loss):
@@ -85,12 +87,6 @@ class BinaryCrossEntropy(Loss):
             raise ValueError(f"{type(self).__name__}: targets must lie in [0, 1]")
         return target
 
-    def _forward(self, out, target):
-        return get_backend().bce_forward(out, target)
-
-    def _backward(self, out, target):
-        return get_backend().bce_backward(out, target)
-
     def correct(self, out, target):
         return int(((out >= 0.5) == (target >= 0.5)).sum())
 
@@ -102,12 +98,6 @@ class BCEWithLogits(BinaryCrossEntropy):
 
     def check_output(self, out):
         pass
-
-    def _forward(self, out, target):
-        return get_backend().bce_with_logits_forward(out, target)
-
-    def _backward(self, out, target):
-        return get_backend().bce_with_logits_backward(out, target)
 
     def correct(self, out, target):
         return int(((out >= 0) == (target >= 0.5)).sum())

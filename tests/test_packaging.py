@@ -104,32 +104,22 @@ def _build(tmp_path, generic_source, microkernel_first=True):
 
 
 @needs_toolchain
-def test_checker_passes_avx_confined_to_microkernels(tmp_path, capsys):
-    temp, library = _build(tmp_path, GENERIC_CLEAN)
-    assert _load_checker().main(["--build-temp", str(temp), str(library)]) == 0
-    assert "ok (microkernel)" in capsys.readouterr().out
-
-
-@needs_toolchain
-def test_checker_passes_ifunc_clones_in_generic_code(tmp_path, capsys):
-    temp, library = _build(tmp_path, GENERIC_WITH_CLONES)
-    assert _load_checker().main(["--build-temp", str(temp), str(library)]) == 0
-    assert "in 1 ifunc clones" in capsys.readouterr().out
-
-
-@needs_toolchain
-def test_checker_fails_on_a_direct_call_into_a_microkernel(tmp_path, capsys):
-    temp, library = _build(tmp_path, GENERIC_CALLING_MICROKERNEL)
-    assert _load_checker().main(["--build-temp", str(temp), str(library)]) == 1
-    assert "baseline function _Z7genericPfi calls _Z11kernel_avx2Pfi" in capsys.readouterr().err
-
-
-@needs_toolchain
-def test_checker_fails_on_avx_in_a_generic_object(tmp_path, capsys):
-    temp, library = _build(tmp_path, GENERIC_WITH_AVX)
-    assert _load_checker().main(["--build-temp", str(temp), str(library)]) == 1
-    assert re.search(r"generic\.o: _Z7genericPf: AVX/AVX2/FMA: .* in baseline code",
-                     capsys.readouterr().err)
+@pytest.mark.parametrize("generic_source,status,stream,message", [
+    pytest.param(GENERIC_CLEAN, 0, "out", r"ok \(microkernel\)",
+                 id="passes_avx_confined_to_microkernels"),
+    pytest.param(GENERIC_WITH_CLONES, 0, "out", r"in 1 ifunc clones",
+                 id="passes_ifunc_clones_in_generic_code"),
+    pytest.param(GENERIC_CALLING_MICROKERNEL, 1, "err",
+                 r"baseline function _Z7genericPfi calls _Z11kernel_avx2Pfi",
+                 id="fails_on_a_direct_call_into_a_microkernel"),
+    pytest.param(GENERIC_WITH_AVX, 1, "err",
+                 r"generic\.o: _Z7genericPf: AVX/AVX2/FMA: .* in baseline code",
+                 id="fails_on_avx_in_a_generic_object"),
+])
+def test_checker_verdict(tmp_path, capsys, generic_source, status, stream, message):
+    temp, library = _build(tmp_path, generic_source)
+    assert _load_checker().main(["--build-temp", str(temp), str(library)]) == status
+    assert re.search(message, getattr(capsys.readouterr(), stream))
 
 
 @needs_toolchain

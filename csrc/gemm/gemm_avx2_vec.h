@@ -1,10 +1,12 @@
-// AVX2/FMA vector traits for gemm_simd_tile.h. Only the *_avx2_* translation units include
-// this, and they are compiled with -mavx2 -mfma; run them only where cpuid said so.
+// AVX2/FMA vector traits for gemm_simd_tile.h and the packing (gemm_x86_pack.h). Only the
+// *_avx2_* translation units include this, and the *_avx512_* ones for their packing: all are
+// compiled with -mavx2 -mfma or a superset; run them only where cpuid said so.
 #pragma once
 
 #include <immintrin.h>
 
 #include "gemm/gemm_x86_store_first.h"
+#include "gemm/gemm_x86_vec.h"
 
 namespace nnfast {
 namespace {
@@ -25,62 +27,53 @@ inline Avx2Tail avx2_tail(int lanes, int lane_bits) {
           lanes};
 }
 
-struct Avx2F32 {
-  using T = float;
-  using V = __m256;
-  using Mask = Avx2Tail;
-  static constexpr int L = 8;
-  static Mask tail_mask(int lanes) { return avx2_tail(lanes, 32); }
-  static V zero() { return _mm256_setzero_ps(); }
-  static V set1(T x) { return _mm256_set1_ps(x); }
-  static V load(const T* p) { return _mm256_loadu_ps(p); }
-  static V load_tail(Mask m, const T* p) { return _mm256_maskload_ps(p, m.mask); }
-  static void store(T* p, V x) { _mm256_storeu_ps(p, x); }
-  static void store_tail(T* p, Mask m, V x) { store_first_ps(p, m.lanes, x); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  // Zero where !(x > 0), NaN included, exactly as the scalar x > 0 ? x : 0.
-  static V relu(V x) { return _mm256_and_ps(x, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ)); }
-  static V leaky_relu(V x, V slope) {
-    const V pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);
-    return _mm256_blendv_ps(_mm256_mul_ps(x, slope), x, pos);
-  }
-  static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
-  // Halves added pairwise: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then the last two.
-  static T reduce_add(V x) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-  }
+// Every lane added up. Halves added pairwise: (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then
+// the last two.
+inline float sum_lanes(__m256 x) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+inline double sum_lanes(__m256d x) {
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+// Avx2F32 and Avx2F64 beyond X86Vec: the same intrinsics but for their type suffix SFX
+// (ps, pd), written once so that the two cannot drift apart.
+#define NNFAST_AVX2_TRAITS(V_, SFX)                                                          \
+  using V = V_;                                                                              \
+  using Mask = Avx2Tail;                                                                     \
+  static Mask tail_mask(int lanes) { return avx2_tail(lanes, 8 * sizeof(T)); }               \
+  static V zero() { return _mm256_setzero_##SFX(); }                                         \
+  static V set1(T x) { return _mm256_set1_##SFX(x); }                                        \
+  static V load(const T* p) { return _mm256_loadu_##SFX(p); }                                \
+  static V load_tail(Mask m, const T* p) { return _mm256_maskload_##SFX(p, m.mask); }        \
+  static void store(T* p, V x) { _mm256_storeu_##SFX(p, x); }                                \
+  static void store_tail(T* p, Mask m, V x) { store_first_##SFX(p, m.lanes, x); }            \
+  static V fma(V a, V b, V c) { return _mm256_fmadd_##SFX(a, b, c); }                        \
+  static V mul(V a, V b) { return _mm256_mul_##SFX(a, b); }                                  \
+  static V add(V a, V b) { return _mm256_add_##SFX(a, b); }                                  \
+  /* Zero where !(x > 0), NaN included, exactly as the scalar x > 0 ? x : 0. */              \
+  static V relu(V x) {                                                                       \
+    return _mm256_and_##SFX(x, _mm256_cmp_##SFX(x, _mm256_setzero_##SFX(), _CMP_GT_OQ));     \
+  }                                                                                          \
+  static V leaky_relu(V x, V slope) {                                                        \
+    const V pos = _mm256_cmp_##SFX(x, _mm256_setzero_##SFX(), _CMP_GT_OQ);                   \
+    return _mm256_blendv_##SFX(_mm256_mul_##SFX(x, slope), x, pos);                          \
+  }                                                                                          \
+  static T reduce_add(V x) { return sum_lanes(x); }
+
+struct Avx2F32 : X86Vec<float, 32> {
+  NNFAST_AVX2_TRAITS(__m256, ps)
 };
 
-struct Avx2F64 {
-  using T = double;
-  using V = __m256d;
-  using Mask = Avx2Tail;
-  static constexpr int L = 4;
-  static Mask tail_mask(int lanes) { return avx2_tail(lanes, 64); }
-  static V zero() { return _mm256_setzero_pd(); }
-  static V set1(T x) { return _mm256_set1_pd(x); }
-  static V load(const T* p) { return _mm256_loadu_pd(p); }
-  static V load_tail(Mask m, const T* p) { return _mm256_maskload_pd(p, m.mask); }
-  static void store(T* p, V x) { _mm256_storeu_pd(p, x); }
-  static void store_tail(T* p, Mask m, V x) { store_first_pd(p, m.lanes, x); }
-  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static V add(V a, V b) { return _mm256_add_pd(a, b); }
-  static V relu(V x) { return _mm256_and_pd(x, _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ)); }
-  static V leaky_relu(V x, V slope) {
-    const V pos = _mm256_cmp_pd(x, _mm256_setzero_pd(), _CMP_GT_OQ);
-    return _mm256_blendv_pd(_mm256_mul_pd(x, slope), x, pos);
-  }
-  static void prefetch(const T* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
-  static T reduce_add(V x) {
-    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
-    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-  }
+struct Avx2F64 : X86Vec<double, 32> {
+  NNFAST_AVX2_TRAITS(__m256d, pd)
 };
+
+#undef NNFAST_AVX2_TRAITS
 
 }  // namespace
 }  // namespace nnfast

@@ -3,17 +3,12 @@
 // FMAs, under the 2 loads + 2 FMAs per cycle a core sustains. Single rows: tiles of 1 x 128
 // (8 accumulators, enough FMAs in flight to cover their latency), axpy_rows and dot_rows.
 #include "gemm/gemm_avx512_vec.h"
-#include "gemm/gemm_simd_axpy.h"
-#include "gemm/gemm_simd_dot.h"
-#include "gemm/gemm_simd_tile.h"
-#include "gemm/gemm_x86_pack.h"
+#include "gemm/gemm_simd_microkernel.h"
 
 namespace nnfast {
 
 const MicroKernel<float>& gemm_avx512_f32_14x32() {
-  static constexpr MicroKernel<float> kernel{
-      &simd_kernel<Avx512F32, 14, 2>, 14, 32, &pack_panels_x86<float>,
-      &simd_row_kernel<Avx512F32, 8>, 128, &simd_dot_rows<Avx512F32>, &simd_axpy_rows<Avx512F32>};
+  static constexpr MicroKernel<float> kernel = simd_microkernel<Avx512F32, 14, 2>();
   return kernel;
 }
 

@@ -2,17 +2,12 @@
 // register budget as the float32 tile. Single rows: tiles of 1 x 64 (8 accumulators),
 // axpy_rows and dot_rows.
 #include "gemm/gemm_avx512_vec.h"
-#include "gemm/gemm_simd_axpy.h"
-#include "gemm/gemm_simd_dot.h"
-#include "gemm/gemm_simd_tile.h"
-#include "gemm/gemm_x86_pack.h"
+#include "gemm/gemm_simd_microkernel.h"
 
 namespace nnfast {
 
 const MicroKernel<double>& gemm_avx512_f64_14x16() {
-  static constexpr MicroKernel<double> kernel{
-      &simd_kernel<Avx512F64, 14, 2>, 14, 16, &pack_panels_x86<double>,
-      &simd_row_kernel<Avx512F64, 8>, 64, &simd_dot_rows<Avx512F64>, &simd_axpy_rows<Avx512F64>};
+  static constexpr MicroKernel<double> kernel = simd_microkernel<Avx512F64, 14, 2>();
   return kernel;
 }
 

@@ -7,15 +7,16 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
+#include "gemm/gemm_avx2_vec.h"
 #include "gemm/gemm_kernel.h"
-#include "gemm/gemm_x86_store_first.h"
 
 namespace nnfast {
 namespace {
 
 // Transposes the 8x8 block rows[r][q] (r, q < 8) into out[q] = column q.
-inline void transpose8x8(__m256 r[8]) {
+inline void transpose_block(__m256 r[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
   const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
   const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
@@ -34,7 +35,8 @@ inline void transpose8x8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-inline void transpose4x4(__m256d r[4]) {
+// The same for the 4x4 block of doubles.
+inline void transpose_block(__m256d r[4]) {
   const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
   const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
   r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
@@ -43,58 +45,45 @@ inline void transpose4x4(__m256d r[4]) {
   r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 
+// The AVX2 traits of T (gemm_avx2_vec.h): the AVX-512 units pack with ymm vectors too, whose
+// L x L blocks transpose in registers.
 template <typename T>
-struct Block;  // B x B register transposes of T
-template <>
-struct Block<float> {
-  static constexpr int B = 8;
-  using V = __m256;
-  static V load(const float* p) { return _mm256_loadu_ps(p); }
-  static V zero() { return _mm256_setzero_ps(); }
-  static void store(float* p, V x) { _mm256_storeu_ps(p, x); }
-  static void store_first(float* p, int n, V x) { store_first_ps(p, n, x); }
-  static void transpose(V r[8]) { transpose8x8(r); }
-  static void copy_first(float* dst, const float* src, int n) {
-    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    store_first_ps(dst, n, _mm256_maskload_ps(src, lanes));
-  }
-};
-template <>
-struct Block<double> {
-  static constexpr int B = 4;
-  using V = __m256d;
-  static V load(const double* p) { return _mm256_loadu_pd(p); }
-  static V zero() { return _mm256_setzero_pd(); }
-  static void store(double* p, V x) { _mm256_storeu_pd(p, x); }
-  static void store_first(double* p, int n, V x) { store_first_pd(p, n, x); }
-  static void transpose(V r[4]) { transpose4x4(r); }
-  static void copy_first(double* dst, const double* src, int n) {
-    const __m256i lanes = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
-    store_first_pd(dst, n, _mm256_maskload_pd(src, lanes));
-  }
-};
+using PackVec = std::conditional_t<std::is_same<T, float>::value, Avx2F32, Avx2F64>;
+
+// The first n lanes of x stored at p, 0 < n < W::L.
+template <class W>
+void store_first(typename W::T* p, int n, typename W::V x) {
+  W::store_tail(p, W::tail_mask(n), x);
+}
+
+// The first n elements of src copied to dst, 0 < n < W::L.
+template <class W>
+void copy_first(typename W::T* dst, const typename W::T* src, int n) {
+  const typename W::Mask tail = W::tail_mask(n);
+  W::store_tail(dst, tail, W::load_tail(tail, src));
+}
 
 // dst[p * R + r] = src[r * ld + p], r < rows (<= R), p < k: B x B blocks through registers
 // (a last block of fewer rows is padded with zeros and stored in part), the k edge element
 // by element.
 template <typename T, int R>
 void interleave_rows_x86(T* dst, const T* src, int64_t ld, int rows, int64_t k) {
-  using Blk = Block<T>;
-  constexpr int B = Blk::B;
+  using W = PackVec<T>;
+  constexpr int B = W::L;
   const int64_t full_k = k / B * B;
   for (int64_t p = 0; p < full_k; p += B) {
     for (int r0 = 0; r0 < rows; r0 += B) {
       const int n = rows - r0 < B ? rows - r0 : B;
-      typename Blk::V v[B];
+      typename W::V v[B];
 #pragma GCC unroll 8
-      for (int q = 0; q < B; ++q) v[q] = q < n ? Blk::load(src + (r0 + q) * ld + p) : Blk::zero();
-      Blk::transpose(v);
+      for (int q = 0; q < B; ++q) v[q] = q < n ? W::load(src + (r0 + q) * ld + p) : W::zero();
+      transpose_block(v);
       if (n == B) {
 #pragma GCC unroll 8
-        for (int q = 0; q < B; ++q) Blk::store(dst + (p + q) * R + r0, v[q]);
+        for (int q = 0; q < B; ++q) W::store(dst + (p + q) * R + r0, v[q]);
       } else {
 #pragma GCC unroll 8
-        for (int q = 0; q < B; ++q) Blk::store_first(dst + (p + q) * R + r0, n, v[q]);
+        for (int q = 0; q < B; ++q) store_first<W>(dst + (p + q) * R + r0, n, v[q]);
       }
     }
   }
@@ -106,10 +95,10 @@ void interleave_rows_x86(T* dst, const T* src, int64_t ld, int rows, int64_t k) 
 // at these sizes, slow).
 template <typename T, int R>
 void copy_short(T* dst, const T* src, int n) {
-  constexpr int B = Block<T>::B;
+  using W = PackVec<T>;
   int i = 0;
-  for (; i + B <= n; i += B) Block<T>::store(dst + i, Block<T>::load(src + i));
-  if (i < n) Block<T>::copy_first(dst + i, src + i, n - i);
+  for (; i + W::L <= n; i += W::L) W::store(dst + i, W::load(src + i));
+  if (i < n) copy_first<W>(dst + i, src + i, n - i);
 }
 
 // dst[p * R + r] = src[p * ld + r], r < extent: row p of the source feeds every panel in

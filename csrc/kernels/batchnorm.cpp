@@ -30,6 +30,13 @@ struct ColumnBlock {
       beta[c] = b ? b[c0 + c] : T(0);
     }
   }
+
+  // sums[c] = column c0 + c of m (N, C), summed over the rows in double.
+  void sum_columns(const T* m, int64_t N, int64_t C, int threads) {
+    const int64_t first = c0;
+    column_sums(sums, N, width, threads,
+                [=](int64_t r, int64_t c) { return static_cast<double>(m[r * C + first + c]); });
+  }
 };
 
 // out[r, c0 + c] = (x - shift[c]) * scale[c] * gamma[c] + beta[c] for rows [begin, end)
@@ -86,8 +93,7 @@ void batchnorm_forward_train(T* out, T* mean, T* inv_std, T* running_mean, T* ru
     blk.width = std::min(kColumns, C - blk.c0);
     const int64_t c0 = blk.c0;
     const int threads = threads_for(N * blk.width, kMinCheapElementsPerThread);
-    column_sums(blk.sums, N, blk.width, threads,
-                [=](int64_t r, int64_t c) { return static_cast<double>(x[r * C + c0 + c]); });
+    blk.sum_columns(x, N, C, threads);
     for (int64_t c = 0; c < blk.width; ++c) blk.shift[c] = static_cast<T>(blk.sums[c]) / n;
     const T* shift = blk.shift;
     column_sums(blk.sums, N, blk.width, threads, [=](int64_t r, int64_t c) {
@@ -131,8 +137,7 @@ void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, c
     blk.width = std::min(kColumns, C - blk.c0);
     const int64_t c0 = blk.c0;
     const int threads = threads_for(N * blk.width, kMinCheapElementsPerThread);
-    column_sums(blk.sums, N, blk.width, threads,
-                [=](int64_t r, int64_t c) { return static_cast<double>(dout[r * C + c0 + c]); });
+    blk.sum_columns(dout, N, C, threads);
     for (int64_t c = 0; c < blk.width; ++c) sum_g[c] = static_cast<T>(blk.sums[c]);
     column_sums(blk.sums, N, blk.width, threads, [=](int64_t r, int64_t c) {
       const T x_hat = (x[r * C + c0 + c] - mean[c0 + c]) * inv_std[c0 + c];

@@ -40,7 +40,9 @@ class _Activation(Layer):
         return {}
 
     def __repr__(self):
-        return f"{type(self).__name__}()"
+        """The constructor call, with the arguments get_config() gives."""
+        args = ", ".join(f"{name}={value!r}" for name, value in self.get_config().items())
+        return f"{type(self).__name__}({args})"
 
 
 class ReLU(_Activation):
@@ -58,9 +60,6 @@ class _WithAlpha(_Activation):
 
     def get_config(self):
         return {"alpha": self.alpha}
-
-    def __repr__(self):
-        return f"{type(self).__name__}(alpha={self.alpha})"
 
 
 class LeakyReLU(_WithAlpha):
@@ -99,9 +98,6 @@ class GELU(_Activation):
 
     def get_config(self):
         return {"approximate": self.approximate}
-
-    def __repr__(self):
-        return f"GELU(approximate={self.approximate!r})"
 
 
 class SiLU(_Activation):

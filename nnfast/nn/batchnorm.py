@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import get_backend
-from .module import Layer, Parameter, as_float_input
+from .module import Layer, Parameter, as_batch_input, as_float_input
 from .ops import BatchNormOp
 
 
@@ -50,10 +50,7 @@ class BatchNorm1d(Layer):
         return [self.running_mean, self.running_var]
 
     def forward(self, x):
-        x = as_float_input(x, self.dtype)
-        if x.ndim != 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d: expected input of shape (N, {self.num_features}), "
-                             f"got {x.shape}")
+        x = as_batch_input(x, self.dtype, self.num_features, "BatchNorm1d")
         B = get_backend()
         if self.training:
             if x.shape[0] < 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import get_backend
-from .module import Layer, Parameter, as_float_input
+from .module import Layer, Parameter, as_batch_input, as_float_input
 from .ops import DenseOp
 
 INITS = ("he", "xavier")
@@ -63,10 +63,7 @@ class Dense(Layer):
         return [self.weight_param, self.bias_param]
 
     def forward(self, x):
-        x = as_float_input(x, self.dtype)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Dense: expected input of shape (N, {self.in_features}), "
-                             f"got {x.shape}")
+        x = as_batch_input(x, self.dtype, self.in_features, "Dense")
         self._x = x
         return get_backend().gemm(x, self.weight, bias=self.bias)
 

@@ -46,6 +46,14 @@ def as_float_input(x, dtype, name: str = "x") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def as_batch_input(x, dtype, features: int, layer: str) -> np.ndarray:
+    """as_float_input for a layer that takes (N, features) batches, the shape checked too."""
+    x = as_float_input(x, dtype)
+    if x.ndim != 2 or x.shape[1] != features:
+        raise ValueError(f"{layer}: expected input of shape (N, {features}), got {x.shape}")
+    return x
+
+
 class Layer:
     """Base class: forward(x) -> y, backward(grad_y) -> grad_x, parameters().
 

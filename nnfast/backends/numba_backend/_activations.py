@@ -92,24 +92,33 @@ def _backward_kernel(code, grad_out, x, y, out, negative_slope):
             out[i] = grad_out[i]
 
 
-# x (N, C), out (N, C); each row's sum in float64
+# x (N, C), out (N, C) (C > 0): row r of out = softmax of row r of x, its sum in float64.
+# Returns the row's max and that sum, from which cross-entropy takes its log-sum-exp.
+@helper()
+def softmax_row(x, out, r):
+    cols = x.shape[1]
+    row_max = x[r, 0]
+    for c in range(1, cols):
+        row_max = max(row_max, x[r, c])
+    total = 0.0
+    for c in range(cols):
+        e = math.exp(x[r, c] - row_max)
+        out[r, c] = e
+        total += e
+    norm = out.dtype.type(total)
+    for c in range(cols):
+        out[r, c] = out[r, c] / norm
+    return row_max, total
+
+
+# x (N, C), out (N, C)
 @kernel()
 def _softmax_forward_kernel(x, out):
     rows, cols = x.shape
     if cols == 0:
         return
     for r in range(rows):
-        row_max = x[r, 0]
-        for c in range(1, cols):
-            row_max = max(row_max, x[r, c])
-        total = 0.0
-        for c in range(cols):
-            e = math.exp(x[r, c] - row_max)
-            out[r, c] = e
-            total += e
-        norm = out.dtype.type(total)
-        for c in range(cols):
-            out[r, c] = out[r, c] / norm
+        softmax_row(x, out, r)
 
 
 # grad_out (N, C), y (N, C) = softmax(x), out (N, C): y * (g - sum(g * y))

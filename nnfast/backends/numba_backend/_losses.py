@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .._checks import float_array, labels_array, output_array
+from ._activations import softmax_row
 from ._jit import helper, kernel
 from ._scalar import like, sigmoid
 
@@ -22,24 +23,6 @@ BCE_GRAD_EPS = 1e-12
 
 
 # ----------------------------------------------------------------------------- cross-entropy
-# x (N, C), probs (N, C) = softmax(x); returns the row's log-sum-exp minus its max, in float64
-@helper()
-def _softmax_row(x, probs, r):
-    cols = x.shape[1]
-    row_max = x[r, 0]
-    for c in range(1, cols):
-        row_max = max(row_max, x[r, c])
-    total = 0.0
-    for c in range(cols):
-        e = math.exp(x[r, c] - row_max)
-        probs[r, c] = e
-        total += e
-    norm = probs.dtype.type(total)
-    for c in range(cols):
-        probs[r, c] = probs[r, c] / norm
-    return row_max, math.log(total)
-
-
 # logits (N, C), labels (N,) int64, probs (N, C); returns the summed loss
 @kernel()
 def _ce_sparse_forward_kernel(logits, labels, probs):
@@ -48,8 +31,8 @@ def _ce_sparse_forward_kernel(logits, labels, probs):
     for start in range(0, rows, LOSS_CHUNK):
         part = 0.0
         for r in range(start, min(start + LOSS_CHUNK, rows)):
-            row_max, log_sum = _softmax_row(logits, probs, r)
-            part += log_sum - (logits[r, labels[r]] - row_max)
+            row_max, exp_sum = softmax_row(logits, probs, r)
+            part += math.log(exp_sum) - (logits[r, labels[r]] - row_max)
         total += part
     return total
 
@@ -62,7 +45,8 @@ def _ce_dense_forward_kernel(logits, target, probs):
     for start in range(0, rows, LOSS_CHUNK):
         part = 0.0
         for r in range(start, min(start + LOSS_CHUNK, rows)):
-            row_max, log_sum = _softmax_row(logits, probs, r)
+            row_max, exp_sum = softmax_row(logits, probs, r)
+            log_sum = math.log(exp_sum)
             for c in range(cols):
                 part -= target[r, c] * ((logits[r, c] - row_max) - log_sum)
         total += part
