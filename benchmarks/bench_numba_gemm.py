@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from publish import invocation, publish
+
 # (label, M, N, K, trans_a, trans_b)
 SHAPES = [(f"{kind} b{batch}", *dims)
           for batch in (64, 256)
@@ -109,12 +111,9 @@ def main(argv=None) -> int:
     rows = []
     for threads in dict.fromkeys(args.threads):
         rows += run(threads, [np.dtype(d) for d in args.dtypes])
-    command = "python benchmarks/bench_numba_gemm.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(rows, command.strip())
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
+    command = invocation("bench_numba_gemm.py", argv)
+    text = markdown(rows, command)
+    publish(text, args.markdown)
     return 0
 
 

@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from publish import invocation, publish
+
 SIZES = [784, 128, 64, 10]
 BACKENDS = ("numba", "numpy")
 WARMUP_PROBE = ("import json, time; t = time.perf_counter(); import nnfast; "
@@ -110,12 +112,9 @@ def main(argv=None) -> int:
         r = rows[-1][1]["rates"]
         print(f"batch {batch}: numba {r['numba']:,.0f}/s  numpy {r['numpy']:,.0f}/s  "
               f"ratio {r['numba'] / r['numpy']:.2f}x", flush=True)
-    command = "python benchmarks/bench_numba_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(rows, compile_times, args, command.strip())
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(text)
+    command = invocation("bench_numba_train.py", argv)
+    text = markdown(rows, compile_times, args, command)
+    publish(text, args.markdown)
     return 0
 
 

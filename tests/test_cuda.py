@@ -23,6 +23,7 @@ from nnfast import backends, device, losses, nn, optim
 from nnfast.backends import numpy_backend as reference
 from test_fused_step import (CLIPPED, FEATURE_MODELS, assert_same_training, everything_model,
                              reference_step, residual_model)
+from test_fused_step import data as make_data
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_REASON = backends.unavailable_reason("cuda")
@@ -161,15 +162,6 @@ def make_model(act, dtype, out=5):
     return nn.Sequential(nn.Dense(13, 17, seed=0, dtype=dtype), ACTIVATIONS[act](),
                          nn.Dense(17, 9, seed=1, dtype=dtype), ACTIVATIONS[act](),
                          nn.Dense(9, out, seed=2, dtype=dtype))
-
-
-def make_data(loss_name, dtype, rng, n=101, out=5):
-    X = rng.standard_normal((n, 13)).astype(dtype)
-    if loss_name == "cross_entropy":
-        return X, rng.integers(0, out, n).astype(np.int64)
-    if loss_name == "bce_with_logits":
-        return X, rng.integers(0, 2, (n, out)).astype(dtype)
-    return X, rng.standard_normal((n, out)).astype(dtype)
 
 
 def run_on_cuda(model_fn, opt_fn, loss_name, dtype, rng, steps=50, batch=16):

@@ -105,11 +105,17 @@ def test_fused_optimizers_match_reference(rng, opt_name):
         np.testing.assert_allclose(p.data, q.data, **TOL[np.float64])
 
 
-def test_fit_uses_fused_step_and_matches_layer_path(rng, monkeypatch):
-    X, y = data("cross_entropy", np.float32, rng, n=300)
+@pytest.fixture
+def fused_steps(monkeypatch):
+    """A list that grows by one with every fused step taken."""
     calls = []
     original = fused.FusedTrainer.step
     monkeypatch.setattr(fused.FusedTrainer, "step", lambda self, *a: calls.append(1) or original(self, *a))
+    return calls
+
+
+def test_fit_uses_fused_step_and_matches_layer_path(rng, fused_steps):
+    X, y = data("cross_entropy", np.float32, rng, n=300)
     results = {}
     for name in ("cpp", "numpy"):
         model = make_model("tanh", np.float32, 5)
@@ -117,7 +123,7 @@ def test_fit_uses_fused_step_and_matches_layer_path(rng, monkeypatch):
             history = model.fit(X, y, optimizer=optim.Adam(lr=1e-2), epochs=3, batch_size=32,
                                 seed=7, verbose=0)
         results[name] = (model, history)
-    assert len(calls) == 3 * 10  # every batch of the cpp run went through the fused step
+    assert len(fused_steps) == 3 * 10  # every batch of the cpp run went through the fused step
     (fm, fh), (rm, rh) = results["cpp"], results["numpy"]
     np.testing.assert_allclose(fh["loss"], rh["loss"], rtol=1e-4)
     np.testing.assert_allclose(fh["accuracy"], rh["accuracy"], atol=1 / 300 + 1e-9)
@@ -554,11 +560,8 @@ def test_fused_step_is_bitwise_the_same_on_any_thread_count(rng):
         np.testing.assert_array_equal(a, b)
 
 
-def test_fit_fuses_dropout_batchnorm_penalties_and_clipping(rng, monkeypatch):
+def test_fit_fuses_dropout_batchnorm_penalties_and_clipping(rng, fused_steps):
     X, y = data("mse", np.float32, rng, n=300)
-    calls = []
-    original = fused.FusedTrainer.step
-    monkeypatch.setattr(fused.FusedTrainer, "step", lambda self, *a: calls.append(1) or original(self, *a))
     results = {}
     for name in ("cpp", "numpy"):
         model = everything_model(np.float32, smooth=True)
@@ -566,7 +569,7 @@ def test_fit_fuses_dropout_batchnorm_penalties_and_clipping(rng, monkeypatch):
             history = model.fit(X, y, loss="mse", optimizer=optim.SGD(lr=0.05, momentum=0.9, clipnorm=1.0),
                                 epochs=3, batch_size=32, seed=7, verbose=0)
             results[name] = (model, history, model.predict(X[:50]), model.evaluate(X, y)["loss"])
-    assert len(calls) == 3 * 10
+    assert len(fused_steps) == 3 * 10
     (fm, fh, fp, fe), (rm, rh, rp, re) = results["cpp"], results["numpy"]
     np.testing.assert_allclose(fh["loss"], rh["loss"], rtol=1e-4)
     for a, b in zip(fm.parameters(), rm.parameters()):

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -179,6 +180,102 @@ inline nnfast::UpdateRule read_update_rule(py::handle rule) {
                           std::to_string(static_cast<int>(r.kind)));
   }
   return r;
+}
+
+// What a trainer binding, on any device, checks and keeps of its model: the dtype, the
+// widths and the loss of the records, and the checks of each call's arguments.
+class TrainerShape {
+ public:
+  TrainerShape(const py::list& ops, int loss, const py::list& slots)
+      : loss_(static_cast<nnfast::LossKind>(loss)), has_slots_(!slots.empty()) {
+    if (loss < 0 || loss > static_cast<int>(nnfast::LossKind::bce_with_logits))
+      throw py::value_error("loss: unknown loss code " + std::to_string(loss));
+    const RecordsShape shape = records_shape(ops);
+    dtype_ = shape.dtype;
+    in_ = shape.in;
+    for (py::handle op : ops)
+      if (static_cast<nnfast::OpKind>(op.attr("code").cast<int>()) == nnfast::OpKind::batchnorm)
+        has_batchnorm_ = true;
+  }
+
+  DType dtype() const { return dtype_; }
+  nnfast::LossKind loss() const { return loss_; }
+  int64_t in() const { return in_; }
+  int64_t out() const { return out_; }
+  // The output width, known once the records are read.
+  void set_out(int64_t out) { out_ = out; }
+
+  // X (rows, in) of the model's dtype.
+  py::array features(py::handle obj) const {
+    py::array X = ndarray(obj, "X");
+    check_dtype(X, "X", dtype_);
+    check_ndim(X, "X", 2);
+    check_layout(X, "X");
+    if (X.shape(1) != in_)
+      throw py::value_error("X: expected " + std::to_string(in_) + " features, got shape " +
+                            shape_str(shape_of(X)));
+    return X;
+  }
+
+  // Targets of a data set of `rows` rows: int64 labels (rows) in [0, out) for cross-entropy
+  // (only the labels of rows `only` are checked, when given), else (rows, out) floats.
+  py::array targets(py::handle obj, int64_t rows, const py::array* only = nullptr) const {
+    if (loss_ != nnfast::LossKind::cross_entropy)
+      return input_like(obj, "targets", dtype_, {rows, out_});
+    py::array targets = ndarray(obj, "targets");
+    if (!targets.dtype().is(py::dtype::of<int64_t>()))
+      throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
+                           std::string(py::str(targets.dtype())));
+    if (only == nullptr) return labels(targets, "targets", rows, out_);
+    check_shape(targets, "targets", {rows});
+    check_layout(targets, "targets");
+    const int64_t* y = static_cast<const int64_t*>(targets.data());
+    const int64_t* idx = static_cast<const int64_t*>(only->data());
+    for (py::ssize_t i = 0; i < only->shape(0); ++i)
+      if (y[idx[i]] < 0 || y[idx[i]] >= out_)
+        throw py::value_error("targets: label " + std::to_string(y[idx[i]]) + " outside [0, " +
+                              std::to_string(out_) + ")");
+    return targets;
+  }
+
+  // The row indices of one training step into a data set of `rows` rows.
+  py::array step_rows(py::handle idx_obj, int64_t rows) const {
+    if (!has_slots_) throw py::value_error("step: this trainer was built without optimizer slots");
+    py::array idx = row_indices(idx_obj, "idx", rows);
+    if (has_batchnorm_ && idx.shape(0) < 2)
+      throw py::value_error("idx: batch norm in training mode needs at least 2 samples per "
+                            "batch, got a batch of " + std::to_string(idx.shape(0)));
+    return idx;
+  }
+
+  // predict's result array, (batch, out), apart from X.
+  py::array predictions(py::handle out_obj, const py::array& X) const {
+    py::array out = output(out_obj, "out", dtype_, {X.shape(0), out_});
+    check_no_overlap(out, "out", X, "X", false);
+    return out;
+  }
+
+ private:
+  nnfast::LossKind loss_;
+  bool has_slots_;
+  bool has_batchnorm_ = false;
+  DType dtype_ = DType::f32;
+  int64_t in_ = 0, out_ = 0;
+};
+
+// A step's result as Python sees it: (loss, correct count or None).
+inline py::tuple step_result(const nnfast::StepResult& r) {
+  return py::make_tuple(r.loss, r.correct < 0 ? py::object(py::none()) : py::int_(r.correct));
+}
+
+// A trainer made by `make`, with the trainer's refusal of the records as a ValueError.
+template <typename Make>
+auto build_trainer(Make&& make) {
+  try {
+    return make();
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(std::string("ops: ") + e.what());
+  }
 }
 
 }  // namespace nnfast::bindings

@@ -258,29 +258,17 @@ py::array loss_backward(py::handle pred_obj, const char* pred_name, py::handle t
   return out;
 }
 
-double mse_forward(py::handle pred, py::handle target) {
-  return loss_forward(pred, "pred", target, nnfast::mse_forward<float>,
-                      nnfast::mse_forward<double>);
-}
-py::array mse_backward(py::handle pred, py::handle target, py::handle out) {
-  return loss_backward(pred, "pred", target, out, nnfast::mse_backward<float>,
-                       nnfast::mse_backward<double>);
-}
-double bce_forward(py::handle prob, py::handle target) {
-  return loss_forward(prob, "prob", target, nnfast::bce_forward<float>,
-                      nnfast::bce_forward<double>);
-}
-py::array bce_backward(py::handle prob, py::handle target, py::handle out) {
-  return loss_backward(prob, "prob", target, out, nnfast::bce_backward<float>,
-                       nnfast::bce_backward<double>);
-}
-double bce_with_logits_forward(py::handle logits, py::handle target) {
-  return loss_forward(logits, "logits", target, nnfast::bce_with_logits_forward<float>,
-                      nnfast::bce_with_logits_forward<double>);
-}
-py::array bce_with_logits_backward(py::handle logits, py::handle target, py::handle out) {
-  return loss_backward(logits, "logits", target, out, nnfast::bce_with_logits_backward<float>,
-                       nnfast::bce_with_logits_backward<double>);
+// An elementwise loss's two primitives, `<name>_forward(pred, target)` and
+// `<name>_backward(pred, target, out=None)`, its prediction argument called `pred_name`.
+template <auto Forward32, auto Forward64, auto Backward32, auto Backward64, typename Def>
+void def_elementwise_loss(Def& def, const std::string& name, const char* pred_name) {
+  def((name + "_forward").c_str(), [pred_name](py::handle pred, py::handle target) {
+    return loss_forward(pred, pred_name, target, Forward32, Forward64);
+  }, py::arg(pred_name), py::arg("target"));
+  def((name + "_backward").c_str(), [pred_name](py::handle pred, py::handle target,
+                                                py::handle out) {
+    return loss_backward(pred, pred_name, target, out, Backward32, Backward64);
+  }, py::arg(pred_name), py::arg("target"), py::arg("out") = py::none());
 }
 
 // ------------------------------------------------------------------------- bias gradient
@@ -686,16 +674,16 @@ void register_primitives(py::module_& m) {
   def("softmax_cross_entropy_backward", &softmax_cross_entropy_backward, py::arg("probs"),
       py::arg("target"), py::arg("out") = none,
       "d loss / d logits = (probs * rowsum(target) - target) / N");
-  def("mse_forward", &mse_forward, py::arg("pred"), py::arg("target"));
-  def("mse_backward", &mse_backward, py::arg("pred"), py::arg("target"),
-      py::arg("out") = none);
-  def("bce_forward", &bce_forward, py::arg("prob"), py::arg("target"));
-  def("bce_backward", &bce_backward, py::arg("prob"), py::arg("target"),
-      py::arg("out") = none);
-  def("bce_with_logits_forward", &bce_with_logits_forward, py::arg("logits"),
-      py::arg("target"));
-  def("bce_with_logits_backward", &bce_with_logits_backward, py::arg("logits"),
-      py::arg("target"), py::arg("out") = none);
+  def_elementwise_loss<nnfast::mse_forward<float>, nnfast::mse_forward<double>,
+                      nnfast::mse_backward<float>, nnfast::mse_backward<double>>(def, "mse",
+                                                                                "pred");
+  def_elementwise_loss<nnfast::bce_forward<float>, nnfast::bce_forward<double>,
+                      nnfast::bce_backward<float>, nnfast::bce_backward<double>>(def, "bce",
+                                                                                "prob");
+  def_elementwise_loss<nnfast::bce_with_logits_forward<float>,
+                      nnfast::bce_with_logits_forward<double>,
+                      nnfast::bce_with_logits_backward<float>,
+                      nnfast::bce_with_logits_backward<double>>(def, "bce_with_logits", "logits");
   def("bias_grad", &bias_grad, py::arg("grad_out"), py::arg("out") = none, py::kw_only(),
       py::arg("beta") = 0.0, "out = column sums of grad_out + beta * out");
   def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"),

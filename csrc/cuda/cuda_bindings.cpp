@@ -149,26 +149,40 @@ const int64_t* labels_data(const py::array& target, const char* name, int64_t N,
   return cptr<int64_t>(labels(target, name, N, C));
 }
 
+// A cross-entropy target, int64 labels (N) or (N, C) rows, checked with the GIL held and
+// copied to the device without it.
+template <typename T>
+struct CrossEntropyTarget {
+  CrossEntropyTarget(const py::array& target, int64_t N, int64_t C)
+      : host_labels(target.ndim() == 1 ? labels_data(target, "target", N, C) : nullptr),
+        host_dense(target.ndim() == 1 ? nullptr : host_data<T>(target, "target", N * C)) {}
+
+  void upload(int64_t N, int64_t C) {
+    if (host_labels) labels = to_device(host_labels, N);
+    else dense = to_device(host_dense, N * C);
+  }
+
+  const int64_t* host_labels;
+  const T* host_dense;
+  DeviceBuffer<int64_t> labels;  // empty for a dense target
+  DeviceBuffer<T> dense;         // empty for labels
+};
+
 // logits (N, C), target int64 (N) or (N, C), probs (N, C); returns the mean loss
 double softmax_cross_entropy_forward(py::array logits, py::array target, py::array probs) {
   if (logits.ndim() != 2) throw py::value_error("logits: expected a 2-D array");
   const int64_t N = logits.shape(0), C = logits.shape(1);
-  const bool sparse = target.ndim() == 1;
   return dispatch_float(logits, "logits", [&](auto tag) {
     using T = decltype(tag);
     const T* hz = host_data<T>(logits, "logits", N * C);
     T* hp = host_data<T>(probs, "probs", N * C, true);
-    const int64_t* hl = sparse ? labels_data(target, "target", N, C) : nullptr;
-    const T* ht = sparse ? nullptr : host_data<T>(target, "target", N * C);
+    CrossEntropyTarget<T> t(target, N, C);
     py::gil_scoped_release release;
     auto dz = to_device(hz, N * C);
-    DeviceBuffer<int64_t> dl;
-    DeviceBuffer<T> dt;
-    if (sparse) dl = to_device(hl, N);
-    else dt = to_device(ht, N * C);
+    t.upload(N, C);
     DeviceBuffer<T> dp(N * C);
-    const double loss = nnfast::gpu::softmax_cross_entropy_forward<T>(dp.data(), dz.data(),
-                                                                      dl.data(), dt.data(), N, C);
+    const double loss = nnfast::gpu::softmax_cross_entropy_forward<T>(
+        dp.data(), dz.data(), t.labels.data(), t.dense.data(), N, C);
     dp.download(hp, N * C);
     return loss;
   });
@@ -178,22 +192,17 @@ double softmax_cross_entropy_forward(py::array logits, py::array target, py::arr
 void softmax_cross_entropy_backward(py::array probs, py::array target, py::array out) {
   if (probs.ndim() != 2) throw py::value_error("probs: expected a 2-D array");
   const int64_t N = probs.shape(0), C = probs.shape(1);
-  const bool sparse = target.ndim() == 1;
   dispatch_float(probs, "probs", [&](auto tag) {
     using T = decltype(tag);
     const T* hp = host_data<T>(probs, "probs", N * C);
     T* hout = host_data<T>(out, "out", N * C, true);
-    const int64_t* hl = sparse ? labels_data(target, "target", N, C) : nullptr;
-    const T* ht = sparse ? nullptr : host_data<T>(target, "target", N * C);
+    CrossEntropyTarget<T> t(target, N, C);
     py::gil_scoped_release release;
     auto dp = to_device(hp, N * C);
-    DeviceBuffer<int64_t> dl;
-    DeviceBuffer<T> dt;
-    if (sparse) dl = to_device(hl, N);
-    else dt = to_device(ht, N * C);
+    t.upload(N, C);
     DeviceBuffer<T> dout(N * C);
-    nnfast::gpu::softmax_cross_entropy_backward<T>(dout.data(), dp.data(), dl.data(), dt.data(),
-                                                   N, C);
+    nnfast::gpu::softmax_cross_entropy_backward<T>(dout.data(), dp.data(), t.labels.data(),
+                                                   t.dense.data(), N, C);
     dout.download(hout, N * C);
   });
 }
@@ -361,41 +370,30 @@ struct Mirrored {
 // Calls are serialized: a trainer has one set of workspaces.
 class TrainerBinding {
  public:
-  TrainerBinding(py::list ops, int loss, py::list slots)
-      : loss_(static_cast<nnfast::LossKind>(loss)), has_slots_(!slots.empty()) {
-    if (loss < 0 || loss > static_cast<int>(nnfast::LossKind::bce_with_logits))
-      throw py::value_error("loss: unknown loss code " + std::to_string(loss));
-    const RecordsShape shape = records_shape(ops);
-    dtype_ = shape.dtype;
-    in_ = shape.in;
-    for (py::handle op : ops)
-      if (static_cast<nnfast::OpKind>(op.attr("code").cast<int>()) == nnfast::OpKind::batchnorm)
-        has_batchnorm_ = true;
-    by_dtype(dtype_, [&](auto tag) {
+  TrainerBinding(py::list ops, int loss, py::list slots) : shape_(ops, loss, slots) {
+    by_dtype(shape_.dtype(), [&](auto tag) {
       using T = decltype(tag);
       Device<T>& d = device<T>();
       auto place = [&](py::handle obj, const char* name, const Shape& s) {
-        py::array a = inout(obj, name, dtype_, s);
+        py::array a = inout(obj, name, shape_.dtype(), s);
         for (const Mirrored<T>& m : d.arrays)  // an array named twice stays one array
           if (m.host.data() == a.data() && m.host.size() == a.size()) return m.device.data();
         d.arrays.push_back({a, DeviceBuffer<T>(static_cast<size_t>(a.size()))});
         return d.arrays.back().device.data();
       };
-      const std::vector<nnfast::OpSpec<T>> specs = read_op_records<T>(ops, slots, in_, place);
+      const std::vector<nnfast::OpSpec<T>> specs = read_op_records<T>(ops, slots, shape_.in(),
+                                                                      place);
       for (py::handle op : ops) keep_alive_.append(op);  // the dropout counters they hold
-      try {
-        d.trainer = std::make_unique<nnfast::gpu::CudaTrainer<T>>(specs, loss_);
-      } catch (const std::invalid_argument& e) {
-        throw py::value_error(std::string("ops: ") + e.what());
-      }
-      out_ = d.trainer->out_width();
+      d.trainer = build_trainer(
+          [&] { return std::make_unique<nnfast::gpu::CudaTrainer<T>>(specs, shape_.loss()); });
+      shape_.set_out(d.trainer->out_width());
     });
     upload();
   }
 
   // Copies every named host array to its device copy.
   void upload() {
-    by_dtype(dtype_, [&](auto tag) {
+    by_dtype(shape_.dtype(), [&](auto tag) {
       Device<decltype(tag)>& d = device<decltype(tag)>();
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
@@ -406,7 +404,7 @@ class TrainerBinding {
 
   // Copies every device copy into its host array.
   void download() {
-    by_dtype(dtype_, [&](auto tag) {
+    by_dtype(shape_.dtype(), [&](auto tag) {
       Device<decltype(tag)>& d = device<decltype(tag)>();
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
@@ -418,37 +416,29 @@ class TrainerBinding {
   // X (n, in); targets int64 labels (n) in [0, out) for cross-entropy, else (n, out): the data
   // set every step trains on, copied to the device until replaced.
   void set_data(py::handle X_obj, py::handle targets_obj) {
-    py::array X = features(X_obj);
+    py::array X = shape_.features(X_obj);
     const int64_t n = X.shape(0);
     if (n == 0) throw py::value_error("X: no rows");
-    const bool sparse = loss_ == nnfast::LossKind::cross_entropy;
-    py::array targets;
-    if (sparse) {
-      targets = ndarray(targets_obj, "targets");
-      if (!targets.dtype().is(py::dtype::of<int64_t>()))
-        throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
-                             std::string(py::str(targets.dtype())));
-      targets = labels(targets, "targets", n, out_);
-    } else {
-      targets = input_like(targets_obj, "targets", dtype_, {n, out_});
-    }
-    by_dtype(dtype_, [&](auto tag) {
+    py::array targets = shape_.targets(targets_obj, n);
+    const bool sparse = shape_.loss() == nnfast::LossKind::cross_entropy;
+    const int64_t in = shape_.in(), out = shape_.out();
+    by_dtype(shape_.dtype(), [&](auto tag) {
       using T = decltype(tag);
       Device<T>& d = device<T>();
       const T* x = cptr<T>(X);
       const void* t = targets.data();
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
-      d.X.reserve(static_cast<size_t>(n * in_));
-      d.X.upload(x, static_cast<size_t>(n * in_));
+      d.X.reserve(static_cast<size_t>(n * in));
+      d.X.upload(x, static_cast<size_t>(n * in));
       const void* device_targets;
       if (sparse) {
         d.labels.reserve(static_cast<size_t>(n));
         d.labels.upload(static_cast<const int64_t*>(t), static_cast<size_t>(n));
         device_targets = d.labels.data();
       } else {
-        d.targets.reserve(static_cast<size_t>(n * out_));
-        d.targets.upload(static_cast<const T*>(t), static_cast<size_t>(n * out_));
+        d.targets.reserve(static_cast<size_t>(n * out));
+        d.targets.upload(static_cast<const T*>(t), static_cast<size_t>(n * out));
         device_targets = d.targets.data();
       }
       d.trainer->set_data(d.X.data(), n, device_targets);
@@ -458,33 +448,26 @@ class TrainerBinding {
 
   // idx int64 (batch): rows of the data set; rule: the optimizer's update of this step.
   py::tuple step(py::handle idx_obj, py::handle rule) {
-    if (!has_slots_) throw py::value_error("step: this trainer was built without optimizer slots");
     if (rows_ == 0) throw py::value_error("step: no data on the device; call set_data first");
-    py::array idx = row_indices(idx_obj, "idx", rows_);
-    const int64_t batch = idx.shape(0);
-    if (has_batchnorm_ && batch < 2)
-      throw py::value_error("idx: batch norm in training mode needs at least 2 samples per "
-                            "batch, got a batch of " + std::to_string(batch));
+    py::array idx = shape_.step_rows(idx_obj, rows_);
     const nnfast::UpdateRule r = read_update_rule(rule);
+    const int64_t batch = idx.shape(0);
     const int64_t* rows = cptr<int64_t>(idx);
-    const nnfast::StepResult result = by_dtype(dtype_, [&](auto tag) {
+    return step_result(by_dtype(shape_.dtype(), [&](auto tag) {
       Device<decltype(tag)>& d = device<decltype(tag)>();
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
       return d.trainer->step(rows, batch, r);
-    });
-    return py::make_tuple(result.loss, result.correct < 0 ? py::object(py::none())
-                                                          : py::int_(result.correct));
+    }));
   }
 
   // X (batch, in), out (batch, out) or None: host arrays; eval mode.
   py::array predict(py::handle X_obj, py::handle out_obj) {
-    py::array X = features(X_obj);
+    py::array X = shape_.features(X_obj);
+    py::array out = shape_.predictions(out_obj, X);
     const int64_t batch = X.shape(0);
-    py::array out = output(out_obj, "out", dtype_, {batch, out_});
-    check_no_overlap(out, "out", X, "X", false);
     if (batch == 0) return out;
-    by_dtype(dtype_, [&](auto tag) {
+    by_dtype(shape_.dtype(), [&](auto tag) {
       using T = decltype(tag);
       Device<T>& d = device<T>();
       const T* x = cptr<T>(X);
@@ -512,22 +495,8 @@ class TrainerBinding {
     else return f64_;
   }
 
-  py::array features(py::handle obj) {
-    py::array X = ndarray(obj, "X");
-    check_dtype(X, "X", dtype_);
-    check_ndim(X, "X", 2);
-    check_layout(X, "X");
-    if (X.shape(1) != in_)
-      throw py::value_error("X: expected " + std::to_string(in_) + " features, got shape " +
-                            shape_str(shape_of(X)));
-    return X;
-  }
-
-  nnfast::LossKind loss_;
-  bool has_slots_;
-  bool has_batchnorm_ = false;
-  DType dtype_ = DType::f32;
-  int64_t in_ = 0, out_ = 0, rows_ = 0;
+  TrainerShape shape_;
+  int64_t rows_ = 0;
   py::list keep_alive_;
   std::mutex mutex_;
   Device<float> f32_;
