@@ -21,29 +21,7 @@ template <typename T>
 void softmax_cross_entropy_backward(T* dlogits, const T* probs, const int64_t* labels,
                                     const T* target, int64_t N, int64_t C);
 
-// pred (n), target (n): mean((pred - target)^2)
-template <typename T>
-double mse_forward(const T* pred, const T* target, int64_t n);
-
-// dpred (n): 2 (pred - target) / n
-template <typename T>
-void mse_backward(T* dpred, const T* pred, const T* target, int64_t n);
-
-// prob (n), target (n): -mean(t log p + (1 - t) log(1 - p)), logs clamped at -100
-template <typename T>
-double bce_forward(const T* prob, const T* target, int64_t n);
-
-// dprob (n): (p - t) / max(p (1 - p), 1e-12) / n
-template <typename T>
-void bce_backward(T* dprob, const T* prob, const T* target, int64_t n);
-
-// logits (n), target (n): mean(max(z, 0) - z t + log1p(exp(-|z|)))
-template <typename T>
-double bce_with_logits_forward(const T* logits, const T* target, int64_t n);
-
-// dlogits (n): (sigmoid(z) - t) / n
-template <typename T>
-void bce_with_logits_backward(T* dlogits, const T* logits, const T* target, int64_t n);
+#include "kernels/losses_contract.h"
 
 // logits (N, C), labels (N): rows whose first largest logit is at the label, as
 // CrossEntropy.correct (numpy's argmax) counts them.

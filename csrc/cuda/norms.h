@@ -7,24 +7,6 @@
 
 namespace nnfast::gpu {
 
-// x (n): sum of x^2, each square taken in double
-template <typename T>
-double sum_squares(const T* x, int64_t n);
-
-// x (n): sum of |x|, in double
-template <typename T>
-double sum_abs(const T* x, int64_t n);
-
-// x (n): x *= alpha
-template <typename T>
-void scale_inplace(T* x, int64_t n, T alpha);
-
-// x (n): x = min(max(x, lo), hi); NaN stays NaN
-template <typename T>
-void clip_inplace(T* x, int64_t n, T lo, T hi);
-
-// w (n), grad (n): grad += l1 sign(w) + l2x2 w, sign(0) = 0, sign(NaN) = NaN
-template <typename T>
-void weight_penalty_backward(T* grad, const T* w, int64_t n, T l1, T l2x2);
+#include "kernels/norms_contract.h"
 
 }  // namespace nnfast::gpu
