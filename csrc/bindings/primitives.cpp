@@ -151,62 +151,75 @@ bool is_sparse(py::handle target) {
          py::reinterpret_borrow<py::array>(target).ndim() == 1;
 }
 
+// The checked arguments of a softmax cross-entropy primitive: its (N, C) input, the (N, C)
+// array it writes (apart from the input, or the input itself), and the target, sparse
+// labels or (N, C) rows.
+struct CrossEntropyCall {
+  DType dt;
+  int64_t N, C;
+  py::array in, out, target;
+  bool sparse;
+};
+
+CrossEntropyCall cross_entropy_call(py::handle in_obj, const char* in_name,
+                                    py::handle target_obj, py::handle out_obj,
+                                    const char* out_name) {
+  CrossEntropyCall c;
+  c.in = input(in_obj, in_name, &c.dt, 2);
+  c.N = c.in.shape(0);
+  c.C = c.in.shape(1);
+  c.out = output(out_obj, out_name, c.dt, {c.N, c.C});
+  check_no_overlap(c.out, out_name, c.in, in_name, true);
+  c.sparse = is_sparse(target_obj);
+  c.target = c.sparse ? labels(target_obj, "target", c.N, c.C)
+                      : input_like(target_obj, "target", c.dt, {c.N, c.C});
+  check_no_overlap(c.out, out_name, c.target, "target", !c.sparse);
+  return c;
+}
+
 py::tuple softmax_cross_entropy_forward(py::handle logits_obj, py::handle target_obj,
                                         py::handle probs_obj) {
-  DType dt;
-  py::array logits = input(logits_obj, "logits", &dt, 2);
-  const int64_t N = logits.shape(0), C = logits.shape(1);
-  py::array probs = output(probs_obj, "probs", dt, {N, C});
-  check_no_overlap(probs, "probs", logits, "logits", true);
-  const bool sparse = is_sparse(target_obj);
-  py::array target = sparse ? labels(target_obj, "target", N, C)
-                            : input_like(target_obj, "target", dt, {N, C});
-  check_no_overlap(probs, "probs", target, "target", !sparse);
+  CrossEntropyCall c = cross_entropy_call(logits_obj, "logits", target_obj, probs_obj,
+                                          "probs");
+  const int64_t N = c.N, C = c.C;
   if (N > 0 && C == 0)
     throw py::value_error("logits: expected at least one class, got shape " +
                           shape_str({N, C}));
-  if (N == 0) return py::make_tuple(std::nan(""), probs);
-  const double loss = by_dtype(dt, [&](auto tag) {
+  if (N == 0) return py::make_tuple(std::nan(""), c.out);
+  const double loss = by_dtype(c.dt, [&](auto tag) {
     using T = decltype(tag);
-    const T* X = cptr<T>(logits);
-    T* P = ptr<T>(probs);
-    if (sparse) {
-      const int64_t* Y = cptr<int64_t>(target);
+    const T* X = cptr<T>(c.in);
+    T* P = ptr<T>(c.out);
+    if (c.sparse) {
+      const int64_t* Y = cptr<int64_t>(c.target);
       return without_gil(
           [&] { return nnfast::softmax_cross_entropy_forward_sparse<T>(P, X, Y, N, C); });
     }
-    const T* Tg = cptr<T>(target);
+    const T* Tg = cptr<T>(c.target);
     return without_gil(
         [&] { return nnfast::softmax_cross_entropy_forward_dense<T>(P, X, Tg, N, C); });
   });
-  return py::make_tuple(loss, probs);
+  return py::make_tuple(loss, c.out);
 }
 
 py::array softmax_cross_entropy_backward(py::handle probs_obj, py::handle target_obj,
                                          py::handle out_obj) {
-  DType dt;
-  py::array probs = input(probs_obj, "probs", &dt, 2);
-  const int64_t N = probs.shape(0), C = probs.shape(1);
-  py::array out = output(out_obj, "out", dt, {N, C});
-  check_no_overlap(out, "out", probs, "probs", true);
-  const bool sparse = is_sparse(target_obj);
-  py::array target = sparse ? labels(target_obj, "target", N, C)
-                            : input_like(target_obj, "target", dt, {N, C});
-  check_no_overlap(out, "out", target, "target", !sparse);
-  if (N == 0 || C == 0) return out;
-  by_dtype(dt, [&](auto tag) {
+  CrossEntropyCall c = cross_entropy_call(probs_obj, "probs", target_obj, out_obj, "out");
+  const int64_t N = c.N, C = c.C;
+  if (N == 0 || C == 0) return c.out;
+  by_dtype(c.dt, [&](auto tag) {
     using T = decltype(tag);
-    const T* P = cptr<T>(probs);
-    T* D = ptr<T>(out);
-    if (sparse) {
-      const int64_t* Y = cptr<int64_t>(target);
+    const T* P = cptr<T>(c.in);
+    T* D = ptr<T>(c.out);
+    if (c.sparse) {
+      const int64_t* Y = cptr<int64_t>(c.target);
       without_gil([&] { nnfast::softmax_cross_entropy_backward_sparse<T>(D, P, Y, N, C); });
     } else {
-      const T* Tg = cptr<T>(target);
+      const T* Tg = cptr<T>(c.target);
       without_gil([&] { nnfast::softmax_cross_entropy_backward_dense<T>(D, P, Tg, N, C); });
     }
   });
-  return out;
+  return c.out;
 }
 
 // ------------------------------------------------------------------------- elementwise losses
