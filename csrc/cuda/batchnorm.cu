@@ -123,15 +123,7 @@ void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, c
   check_launch("batchnorm_backward");
 }
 
-#define NNFAST_INSTANTIATE(T)                                                                \
-  template void batchnorm_forward_train<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, \
-                                           int64_t, int64_t, double, double);                \
-  template void batchnorm_forward_eval<T>(T*, const T*, const T*, const T*, const T*,        \
-                                          const T*, int64_t, int64_t, double);               \
-  template void batchnorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,    \
-                                      const T*, int64_t, int64_t, bool);
-NNFAST_INSTANTIATE(float)
-NNFAST_INSTANTIATE(double)
-#undef NNFAST_INSTANTIATE
+NNFAST_INSTANTIATE_BATCHNORM(float)
+NNFAST_INSTANTIATE_BATCHNORM(double)
 
 }  // namespace nnfast::gpu

@@ -252,12 +252,7 @@ int64_t count_sign_hits(const T* logits, const T* target, int64_t n) {
                                                    int64_t, int64_t);                          \
   template void softmax_cross_entropy_backward<T>(T*, const T*, const int64_t*, const T*,      \
                                                   int64_t, int64_t);                           \
-  template double mse_forward<T>(const T*, const T*, int64_t);                                 \
-  template void mse_backward<T>(T*, const T*, const T*, int64_t);                              \
-  template double bce_forward<T>(const T*, const T*, int64_t);                                 \
-  template void bce_backward<T>(T*, const T*, const T*, int64_t);                              \
-  template double bce_with_logits_forward<T>(const T*, const T*, int64_t);                     \
-  template void bce_with_logits_backward<T>(T*, const T*, const T*, int64_t);                  \
+  NNFAST_INSTANTIATE_LOSSES(T)                                                                 \
   template int64_t count_argmax_hits<T>(const T*, const int64_t*, int64_t, int64_t);           \
   template int64_t count_sign_hits<T>(const T*, const T*, int64_t);
 NNFAST_INSTANTIATE(float)

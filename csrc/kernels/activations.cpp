@@ -108,14 +108,7 @@ void softmax_backward(T* dinp, const T* dout, const T* out, int64_t N, int64_t C
                   [&](int64_t b, int64_t e) { softmax_backward_rows(dinp, dout, out, b, e, C); });
 }
 
-#define NNFAST_INSTANTIATE(T)                                                                 \
-  template void activation_forward<T>(T*, const T*, int64_t, Activation, T);                 \
-  template void activation_backward<T>(T*, const T*, const T*, const T*, int64_t, Activation, \
-                                       T);                                                    \
-  template void softmax_forward<T>(T*, const T*, int64_t, int64_t);                           \
-  template void softmax_backward<T>(T*, const T*, const T*, int64_t, int64_t);
-NNFAST_INSTANTIATE(float)
-NNFAST_INSTANTIATE(double)
-#undef NNFAST_INSTANTIATE
+NNFAST_INSTANTIATE_ACTIVATIONS(float)
+NNFAST_INSTANTIATE_ACTIVATIONS(double)
 
 }  // namespace nnfast

@@ -1,7 +1,8 @@
 // The declarations of the batchnorm kernels, one contract for every device: included inside
 // namespace nnfast by kernels/batchnorm.h (host pointers) and inside nnfast::gpu by
 // cuda/batchnorm.h (device pointers). No include guard: it is meant for one inclusion per
-// namespace, and includes nothing itself.
+// namespace, and includes nothing itself; the instantiation list below is one macro,
+// defined once.
 
 // x (N, C) with N >= 2, out (N, C), mean (C), inv_std (C), running_mean (C), running_var (C):
 // mean = sum(x) / N; var = sum((x - mean)^2) / N; inv_std = 1 / sqrt(var + eps);
@@ -25,3 +26,14 @@ void batchnorm_forward_eval(T* out, const T* x, const T* running_mean, const T* 
 template <typename T>
 void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, const T* mean,
                         const T* inv_std, const T* gamma, int64_t N, int64_t C, bool training);
+
+// The explicit instantiations each device's source makes, for T = float and double.
+#ifndef NNFAST_INSTANTIATE_BATCHNORM
+#define NNFAST_INSTANTIATE_BATCHNORM(T)                                                      \
+  template void batchnorm_forward_train<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, \
+                                           int64_t, int64_t, double, double);                \
+  template void batchnorm_forward_eval<T>(T*, const T*, const T*, const T*, const T*,        \
+                                          const T*, int64_t, int64_t, double);               \
+  template void batchnorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,    \
+                                      const T*, int64_t, int64_t, bool);
+#endif

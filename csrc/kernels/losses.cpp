@@ -131,15 +131,7 @@ void bce_with_logits_backward(T* dlogits, const T* logits, const T* target, int6
   });
 }
 
-#define NNFAST_INSTANTIATE(T)                                                          \
-  template double mse_forward<T>(const T*, const T*, int64_t);                         \
-  template void mse_backward<T>(T*, const T*, const T*, int64_t);                      \
-  template double bce_forward<T>(const T*, const T*, int64_t);                         \
-  template void bce_backward<T>(T*, const T*, const T*, int64_t);                      \
-  template double bce_with_logits_forward<T>(const T*, const T*, int64_t);             \
-  template void bce_with_logits_backward<T>(T*, const T*, const T*, int64_t);
-NNFAST_INSTANTIATE(float)
-NNFAST_INSTANTIATE(double)
-#undef NNFAST_INSTANTIATE
+NNFAST_INSTANTIATE_LOSSES(float)
+NNFAST_INSTANTIATE_LOSSES(double)
 
 }  // namespace nnfast

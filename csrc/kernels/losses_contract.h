@@ -1,7 +1,8 @@
 // The declarations of the losses kernels, one contract for every device: included inside
 // namespace nnfast by kernels/losses.h (host pointers) and inside nnfast::gpu by
 // cuda/losses.h (device pointers). No include guard: it is meant for one inclusion per
-// namespace, and includes nothing itself.
+// namespace, and includes nothing itself; the instantiation list below is one macro,
+// defined once.
 
 // pred (n), target (n): mean((pred - target)^2)
 template <typename T>
@@ -27,3 +28,14 @@ double bce_with_logits_forward(const T* logits, const T* target, int64_t n);
 // dlogits (n), logits (n), target (n): dlogits = (sigmoid(z) - t) / n
 template <typename T>
 void bce_with_logits_backward(T* dlogits, const T* logits, const T* target, int64_t n);
+
+// The explicit instantiations each device's source makes, for T = float and double.
+#ifndef NNFAST_INSTANTIATE_LOSSES
+#define NNFAST_INSTANTIATE_LOSSES(T)                                          \
+  template double mse_forward<T>(const T*, const T*, int64_t);                \
+  template void mse_backward<T>(T*, const T*, const T*, int64_t);             \
+  template double bce_forward<T>(const T*, const T*, int64_t);                \
+  template void bce_backward<T>(T*, const T*, const T*, int64_t);             \
+  template double bce_with_logits_forward<T>(const T*, const T*, int64_t);    \
+  template void bce_with_logits_backward<T>(T*, const T*, const T*, int64_t);
+#endif

@@ -87,14 +87,7 @@ void weight_penalty_backward(T* grad, const T* w, int64_t n, T l1, T l2x2) {
                   [&](int64_t b, int64_t e) { penalty_grad_range(grad, w, b, e, l1, l2x2); });
 }
 
-#define NNFAST_INSTANTIATE(T)                                                   \
-  template double sum_squares<T>(const T*, int64_t);                            \
-  template double sum_abs<T>(const T*, int64_t);                                \
-  template void scale_inplace<T>(T*, int64_t, T);                               \
-  template void clip_inplace<T>(T*, int64_t, T, T);                             \
-  template void weight_penalty_backward<T>(T*, const T*, int64_t, T, T);
-NNFAST_INSTANTIATE(float)
-NNFAST_INSTANTIATE(double)
-#undef NNFAST_INSTANTIATE
+NNFAST_INSTANTIATE_NORMS(float)
+NNFAST_INSTANTIATE_NORMS(double)
 
 }  // namespace nnfast
