@@ -19,7 +19,7 @@ import weakref
 from . import backends
 from . import fused as fused_step
 from .executor import Executor
-from .nn.ops import LOSS_CODES, parameters_of, state_key
+from .nn.ops import LOSS_CODES, parameters_of
 
 DEVICES = ("cpu", "cuda")
 
@@ -106,11 +106,11 @@ def predictor(model):
     trainer = _on_cuda[model]
     if trainer is not None:
         trainer.to_host()
-    ops = fused_step.plan(model)
-    key = state_key(ops)
-    cached = _predictors.get(model)
-    if cached is None or cached[0] != key:
-        cached = (key, backends.get_backend("cuda").Trainer(ops, LOSS_CODES["cross_entropy"], []))
-        _predictors[model] = cached
-    cached[1].upload()
-    return cached[1]
+    forward = fused_step.keyed_predictor(
+        model, _predictors,
+        lambda ops: backends.get_backend("cuda").Trainer(ops, LOSS_CODES["cross_entropy"], []))
+    if forward is None:  # a layer changed since model.to("cuda")
+        raise ValueError(f"predict: the model is on cuda, but {fused_step.plan(model)}; move it "
+                         "back with model.to('cpu')")
+    forward.upload()
+    return forward

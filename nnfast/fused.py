@@ -79,28 +79,32 @@ class FusedTrainer(Executor):
             return self.trainer.step(X, y, idx, rule)
 
 
+def keyed_predictor(model, cache: weakref.WeakKeyDictionary, build):
+    """The compiled forward `build(ops)` made for `model`'s op records, kept in `cache` and
+    rebuilt when any setting or array of those records changes, so repeated predict() calls
+    on small batches reuse one set of workspaces. None for a model without a compiled step
+    (a model that lowers but cannot be compiled, mixed dtypes say, is remembered as None)."""
+    try:
+        key = state_key(model.lower())
+    except CannotLower:
+        return None
+    cached = cache.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    ops = plan(model)
+    made = None if isinstance(ops, str) else build(ops)
+    cache[model] = (key, made)
+    return made
+
+
 _predictors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def predictor(model):
     """A compiled eval-mode forward pass for `model` on the active backend, or None if it has
-    none.
-
-    Kept per model and rebuilt when any setting or array of its op records changes, so
-    repeated predict() calls on small batches reuse one set of workspaces. A model that
-    lowers but has no compiled step (mixed dtypes, say) is remembered as None.
-    """
+    none."""
     backend = get_backend()
     if not hasattr(backend, "Trainer"):
         return None
-    try:
-        key = state_key(model.lower())
-    except CannotLower:
-        return None
-    cached = _predictors.get(model)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    ops = plan(model)
-    trainer = None if isinstance(ops, str) else backend.Trainer(ops, LOSS_CODES["cross_entropy"], [])
-    _predictors[model] = (key, trainer)
-    return trainer
+    return keyed_predictor(model, _predictors,
+                           lambda ops: backend.Trainer(ops, LOSS_CODES["cross_entropy"], []))

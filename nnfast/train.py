@@ -185,8 +185,9 @@ def _split(model, loss_fn, X, y, validation_split, validation_data):
     return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
 
 
-def _run_epoch(executor, model, X, y, order, batch_size, callbacks, progress, epoch) -> dict:
-    """One pass over the samples in `order`; the epoch's training logs."""
+def _run_epoch(executor, model, X, y, order, batch_size, callbacks, progress, epoch):
+    """One pass over the samples in `order`: (its loss and accuracy logs, samples seen,
+    seconds)."""
     total_loss, total_correct, has_accuracy, seen = 0.0, 0, True, 0
     start = time.perf_counter()
     executor.begin_epoch()
@@ -204,13 +205,10 @@ def _run_epoch(executor, model, X, y, order, batch_size, callbacks, progress, ep
         executor.apply()
         progress.update(value)
     executor.end_epoch()  # the host arrays are current again for validation and callbacks
-    seconds = time.perf_counter() - start
     logs = {"loss": total_loss / seen}
     if has_accuracy:
         logs["accuracy"] = total_correct / seen
-    logs["seconds"] = seconds
-    logs["samples_per_sec"] = seen / seconds if seconds > 0 else float("inf")
-    return logs
+    return logs, seen, time.perf_counter() - start
 
 
 def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: int = 32,
@@ -271,14 +269,13 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
         progress.start_epoch(epoch)
         for cb in callbacks:
             cb.on_epoch_begin(model, epoch, {})
-        train_logs = _run_epoch(executor, model, X, y, order, batch_size, callbacks, progress,
-                                epoch)
-        logs = {k: train_logs[k] for k in ("loss", "accuracy") if k in train_logs}
+        logs, seen, seconds = _run_epoch(executor, model, X, y, order, batch_size, callbacks,
+                                         progress, epoch)
         if X_val is not None:
             val = _evaluate_prepared(model, loss_fn, X_val, y_val)
             logs.update({f"val_{k}": v for k, v in val.items()})
-        logs.update(lr=opt.lr, seconds=train_logs["seconds"],
-                    samples_per_sec=train_logs["samples_per_sec"])
+        logs.update(lr=opt.lr, seconds=seconds,
+                    samples_per_sec=seen / seconds if seconds > 0 else float("inf"))
         model.epochs_trained = epoch + 1
         history.record(epoch, logs)
         progress.end_epoch(epoch, logs)
