@@ -47,7 +47,8 @@ class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by more than min_delta for `patience` epochs.
 
     restore_best: at the end of training, put back the weights of the best epoch (when it
-    was not the last). mode: "min", "max" or "auto" (max for names containing "acc").
+    was not the last). mode: "min", "max" or "auto" (max for names containing "acc", "auc",
+    "precision", "recall" or "f1").
     After fit: best, best_epoch, stopped_epoch (None if it never stopped training).
     """
 

@@ -58,7 +58,7 @@ class CudaTrainer(Executor):
     """fit()'s step for a model on the GPU: X and y go to the device once, then each batch is
     one call that uploads only its row indices."""
 
-    def __init__(self, model, loss_fn, opt, X, y):
+    def __init__(self, model, loss_fn, opt, X, y, w=None):
         reason = fused_step.combination_reason(model, loss_fn, opt, y)
         if reason is not None:
             raise ValueError(f"fit: the model is on cuda, but {reason} on the GPU; move it back "
@@ -70,8 +70,9 @@ class CudaTrainer(Executor):
         self.opt = opt
         self.device_ahead = False
         self.trainer = backends.get_backend("cuda").Trainer(
-            ops, LOSS_CODES[loss_fn.name], [opt.slots_of(p) for p in parameters_of(ops)])
-        self.trainer.set_data(X, y)
+            ops, LOSS_CODES[loss_fn.name], [opt.slots_of(p) for p in parameters_of(ops)],
+            class_weight=fused_step.class_weight_of(loss_fn, model))
+        self.trainer.set_data(X, y, w)
         _on_cuda[model] = self
 
     def to_host(self):
@@ -83,8 +84,9 @@ class CudaTrainer(Executor):
         self.to_host()
         self.trainer.upload()
 
-    def step(self, X, y, idx):
-        """Train on rows idx of the data given at construction; returns (loss, correct or None)."""
+    def step(self, X, y, idx, w=None):
+        """Train on rows idx of the data (and sample weights) given at construction; returns
+        (loss, correct or None)."""
         self.device_ahead = True
         with self.opt.external_step() as rule:
             loss, correct = self.trainer.step(idx, rule)

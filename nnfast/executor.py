@@ -17,8 +17,9 @@ class Executor:
     def begin_epoch(self) -> None:
         pass
 
-    def step(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray):
-        """(batch-mean loss plus the L1/L2 penalties, correct count or None) of rows idx."""
+    def step(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray, w: np.ndarray | None = None):
+        """(batch-mean loss plus the L1/L2 penalties, correct count or None) of rows idx;
+        w: the data set's sample weights (N,) or None."""
         raise NotImplementedError
 
     def apply(self) -> None:
@@ -35,11 +36,11 @@ class LayerwiseStep(Executor):
     def __init__(self, model, loss_fn, opt):
         self.model, self.loss_fn, self.opt = model, loss_fn, opt
 
-    def step(self, X, y, idx):
+    def step(self, X, y, idx, w=None):
         xb, yb = X[idx], y[idx]
         self.opt.zero_grad()
         out = self.model(xb)
-        value = self.loss_fn(out, yb) + self.model.penalty()
+        value = self.loss_fn(out, yb, None if w is None else w[idx]) + self.model.penalty()
         return value, self.loss_fn.correct(out, yb)
 
     def apply(self):

@@ -70,13 +70,20 @@ class FusedTrainer(Executor):
             raise ValueError(f"fused step: {ops}")
         slots = [opt.slots_of(p) for p in parameters_of(ops)]
         self.opt = opt
-        self.trainer = get_backend().Trainer(ops, LOSS_CODES[loss_fn.name], slots)
+        self.trainer = get_backend().Trainer(ops, LOSS_CODES[loss_fn.name], slots,
+                                             class_weight=class_weight_of(loss_fn, model))
 
-    def step(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray):
-        """Train on rows idx of (X, y); returns (batch-mean loss plus the L1/L2 penalties,
-        correct count or None)."""
+    def step(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray, w: np.ndarray | None = None):
+        """Train on rows idx of (X, y), with the data set's sample weights w (N,) or None;
+        returns (batch-mean loss plus the L1/L2 penalties, correct count or None)."""
         with self.opt.external_step() as rule:
-            return self.trainer.step(X, y, idx, rule)
+            return self.trainer.step(X, y, idx, rule, w)
+
+
+def class_weight_of(loss_fn, model):
+    """The loss's per-class weights (CrossEntropy's weight, BCEWithLogits' pos_weight) as a
+    compiled trainer takes them, (out,) of the model's dtype, or None."""
+    return loss_fn.class_weight_array(model.out_features, model.dtype)
 
 
 def keyed_predictor(model, cache: weakref.WeakKeyDictionary, build):

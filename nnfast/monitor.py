@@ -4,9 +4,13 @@ from __future__ import annotations
 import math
 
 
+# Metrics that grow as the model improves: "auto" watches them for a maximum.
+_HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1")
+
+
 def resolve_mode(mode: str, monitor: str, owner: str) -> str:
     if mode == "auto":
-        return "max" if "acc" in monitor else "min"
+        return "max" if any(k in monitor for k in _HIGHER_IS_BETTER) else "min"
     if mode not in ("min", "max"):
         raise ValueError(f"{owner}: mode must be 'min', 'max' or 'auto', got {mode!r}")
     return mode

@@ -82,6 +82,7 @@ def save(model: Layer, path) -> None:
         "architecture": layer_to_config(model),
         "epochs_trained": int(getattr(model, "epochs_trained", 0)),
         "loss": _loss_name(model),
+        "loss_config": model.loss.get_config() if _loss_name(model) else {},
         "optimizer": _optimizer_header(model, arrays),
     }
     header["arrays"] = {name: _array_spec(a) for name, a in arrays.items()}
@@ -212,7 +213,7 @@ def load(path):
         _copy_all(path, model.buffers(), arrays, "buffer.")
         model.epochs_trained = int(header.get("epochs_trained", 0))
         if header.get("loss") is not None:
-            model.loss = losses_mod.get(header["loss"])
+            model.loss = losses_mod.get(header["loss"], header.get("loss_config"))
         if header.get("optimizer") is not None:
             _restore_optimizer(path, model, header["optimizer"], arrays)
     except ModelFileError:

@@ -18,6 +18,7 @@ from . import optim as optim_mod
 from .callbacks import Callback, TerminateOnNaN
 from .executor import Executor, LayerwiseStep
 from .history import History
+from .metrics import MetricSet, metric_set
 from .nn.module import as_float_input
 
 EVAL_BATCH = 1024
@@ -103,11 +104,12 @@ def epoch_order(seed_root: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed_root, epoch]).permutation(n)
 
 
-def _expected_metrics(loss_fn, has_validation: bool) -> list[str]:
+def _expected_metrics(loss_fn, has_validation: bool, metric_names=()) -> list[str]:
     """The names every epoch's logs will hold, known before training starts."""
     base = ["loss"]
     if type(loss_fn).correct is not losses_mod.Loss.correct:
         base.append("accuracy")
+    base += list(metric_names)
     names = base + ([f"val_{k}" for k in base] if has_validation else [])
     return names + ["lr", "seconds", "samples_per_sec"]
 
@@ -154,18 +156,19 @@ def _training_setup(model, loss, optimizer, scheduler, decay):
     return loss_fn, opt, scheduler
 
 
-def executor_for(model, loss_fn, opt, X, y) -> Executor:
-    """The fastest executor that runs this model, loss and optimizer where the model is."""
+def executor_for(model, loss_fn, opt, X, y, w=None) -> Executor:
+    """The fastest executor that runs this model, loss and optimizer where the model is;
+    w: the sample weights it trains with, or None."""
     if device_mod.device_of(model) == "cuda":
-        return device_mod.CudaTrainer(model, loss_fn, opt, X, y)
+        return device_mod.CudaTrainer(model, loss_fn, opt, X, y, w)
     if fused_step.unsupported_reason(model, loss_fn, opt, y) is None:
         return fused_step.FusedTrainer(model, loss_fn, opt)
     return LayerwiseStep(model, loss_fn, opt)
 
 
 def _split(model, loss_fn, X, y, validation_split, validation_data):
-    """Checked (X, y, X_val, y_val): validation from validation_data, or the last
-    validation_split of the samples, or None."""
+    """Checked (X, y, X_val, y_val, n_val): validation from validation_data, or the last
+    n_val (validation_split) of the samples, or None."""
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must lie in [0, 1), got {validation_split}")
     X = check_inputs(model, X)
@@ -175,25 +178,87 @@ def _split(model, loss_fn, X, y, validation_split, validation_data):
             raise ValueError("give validation_split or validation_data, not both")
         X_val = check_inputs(model, validation_data[0], "validation_data X")
         return X, y, X_val, check_targets(model, loss_fn, X_val, validation_data[1],
-                                          "validation_data y")
+                                          "validation_data y"), 0
     if not validation_split:
-        return X, y, None, None
+        return X, y, None, None, 0
     n_val = int(round(X.shape[0] * validation_split))
     if n_val == 0 or n_val == X.shape[0]:
         raise ValueError(f"validation_split={validation_split} leaves {n_val} of {X.shape[0]} "
                          "samples for validation")
-    return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+    return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:], n_val
 
 
-def _run_epoch(executor, model, X, y, order, batch_size, callbacks, progress, epoch):
-    """One pass over the samples in `order`: (its loss and accuracy logs, samples seen,
-    seconds)."""
+def balanced_class_weight(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """scikit-learn's "balanced" weights, n_samples / (n_classes * count of each class); a
+    class without samples gets 1 (it weighs nothing anyway)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.ones(n_classes)
+    weights[present] = labels.size / (np.count_nonzero(present) * counts[present])
+    return weights
+
+
+def _class_labels(loss_fn, y: np.ndarray, n_out: int) -> tuple[np.ndarray, int]:
+    """(each sample's class, the number of classes) for class_weight: the label of a
+    cross-entropy target, the 0/1 target of a single binary output."""
+    if not loss_fn.gives_probabilities:
+        raise ValueError(f"class_weight needs a classification loss, not {type(loss_fn).__name__}; "
+                         "use sample_weight")
+    labels = loss_fn.labels(y)
+    if labels.ndim == 2:
+        if labels.shape[1] != 1:
+            raise ValueError("class_weight needs one label per sample; the model has "
+                             f"{labels.shape[1]} independent outputs (use sample_weight, or "
+                             "BCEWithLogits(pos_weight=) per output)")
+        return labels[:, 0], 2
+    return labels, n_out
+
+
+def sample_weights(loss_fn, y: np.ndarray, n_out: int, dtype, sample_weight=None,
+                   class_weight=None) -> np.ndarray | None:
+    """The per-sample loss weights fit() trains with: sample_weight (N,) times the weight
+    class_weight gives each sample's class ({class: weight}, classes left out weigh 1, or
+    "balanced"), as Keras combines them; None when neither is given."""
+    n = y.shape[0]
+    w = None
+    if sample_weight is not None:
+        w = losses_mod.check_sample_weight(sample_weight, n, np.float64, "fit")
+    if class_weight is not None:
+        labels, n_classes = _class_labels(loss_fn, y, n_out)
+        if isinstance(class_weight, str):
+            if class_weight != "balanced":
+                raise ValueError(f"class_weight: expected a dict {{class: weight}} or 'balanced', "
+                                 f"got {class_weight!r}")
+            per_class = balanced_class_weight(labels, n_classes)
+        elif isinstance(class_weight, dict):
+            per_class = np.ones(n_classes)
+            for key, value in class_weight.items():
+                if isinstance(key, bool) or not isinstance(key, (int, np.integer)) \
+                        or not 0 <= key < n_classes:
+                    raise ValueError(f"class_weight: key {key!r} is not a class of this model "
+                                     f"(classes are 0 .. {n_classes - 1})")
+                value = float(value)
+                if not np.isfinite(value) or value < 0:
+                    raise ValueError(f"class_weight: the weight of class {key} must be finite "
+                                     f"and >= 0, got {value}")
+                per_class[int(key)] = value
+        else:
+            raise TypeError(f"class_weight: expected a dict {{class: weight}} or 'balanced', got "
+                            f"{type(class_weight).__name__}")
+        by_class = per_class[labels]
+        w = by_class if w is None else w * by_class
+    return None if w is None else np.ascontiguousarray(w, dtype=dtype)
+
+
+def _run_epoch(executor, model, X, y, w, order, batch_size, callbacks, progress, epoch):
+    """One pass over the samples in `order`, with sample weights w or None: (its loss and
+    accuracy logs, samples seen, seconds)."""
     total_loss, total_correct, has_accuracy, seen = 0.0, 0, True, 0
     start = time.perf_counter()
     executor.begin_epoch()
     for b, first in enumerate(range(0, len(order), batch_size)):
         idx = order[first:first + batch_size]
-        value, correct = executor.step(X, y, idx)
+        value, correct = executor.step(X, y, idx, w)
         total_loss += value * len(idx)
         seen += len(idx)
         has_accuracy = has_accuracy and correct is not None
@@ -214,7 +279,8 @@ def _run_epoch(executor, model, X, y, order, batch_size, callbacks, progress, ep
 def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: int = 32,
         shuffle: bool = True, validation_split: float = 0.0, validation_data=None, seed=None,
         verbose: int = 1, callbacks=None, scheduler=None, decay=None,
-        terminate_on_nan: bool = True) -> History:
+        terminate_on_nan: bool = True, sample_weight=None, class_weight=None,
+        metrics=None) -> History:
     """Train `model` on (X, y) with mini-batches; returns a History.
 
     loss: a Loss or "mse", "bce", "bce_with_logits", "cross_entropy"; None: the model's
@@ -231,7 +297,17 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     scheduler: a learning-rate Scheduler, stepped after each epoch; decay=d is a shorthand
     for InverseTimeDecay(d), lr / (1 + d * epoch).
     terminate_on_nan: stop at the first NaN/inf batch loss, keeping the last good weights.
-    The logged loss includes the layers' L1/L2 penalties (Dense(..., l1=, l2=)).
+    sample_weight: (N,) non-negative weights, each multiplying its sample's loss (the mean
+    keeps its denominator, as Keras). class_weight: {class: weight} (classes left out weigh
+    1) or "balanced" (n_samples / (n_classes * count), as scikit-learn), multiplied into the
+    sample weights by each sample's class (its label, or the 0/1 target of one binary
+    output). With validation_split the weights of the held-out samples are dropped; the
+    validation loss and metrics are unweighted.
+    metrics: names among "auc", "precision", "recall", "f1" (nnfast.metrics, computed by
+    scikit-learn), logged each epoch on the training data in eval mode and, with validation,
+    as val_auc, ...; EarlyStopping(monitor="val_auc") can watch them.
+    The logged loss includes the layers' L1/L2 penalties (Dense(..., l1=, l2=)) and the
+    sample weights.
     fit() sets the model's history, loss, optimizer, scheduler and epochs_trained.
     """
     epochs = _positive_int(epochs, "epochs")
@@ -244,17 +320,23 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
         callbacks.append(TerminateOnNaN())
     seed_root = _seed_root(seed)
-    X, y, X_val, y_val = _split(model, loss_fn, X, y, validation_split, validation_data)
+    n_given = np.shape(X)[0] if np.ndim(X) else 0
+    X, y, X_val, y_val, n_val = _split(model, loss_fn, X, y, validation_split, validation_data)
     n = X.shape[0]
+    if sample_weight is not None:
+        sample_weight = losses_mod.check_sample_weight(sample_weight, n_given, np.float64, "fit")
+        sample_weight = sample_weight[:n]  # the held-out rows' weights go with them
+    w = sample_weights(loss_fn, y, model.out_features, model.dtype, sample_weight, class_weight)
+    extra = metric_set(metrics, loss_fn)
     _check_batch_sizes(model, n, batch_size)
-    metrics = _expected_metrics(loss_fn, X_val is not None)
+    metrics = _expected_metrics(loss_fn, X_val is not None, extra.names)
     if scheduler is not None:
         scheduler.check_metrics(metrics)
     if not opt.bound:
         opt.bind(model.parameters())
     if scheduler is not None and scheduler.optimizer is None:
         scheduler.bind(opt)
-    executor = executor_for(model, loss_fn, opt, X, y)
+    executor = executor_for(model, loss_fn, opt, X, y, w)
 
     first_epoch = model.epochs_trained
     history = History()
@@ -269,10 +351,12 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
         progress.start_epoch(epoch)
         for cb in callbacks:
             cb.on_epoch_begin(model, epoch, {})
-        logs, seen, seconds = _run_epoch(executor, model, X, y, order, batch_size, callbacks,
+        logs, seen, seconds = _run_epoch(executor, model, X, y, w, order, batch_size, callbacks,
                                          progress, epoch)
+        if extra.names:
+            logs.update(_evaluate_prepared(model, loss_fn, X, y, metrics=extra, loss=False))
         if X_val is not None:
-            val = _evaluate_prepared(model, loss_fn, X_val, y_val)
+            val = _evaluate_prepared(model, loss_fn, X_val, y_val, metrics=extra)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs.update(lr=opt.lr, seconds=seconds,
                     samples_per_sec=seen / seconds if seconds > 0 else float("inf"))
@@ -291,31 +375,46 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     return history
 
 
-def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH) -> dict:
+def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH, w=None,
+                       metrics: MetricSet = MetricSet(()), loss: bool = True) -> dict:
+    """Loss (unless loss=False), accuracy and `metrics` of (X, y) in eval mode; w: sample
+    weights of the loss and metrics, or None. A batch's loss is its weighted sum over the
+    loss's denominator, so batches combine by that denominator."""
     was_training = model.training
     model.eval()
     total_loss, total_correct, has_accuracy = 0.0, 0, True
+    outs = []
     try:
         for start in range(0, X.shape[0], batch_size):
-            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            rows = slice(start, start + batch_size)
+            xb, yb = X[rows], y[rows]
             out = model(xb)
-            total_loss += loss_fn(out, yb) * xb.shape[0]
+            if loss:
+                total_loss += loss_fn(out, yb, None if w is None else w[rows]) * xb.shape[0]
             correct = loss_fn.correct(out, yb)
             has_accuracy = has_accuracy and correct is not None
             total_correct += correct or 0
+            if metrics.names:
+                outs.append(out.copy())
     finally:
         model.train(was_training)
-    result = {"loss": total_loss / X.shape[0] + model.penalty()}
+    result = {"loss": total_loss / X.shape[0] + model.penalty()} if loss else {}
     if has_accuracy:
         result["accuracy"] = total_correct / X.shape[0]
+    if metrics.names:
+        result.update(metrics.compute(loss_fn, np.concatenate(outs), y, w))
     return result
 
 
-def evaluate(model, X, y, *, loss=None, batch_size: int = EVAL_BATCH) -> dict:
-    """{"loss": mean loss, "accuracy": fraction correct (classification losses)} in eval mode.
+def evaluate(model, X, y, *, loss=None, batch_size: int = EVAL_BATCH, sample_weight=None,
+             metrics=None) -> dict:
+    """{"loss": mean loss, "accuracy": fraction correct (classification losses), and the
+    metrics asked for} in eval mode.
 
     The loss includes the layers' L1/L2 penalties, as fit() logs it (and as Keras does).
-    loss defaults to the one the model was last trained with.
+    loss defaults to the one the model was last trained with. sample_weight (N,) weighs the
+    loss as fit() does, and the metrics (scikit-learn's sample_weight); accuracy stays the
+    unweighted fraction. metrics: as fit()'s ("auc", "precision", "recall", "f1").
     """
     if loss is None:
         loss = getattr(model, "loss", None)
@@ -325,7 +424,10 @@ def evaluate(model, X, y, *, loss=None, batch_size: int = EVAL_BATCH) -> dict:
     batch_size = _positive_int(batch_size, "batch_size")
     X = check_inputs(model, X)
     y = check_targets(model, loss_fn, X, y)
-    return _evaluate_prepared(model, loss_fn, X, y, batch_size)
+    w = None
+    if sample_weight is not None:
+        w = losses_mod.check_sample_weight(sample_weight, X.shape[0], model.dtype, "evaluate")
+    return _evaluate_prepared(model, loss_fn, X, y, batch_size, w, metric_set(metrics, loss_fn))
 
 
 def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
@@ -354,4 +456,58 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     return out[0] if single else out
 
 
-__all__ = ["fit", "evaluate", "predict", "epoch_order"]
+def _trained_loss(model, caller: str):
+    loss_fn = getattr(model, "loss", None)
+    if loss_fn is None:
+        raise ValueError(f"{caller}: the model has no loss yet; train it with fit() (its loss "
+                         "says how outputs map to probabilities)")
+    if not loss_fn.gives_probabilities:
+        raise ValueError(f"{caller}: the model was trained with {type(loss_fn).__name__}, whose "
+                         "outputs are not probabilities; use predict()")
+    return loss_fn
+
+
+def predict_proba(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Probabilities for X in eval mode, by the loss the model was trained with: softmax
+    rows (N, C) for cross_entropy (each row sums to 1); for bce_with_logits the sigmoid of
+    each output, (N, out), each column the probability that its label is 1 (one sigmoid
+    output gives (N, 1): the positive class, as the model's output; scikit-learn's two
+    columns are 1 - p and p); for bce the outputs themselves."""
+    loss_fn = _trained_loss(model, "predict_proba")
+    out = predict(model, X, batch_size=batch_size)
+    single = out.ndim == 1
+    proba = loss_fn.probabilities(out.reshape(1, -1) if single else out)
+    return proba[0] if single else proba
+
+
+def predict_classes(model, X, *, threshold=None, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Predicted classes for X (int64): the most probable class of a softmax model (N,); for
+    sigmoid outputs probability >= threshold (default 0.5), (N,) for one output, (N, out)
+    for several. threshold also applies to a two-class softmax model (its class 1's
+    probability); pick it on validation data with nnfast.threshold.best."""
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating,
+                                                                     np.integer)) \
+                or not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"predict_classes: threshold must be a probability in [0, 1], got "
+                             f"{threshold!r}")
+        threshold = float(threshold)
+    proba = predict_proba(model, X, batch_size=batch_size)
+    single = proba.ndim == 1
+    proba = proba.reshape(1, -1) if single else proba
+    if isinstance(model.loss, losses_mod.CrossEntropy):
+        if threshold is None:
+            classes = proba.argmax(axis=1)
+        elif proba.shape[1] == 2:
+            classes = (proba[:, 1] >= threshold).astype(np.int64)
+        else:
+            raise ValueError(f"predict_classes: threshold applies to two classes, this model has "
+                             f"{proba.shape[1]}; leave it out to take the most probable class")
+    else:
+        classes = (proba >= (0.5 if threshold is None else threshold)).astype(np.int64)
+        if classes.shape[1] == 1:
+            classes = classes[:, 0]
+    return classes[0] if single else classes
+
+
+__all__ = ["fit", "evaluate", "predict", "predict_proba", "predict_classes", "epoch_order"]

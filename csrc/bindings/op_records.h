@@ -238,6 +238,19 @@ class TrainerShape {
     return targets;
   }
 
+  // The loss's per-class weights, (out) of the model's dtype: torch's weight= of
+  // cross-entropy or pos_weight of bce_with_logits; MSE has none.
+  py::array class_weight(py::handle obj, int64_t out) const {
+    if (loss_ == nnfast::LossKind::mse)
+      throw py::value_error("class_weight: the mse loss has no per-class weights");
+    return input_like(obj, "class_weight", dtype_, {out});
+  }
+
+  // Per-sample loss weights of a data set of `rows` rows, (rows) of the model's dtype.
+  py::array sample_weight(py::handle obj, int64_t rows) const {
+    return input_like(obj, "sample_weight", dtype_, {rows});
+  }
+
   // The row indices of one training step into a data set of `rows` rows.
   py::array step_rows(py::handle idx_obj, int64_t rows) const {
     if (!has_slots_) throw py::value_error("step: this trainer was built without optimizer slots");

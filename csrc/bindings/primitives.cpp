@@ -143,6 +143,33 @@ py::array activation_backward(py::object kind, py::handle grad_obj, py::handle x
   return out;
 }
 
+// ------------------------------------------------------------------------- loss weights
+
+// The optional weights of a loss (kernels/loss_weights.h): sample (rows) and per_class
+// (cols) arrays of dtype dt, or None. Holds the arrays while the kernel reads them.
+struct WeightArrays {
+  py::array sample, per_class;
+  bool has_sample = false, has_class = false;
+
+  template <typename T>
+  nnfast::LossWeights<T> get() const {
+    nnfast::LossWeights<T> w;
+    if (has_sample) w.sample = cptr<T>(sample);
+    if (has_class) w.per_class = cptr<T>(per_class);
+    return w;
+  }
+};
+
+WeightArrays weight_arrays(py::handle sample_obj, int64_t rows, py::handle class_obj,
+                           const char* class_name, int64_t cols, DType dt) {
+  WeightArrays w;
+  w.has_sample = !sample_obj.is_none();
+  if (w.has_sample) w.sample = input_like(sample_obj, "sample_weight", dt, {rows});
+  w.has_class = !class_obj.is_none();
+  if (w.has_class) w.per_class = input_like(class_obj, class_name, dt, {cols});
+  return w;
+}
+
 // ------------------------------------------------------------------------- softmax + cross-entropy
 
 // The reference's rule: a 1-D target holds sparse labels, anything else is (N, C) targets.
@@ -178,10 +205,13 @@ CrossEntropyCall cross_entropy_call(py::handle in_obj, const char* in_name,
 }
 
 py::tuple softmax_cross_entropy_forward(py::handle logits_obj, py::handle target_obj,
-                                        py::handle probs_obj) {
+                                        py::handle probs_obj, py::handle sample_weight,
+                                        py::handle class_weight) {
   CrossEntropyCall c = cross_entropy_call(logits_obj, "logits", target_obj, probs_obj,
                                           "probs");
   const int64_t N = c.N, C = c.C;
+  const WeightArrays weights = weight_arrays(sample_weight, N, class_weight, "class_weight", C,
+                                             c.dt);
   if (N > 0 && C == 0)
     throw py::value_error("logits: expected at least one class, got shape " +
                           shape_str({N, C}));
@@ -190,33 +220,38 @@ py::tuple softmax_cross_entropy_forward(py::handle logits_obj, py::handle target
     using T = decltype(tag);
     const T* X = cptr<T>(c.in);
     T* P = ptr<T>(c.out);
+    const nnfast::LossWeights<T> w = weights.get<T>();
     if (c.sparse) {
       const int64_t* Y = cptr<int64_t>(c.target);
       return without_gil(
-          [&] { return nnfast::softmax_cross_entropy_forward_sparse<T>(P, X, Y, N, C); });
+          [&] { return nnfast::softmax_cross_entropy_forward_sparse<T>(P, X, Y, N, C, w); });
     }
     const T* Tg = cptr<T>(c.target);
     return without_gil(
-        [&] { return nnfast::softmax_cross_entropy_forward_dense<T>(P, X, Tg, N, C); });
+        [&] { return nnfast::softmax_cross_entropy_forward_dense<T>(P, X, Tg, N, C, w); });
   });
   return py::make_tuple(loss, c.out);
 }
 
 py::array softmax_cross_entropy_backward(py::handle probs_obj, py::handle target_obj,
-                                         py::handle out_obj) {
+                                         py::handle out_obj, py::handle sample_weight,
+                                         py::handle class_weight) {
   CrossEntropyCall c = cross_entropy_call(probs_obj, "probs", target_obj, out_obj, "out");
   const int64_t N = c.N, C = c.C;
+  const WeightArrays weights = weight_arrays(sample_weight, N, class_weight, "class_weight", C,
+                                             c.dt);
   if (N == 0 || C == 0) return c.out;
   by_dtype(c.dt, [&](auto tag) {
     using T = decltype(tag);
     const T* P = cptr<T>(c.in);
     T* D = ptr<T>(c.out);
+    const nnfast::LossWeights<T> w = weights.get<T>();
     if (c.sparse) {
       const int64_t* Y = cptr<int64_t>(c.target);
-      without_gil([&] { nnfast::softmax_cross_entropy_backward_sparse<T>(D, P, Y, N, C); });
+      without_gil([&] { nnfast::softmax_cross_entropy_backward_sparse<T>(D, P, Y, N, C, w); });
     } else {
       const T* Tg = cptr<T>(c.target);
-      without_gil([&] { nnfast::softmax_cross_entropy_backward_dense<T>(D, P, Tg, N, C); });
+      without_gil([&] { nnfast::softmax_cross_entropy_backward_dense<T>(D, P, Tg, N, C, w); });
     }
   });
   return c.out;
@@ -224,64 +259,97 @@ py::array softmax_cross_entropy_backward(py::handle probs_obj, py::handle target
 
 // ------------------------------------------------------------------------- elementwise losses
 
-// The checked (prediction, target) pair of an elementwise loss.
+// The checked (prediction, target) pair of an elementwise loss, its (rows, cols) shape (rows:
+// the first axis; each element of a 1-D prediction is a row) and its optional weights.
 struct LossPair {
   DType dt;
   py::array pred, target;
+  int64_t rows = 0, cols = 0;
+  WeightArrays weights;
 };
 
-LossPair loss_pair(py::handle pred_obj, const char* pred_name, py::handle target_obj) {
+LossPair loss_pair(py::handle pred_obj, const char* pred_name, py::handle target_obj,
+                   py::handle sample_weight, py::handle pos_weight) {
   LossPair p;
   p.pred = input(pred_obj, pred_name, &p.dt);
   p.target = input_like(target_obj, "target", p.dt, shape_of(p.pred));
+  const bool weighted = !sample_weight.is_none() || !pos_weight.is_none();
+  if (weighted && p.pred.ndim() != 1 && p.pred.ndim() != 2)
+    throw py::value_error(arg(pred_name) + "weighted losses take a 1-D or 2-D array, got shape " +
+                          shape_str(shape_of(p.pred)));
+  p.rows = p.pred.ndim() == 0 ? 1 : p.pred.shape(0);
+  p.cols = p.pred.ndim() == 2 ? p.pred.shape(1) : (p.rows ? p.pred.size() / p.rows : 0);
+  p.weights = weight_arrays(sample_weight, p.rows, pos_weight, "pos_weight", p.cols, p.dt);
   return p;
 }
 
 template <typename Kernel32, typename Kernel64>
-double loss_forward(py::handle pred_obj, const char* pred_name, py::handle target_obj,
-                    Kernel32 kernel32, Kernel64 kernel64) {
-  LossPair p = loss_pair(pred_obj, pred_name, target_obj);
-  const int64_t n = p.pred.size();
+double loss_forward(const LossPair& p, Kernel32 kernel32, Kernel64 kernel64) {
   if (p.dt == DType::f32) {
     const float *X = cptr<float>(p.pred), *Tg = cptr<float>(p.target);
-    return without_gil([&] { return kernel32(X, Tg, n); });
+    const nnfast::LossWeights<float> w = p.weights.get<float>();
+    return without_gil([&] { return kernel32(X, Tg, p.rows, p.cols, w); });
   }
   const double *X = cptr<double>(p.pred), *Tg = cptr<double>(p.target);
-  return without_gil([&] { return kernel64(X, Tg, n); });
+  const nnfast::LossWeights<double> w = p.weights.get<double>();
+  return without_gil([&] { return kernel64(X, Tg, p.rows, p.cols, w); });
 }
 
 template <typename Kernel32, typename Kernel64>
-py::array loss_backward(py::handle pred_obj, const char* pred_name, py::handle target_obj,
-                        py::handle out_obj, Kernel32 kernel32, Kernel64 kernel64) {
-  LossPair p = loss_pair(pred_obj, pred_name, target_obj);
+py::array loss_backward(const LossPair& p, const char* pred_name, py::handle out_obj,
+                        Kernel32 kernel32, Kernel64 kernel64) {
   py::array out = output(out_obj, "out", p.dt, shape_of(p.pred));
   check_no_overlap(out, "out", p.pred, pred_name, true);
   check_no_overlap(out, "out", p.target, "target", true);
-  const int64_t n = p.pred.size();
-  if (n == 0) return out;
+  if (p.pred.size() == 0) return out;
   if (p.dt == DType::f32) {
     const float *X = cptr<float>(p.pred), *Tg = cptr<float>(p.target);
+    const nnfast::LossWeights<float> w = p.weights.get<float>();
     float* D = ptr<float>(out);
-    without_gil([&] { kernel32(D, X, Tg, n); });
+    without_gil([&] { kernel32(D, X, Tg, p.rows, p.cols, w); });
   } else {
     const double *X = cptr<double>(p.pred), *Tg = cptr<double>(p.target);
+    const nnfast::LossWeights<double> w = p.weights.get<double>();
     double* D = ptr<double>(out);
-    without_gil([&] { kernel64(D, X, Tg, n); });
+    without_gil([&] { kernel64(D, X, Tg, p.rows, p.cols, w); });
   }
   return out;
 }
 
-// An elementwise loss's two primitives, `<name>_forward(pred, target)` and
-// `<name>_backward(pred, target, out=None)`, its prediction argument called `pred_name`.
-template <auto Forward32, auto Forward64, auto Backward32, auto Backward64, typename Def>
+// An elementwise loss's two primitives, `<name>_forward(pred, target, *, sample_weight=None)`
+// and `<name>_backward(pred, target, out=None, *, sample_weight=None)`, its prediction
+// argument called `pred_name`; with pos_weight=None too where the loss has it.
+template <auto Forward32, auto Forward64, auto Backward32, auto Backward64, bool PosWeight,
+          typename Def>
 void def_elementwise_loss(Def& def, const std::string& name, const char* pred_name) {
-  def((name + "_forward").c_str(), [pred_name](py::handle pred, py::handle target) {
-    return loss_forward(pred, pred_name, target, Forward32, Forward64);
-  }, py::arg(pred_name), py::arg("target"));
-  def((name + "_backward").c_str(), [pred_name](py::handle pred, py::handle target,
-                                                py::handle out) {
-    return loss_backward(pred, pred_name, target, out, Backward32, Backward64);
-  }, py::arg(pred_name), py::arg("target"), py::arg("out") = py::none());
+  const py::object none = py::none();
+  if constexpr (PosWeight) {
+    def((name + "_forward").c_str(), [pred_name](py::handle pred, py::handle target,
+                                                 py::handle sample_weight, py::handle pos_weight) {
+      return loss_forward(loss_pair(pred, pred_name, target, sample_weight, pos_weight),
+                          Forward32, Forward64);
+    }, py::arg(pred_name), py::arg("target"), py::kw_only(), py::arg("sample_weight") = none,
+       py::arg("pos_weight") = none);
+    def((name + "_backward").c_str(), [pred_name](py::handle pred, py::handle target,
+                                                  py::handle out, py::handle sample_weight,
+                                                  py::handle pos_weight) {
+      return loss_backward(loss_pair(pred, pred_name, target, sample_weight, pos_weight),
+                           pred_name, out, Backward32, Backward64);
+    }, py::arg(pred_name), py::arg("target"), py::arg("out") = none, py::kw_only(),
+       py::arg("sample_weight") = none, py::arg("pos_weight") = none);
+  } else {
+    def((name + "_forward").c_str(), [pred_name](py::handle pred, py::handle target,
+                                                 py::handle sample_weight) {
+      return loss_forward(loss_pair(pred, pred_name, target, sample_weight, py::none()),
+                          Forward32, Forward64);
+    }, py::arg(pred_name), py::arg("target"), py::kw_only(), py::arg("sample_weight") = none);
+    def((name + "_backward").c_str(), [pred_name](py::handle pred, py::handle target,
+                                                  py::handle out, py::handle sample_weight) {
+      return loss_backward(loss_pair(pred, pred_name, target, sample_weight, py::none()),
+                           pred_name, out, Backward32, Backward64);
+    }, py::arg(pred_name), py::arg("target"), py::arg("out") = none, py::kw_only(),
+       py::arg("sample_weight") = none);
+  }
 }
 
 // ------------------------------------------------------------------------- bias gradient
@@ -682,21 +750,25 @@ void register_primitives(py::module_& m) {
       py::arg("x"), py::arg("y"), py::arg("out") = none, py::kw_only(),
       py::arg("negative_slope") = 0.01, "dx = dy * act'(x), given x and y = act(x)");
   def("softmax_cross_entropy_forward", &softmax_cross_entropy_forward, py::arg("logits"),
-      py::arg("target"), py::arg("probs") = none,
-      "(mean cross-entropy, probs) of softmax(logits); target int64 (N,) or (N, C)");
+      py::arg("target"), py::arg("probs") = none, py::kw_only(), py::arg("sample_weight") = none,
+      py::arg("class_weight") = none,
+      "(mean cross-entropy, probs) of softmax(logits); target int64 (N,) or (N, C); "
+      "sample_weight (N,), class_weight (C,) as torch's weight=");
   def("softmax_cross_entropy_backward", &softmax_cross_entropy_backward, py::arg("probs"),
-      py::arg("target"), py::arg("out") = none,
-      "d loss / d logits = (probs * rowsum(target) - target) / N");
+      py::arg("target"), py::arg("out") = none, py::kw_only(), py::arg("sample_weight") = none,
+      py::arg("class_weight") = none,
+      "d loss / d logits = (probs * rowsum(target) - target) / N, weighted as the forward");
   def_elementwise_loss<nnfast::mse_forward<float>, nnfast::mse_forward<double>,
-                      nnfast::mse_backward<float>, nnfast::mse_backward<double>>(def, "mse",
-                                                                                "pred");
+                      nnfast::mse_backward<float>, nnfast::mse_backward<double>, false>(
+      def, "mse", "pred");
   def_elementwise_loss<nnfast::bce_forward<float>, nnfast::bce_forward<double>,
-                      nnfast::bce_backward<float>, nnfast::bce_backward<double>>(def, "bce",
-                                                                                "prob");
+                      nnfast::bce_backward<float>, nnfast::bce_backward<double>, false>(
+      def, "bce", "prob");
   def_elementwise_loss<nnfast::bce_with_logits_forward<float>,
                       nnfast::bce_with_logits_forward<double>,
                       nnfast::bce_with_logits_backward<float>,
-                      nnfast::bce_with_logits_backward<double>>(def, "bce_with_logits", "logits");
+                      nnfast::bce_with_logits_backward<double>, true>(def, "bce_with_logits",
+                                                                      "logits");
   def("bias_grad", &bias_grad, py::arg("grad_out"), py::arg("out") = none, py::kw_only(),
       py::arg("beta") = 0.0, "out = column sums of grad_out + beta * out");
   def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"),

@@ -27,7 +27,8 @@ namespace {
 // them while it lives. Calls are serialized: a trainer has one set of workspaces.
 class TrainerBinding {
  public:
-  TrainerBinding(py::list ops, int loss, py::list slots) : shape_(ops, loss, slots) {
+  TrainerBinding(py::list ops, int loss, py::list slots, py::object class_weight)
+      : shape_(ops, loss, slots) {
     by_dtype(shape_.dtype(), [&](auto tag) {
       using T = decltype(tag);
       auto place = [&](py::handle obj, const char* name, const Shape& s) {
@@ -38,20 +39,32 @@ class TrainerBinding {
       const std::vector<nnfast::OpSpec<T>> specs = read_op_records<T>(ops, slots, shape_.in(),
                                                                       place);
       for (py::handle op : ops) keep_alive_.append(op);  // the dropout counters they hold
+      const T* weights = nullptr;
+      if (!class_weight.is_none()) {
+        py::array cw = shape_.class_weight(class_weight, specs.empty() ? 0 : specs.back().out);
+        keep_alive_.append(cw);
+        weights = cptr<T>(cw);
+      }
       auto made = build_trainer(
-          [&] { return std::make_unique<CpuTrainer<T>>(specs, shape_.loss()); });
+          [&] { return std::make_unique<CpuTrainer<T>>(specs, shape_.loss(), weights); });
       shape_.set_out(made->out_width());
       if constexpr (std::is_same_v<T, float>) f32_ = std::move(made);
       else f64_ = std::move(made);
     });
   }
 
-  // X (rows, in), targets (rows) or (rows, out), idx (batch): one step on rows idx.
-  py::tuple step(py::handle X_obj, py::handle targets_obj, py::handle idx_obj, py::handle rule) {
+  // X (rows, in), targets (rows) or (rows, out), idx (batch), sample_weight (rows) or None:
+  // one step on rows idx.
+  py::tuple step(py::handle X_obj, py::handle targets_obj, py::handle idx_obj, py::handle rule,
+                 py::handle sample_weight) {
     py::array X = shape_.features(X_obj);
     const int64_t rows = X.shape(0);
     py::array idx = shape_.step_rows(idx_obj, rows);
     py::array targets = shape_.targets(targets_obj, rows, &idx);
+    py::array weights;  // empty (not None) when absent: track presence apart
+    const bool weighted = !sample_weight.is_none();
+    if (weighted) weights = shape_.sample_weight(sample_weight, rows);
+    const void* w = weighted ? weights.data() : nullptr;
     const nnfast::UpdateRule r = read_update_rule(rule);
     const int64_t batch = idx.shape(0);
     const int64_t* rows_ptr = cptr<int64_t>(idx);
@@ -61,7 +74,8 @@ class TrainerBinding {
       std::lock_guard<std::mutex> lock(mutex_);
       return by_dtype(shape_.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        return trainer<T>()->step(static_cast<const T*>(x), t, rows_ptr, batch, r);
+        return trainer<T>()->step(static_cast<const T*>(x), t, rows_ptr, batch, r,
+                                  static_cast<const T*>(w));
       });
     }));
   }
@@ -106,12 +120,15 @@ class TrainerBinding {
 void register_trainer(py::module_& m) {
   py::class_<TrainerBinding>(m, "Trainer",
                              "One C++ call per batch: gather, forward, loss, backward, update")
-      .def(py::init<py::list, int, py::list>(), py::arg("ops"), py::arg("loss"),
-           py::arg("slots"),
+      .def(py::init<py::list, int, py::list, py::object>(), py::arg("ops"), py::arg("loss"),
+           py::arg("slots"), py::arg("class_weight") = py::none(),
            "ops: typed op records (nnfast/nn/ops.py); loss: a code of ops.LOSS_CODES; slots: "
-           "the optimizer's state per parameter (nnfast/optim/rules.py), empty to predict only")
+           "the optimizer's state per parameter (nnfast/optim/rules.py), empty to predict only; "
+           "class_weight: the loss's per-class weights (out,) or None")
       .def("step", &TrainerBinding::step, py::arg("X"), py::arg("targets"), py::arg("idx"),
-           py::arg("rule"), "(loss, correct count or None) of one training step on rows idx")
+           py::arg("rule"), py::arg("sample_weight") = py::none(),
+           "(loss, correct count or None) of one training step on rows idx; sample_weight: "
+           "(rows,) loss weights of the data set, or None")
       .def("predict", &TrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
 }
 

@@ -144,6 +144,41 @@ void activation_backward(py::object kind, py::array grad_out, py::array x, py::a
   });
 }
 
+// The optional weights of a loss primitive (kernels/loss_weights.h), sample (rows) and
+// per_class (cols) host arrays or None, checked with the GIL held and copied to the device
+// without it.
+template <typename T>
+struct LossWeightsCopy {
+  LossWeightsCopy(const py::object& sample, int64_t rows, const py::object& per_class,
+                  int64_t cols)
+      : host_sample(optional_data(sample, "sample_weight", rows)),
+        host_class(optional_data(per_class, "class_weight", cols)),
+        rows(rows),
+        cols(cols) {}
+
+  nnfast::LossWeights<T> upload() {
+    nnfast::LossWeights<T> w;
+    if (host_sample) {
+      sample = to_device(host_sample, rows);
+      w.sample = sample.data();
+    }
+    if (host_class) {
+      per_class = to_device(host_class, cols);
+      w.per_class = per_class.data();
+    }
+    return w;
+  }
+
+  static const T* optional_data(const py::object& obj, const char* name, int64_t n) {
+    return obj.is_none() ? nullptr : host_data<T>(obj.cast<py::array>(), name, n);
+  }
+
+  const T* host_sample;
+  const T* host_class;
+  int64_t rows, cols;
+  DeviceBuffer<T> sample, per_class;
+};
+
 // Sparse labels: int64 (N) in [0, C), checked here too (an index into each row).
 const int64_t* labels_data(const py::array& target, const char* name, int64_t N, int64_t C) {
   return cptr<int64_t>(labels(target, name, N, C));
@@ -168,8 +203,10 @@ struct CrossEntropyTarget {
   DeviceBuffer<T> dense;         // empty for labels
 };
 
-// logits (N, C), target int64 (N) or (N, C), probs (N, C); returns the mean loss
-double softmax_cross_entropy_forward(py::array logits, py::array target, py::array probs) {
+// logits (N, C), target int64 (N) or (N, C), probs (N, C), sample_weight (N) or None,
+// class_weight (C) or None; returns the mean loss
+double softmax_cross_entropy_forward(py::array logits, py::array target, py::array probs,
+                                     py::object sample_weight, py::object class_weight) {
   if (logits.ndim() != 2) throw py::value_error("logits: expected a 2-D array");
   const int64_t N = logits.shape(0), C = logits.shape(1);
   return dispatch_float(logits, "logits", [&](auto tag) {
@@ -177,19 +214,23 @@ double softmax_cross_entropy_forward(py::array logits, py::array target, py::arr
     const T* hz = host_data<T>(logits, "logits", N * C);
     T* hp = host_data<T>(probs, "probs", N * C, true);
     CrossEntropyTarget<T> t(target, N, C);
+    LossWeightsCopy<T> weights(sample_weight, N, class_weight, C);
     py::gil_scoped_release release;
     auto dz = to_device(hz, N * C);
     t.upload(N, C);
+    const nnfast::LossWeights<T> w = weights.upload();
     DeviceBuffer<T> dp(N * C);
     const double loss = nnfast::gpu::softmax_cross_entropy_forward<T>(
-        dp.data(), dz.data(), t.labels.data(), t.dense.data(), N, C);
+        dp.data(), dz.data(), t.labels.data(), t.dense.data(), N, C, w);
     dp.download(hp, N * C);
     return loss;
   });
 }
 
-// probs (N, C), target int64 (N) or (N, C), out (N, C)
-void softmax_cross_entropy_backward(py::array probs, py::array target, py::array out) {
+// probs (N, C), target int64 (N) or (N, C), out (N, C), sample_weight (N) or None,
+// class_weight (C) or None
+void softmax_cross_entropy_backward(py::array probs, py::array target, py::array out,
+                                    py::object sample_weight, py::object class_weight) {
   if (probs.ndim() != 2) throw py::value_error("probs: expected a 2-D array");
   const int64_t N = probs.shape(0), C = probs.shape(1);
   dispatch_float(probs, "probs", [&](auto tag) {
@@ -197,12 +238,14 @@ void softmax_cross_entropy_backward(py::array probs, py::array target, py::array
     const T* hp = host_data<T>(probs, "probs", N * C);
     T* hout = host_data<T>(out, "out", N * C, true);
     CrossEntropyTarget<T> t(target, N, C);
+    LossWeightsCopy<T> weights(sample_weight, N, class_weight, C);
     py::gil_scoped_release release;
     auto dp = to_device(hp, N * C);
     t.upload(N, C);
+    const nnfast::LossWeights<T> w = weights.upload();
     DeviceBuffer<T> dout(N * C);
     nnfast::gpu::softmax_cross_entropy_backward<T>(dout.data(), dp.data(), t.labels.data(),
-                                                   t.dense.data(), N, C);
+                                                   t.dense.data(), N, C, w);
     dout.download(hout, N * C);
   });
 }
@@ -216,38 +259,52 @@ ElementLoss parse_element_loss(const std::string& kind) {
   throw py::value_error("loss: expected 'mse', 'bce' or 'bce_with_logits', got '" + kind + "'");
 }
 
-// pred (...), target (...): the mean loss over all elements
-double element_loss_forward(const std::string& kind, py::array pred, py::array target) {
+// The rows of an elementwise loss's prediction: its first axis (each element of a 1-D one).
+int64_t loss_rows(const py::array& pred) { return pred.ndim() == 0 ? 1 : pred.shape(0); }
+
+// pred (rows, ...), target (same), sample_weight (rows) or None, pos_weight (the rest) or
+// None: the mean loss over all elements
+double element_loss_forward(const std::string& kind, py::array pred, py::array target,
+                            py::object sample_weight, py::object pos_weight) {
   const ElementLoss loss = parse_element_loss(kind);
-  const int64_t n = pred.size();
+  const int64_t n = pred.size(), rows = loss_rows(pred), cols = rows ? n / rows : 0;
   return dispatch_float(pred, "pred", [&](auto tag) {
     using T = decltype(tag);
     const T* hp = host_data<T>(pred, "pred", n);
     const T* ht = host_data<T>(target, "target", n);
+    LossWeightsCopy<T> weights(sample_weight, rows, pos_weight, cols);
     py::gil_scoped_release release;
     auto dp = to_device(hp, n), dt = to_device(ht, n);
-    if (loss == ElementLoss::mse) return nnfast::gpu::mse_forward<T>(dp.data(), dt.data(), n);
-    if (loss == ElementLoss::bce) return nnfast::gpu::bce_forward<T>(dp.data(), dt.data(), n);
-    return nnfast::gpu::bce_with_logits_forward<T>(dp.data(), dt.data(), n);
+    const nnfast::LossWeights<T> w = weights.upload();
+    if (loss == ElementLoss::mse)
+      return nnfast::gpu::mse_forward<T>(dp.data(), dt.data(), rows, cols, w);
+    if (loss == ElementLoss::bce)
+      return nnfast::gpu::bce_forward<T>(dp.data(), dt.data(), rows, cols, w);
+    return nnfast::gpu::bce_with_logits_forward<T>(dp.data(), dt.data(), rows, cols, w);
   });
 }
 
-// pred (...), target (...), out (...): d mean loss / d pred
+// pred (rows, ...), target, out (same), weights as the forward's: d mean loss / d pred
 void element_loss_backward(const std::string& kind, py::array pred, py::array target,
-                           py::array out) {
+                           py::array out, py::object sample_weight, py::object pos_weight) {
   const ElementLoss loss = parse_element_loss(kind);
-  const int64_t n = pred.size();
+  const int64_t n = pred.size(), rows = loss_rows(pred), cols = rows ? n / rows : 0;
   dispatch_float(pred, "pred", [&](auto tag) {
     using T = decltype(tag);
     const T* hp = host_data<T>(pred, "pred", n);
     const T* ht = host_data<T>(target, "target", n);
     T* hout = host_data<T>(out, "out", n, true);
+    LossWeightsCopy<T> weights(sample_weight, rows, pos_weight, cols);
     py::gil_scoped_release release;
     auto dp = to_device(hp, n), dt = to_device(ht, n);
+    const nnfast::LossWeights<T> w = weights.upload();
     DeviceBuffer<T> dout(n);
-    if (loss == ElementLoss::mse) nnfast::gpu::mse_backward<T>(dout.data(), dp.data(), dt.data(), n);
-    else if (loss == ElementLoss::bce) nnfast::gpu::bce_backward<T>(dout.data(), dp.data(), dt.data(), n);
-    else nnfast::gpu::bce_with_logits_backward<T>(dout.data(), dp.data(), dt.data(), n);
+    if (loss == ElementLoss::mse)
+      nnfast::gpu::mse_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
+    else if (loss == ElementLoss::bce)
+      nnfast::gpu::bce_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
+    else
+      nnfast::gpu::bce_with_logits_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
     dout.download(hout, n);
   });
 }
@@ -370,7 +427,8 @@ struct Mirrored {
 // Calls are serialized: a trainer has one set of workspaces.
 class TrainerBinding {
  public:
-  TrainerBinding(py::list ops, int loss, py::list slots) : shape_(ops, loss, slots) {
+  TrainerBinding(py::list ops, int loss, py::list slots, py::object class_weight)
+      : shape_(ops, loss, slots) {
     by_dtype(shape_.dtype(), [&](auto tag) {
       using T = decltype(tag);
       Device<T>& d = device<T>();
@@ -384,8 +442,16 @@ class TrainerBinding {
       const std::vector<nnfast::OpSpec<T>> specs = read_op_records<T>(ops, slots, shape_.in(),
                                                                       place);
       for (py::handle op : ops) keep_alive_.append(op);  // the dropout counters they hold
-      d.trainer = build_trainer(
-          [&] { return std::make_unique<nnfast::gpu::CudaTrainer<T>>(specs, shape_.loss()); });
+      const int64_t out = specs.empty() ? 0 : specs.back().out;
+      const T* weights = nullptr;
+      if (!class_weight.is_none()) {
+        py::array cw = shape_.class_weight(class_weight, out);
+        d.class_weight = to_device(cptr<T>(cw), out);
+        weights = d.class_weight.data();
+      }
+      d.trainer = build_trainer([&] {
+        return std::make_unique<nnfast::gpu::CudaTrainer<T>>(specs, shape_.loss(), weights);
+      });
       shape_.set_out(d.trainer->out_width());
     });
     upload();
@@ -413,13 +479,16 @@ class TrainerBinding {
     });
   }
 
-  // X (n, in); targets int64 labels (n) in [0, out) for cross-entropy, else (n, out): the data
-  // set every step trains on, copied to the device until replaced.
-  void set_data(py::handle X_obj, py::handle targets_obj) {
+  // X (n, in); targets int64 labels (n) in [0, out) for cross-entropy, else (n, out);
+  // sample_weight (n) or None: the data set every step trains on, copied to the device until
+  // replaced.
+  void set_data(py::handle X_obj, py::handle targets_obj, py::object sample_weight) {
     py::array X = shape_.features(X_obj);
     const int64_t n = X.shape(0);
     if (n == 0) throw py::value_error("X: no rows");
     py::array targets = shape_.targets(targets_obj, n);
+    const bool weighted = !sample_weight.is_none();
+    py::array weights = weighted ? shape_.sample_weight(sample_weight, n) : py::array();
     const bool sparse = shape_.loss() == nnfast::LossKind::cross_entropy;
     const int64_t in = shape_.in(), out = shape_.out();
     by_dtype(shape_.dtype(), [&](auto tag) {
@@ -427,8 +496,15 @@ class TrainerBinding {
       Device<T>& d = device<T>();
       const T* x = cptr<T>(X);
       const void* t = targets.data();
+      const T* sw = weighted ? cptr<T>(weights) : nullptr;
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
+      const T* device_weights = nullptr;
+      if (weighted) {
+        d.sample_weight.reserve(static_cast<size_t>(n));
+        d.sample_weight.upload(sw, static_cast<size_t>(n));
+        device_weights = d.sample_weight.data();
+      }
       d.X.reserve(static_cast<size_t>(n * in));
       d.X.upload(x, static_cast<size_t>(n * in));
       const void* device_targets;
@@ -441,7 +517,7 @@ class TrainerBinding {
         d.targets.upload(static_cast<const T*>(t), static_cast<size_t>(n * out));
         device_targets = d.targets.data();
       }
-      d.trainer->set_data(d.X.data(), n, device_targets);
+      d.trainer->set_data(d.X.data(), n, device_targets, device_weights);
     });
     rows_ = n;
   }
@@ -486,6 +562,8 @@ class TrainerBinding {
     std::vector<Mirrored<T>> arrays;  // what the records and slots name
     DeviceBuffer<T> X, targets;       // the data set; targets for mse and bce_with_logits
     DeviceBuffer<int64_t> labels;     // for cross-entropy
+    DeviceBuffer<T> sample_weight;    // (n) when set_data was given sample weights
+    DeviceBuffer<T> class_weight;     // (out) when the loss has per-class weights
     std::unique_ptr<nnfast::gpu::CudaTrainer<T>> trainer;  // after the arrays it points into
   };
 
@@ -538,13 +616,13 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("activation_backward", &activation_backward, py::arg("kind"), py::arg("grad_out"),
         py::arg("x"), py::arg("y"), py::arg("out"), py::arg("negative_slope"));
   m.def("softmax_cross_entropy_forward", &softmax_cross_entropy_forward, py::arg("logits"),
-        py::arg("target"), py::arg("probs"));
+        py::arg("target"), py::arg("probs"), py::arg("sample_weight"), py::arg("class_weight"));
   m.def("softmax_cross_entropy_backward", &softmax_cross_entropy_backward, py::arg("probs"),
-        py::arg("target"), py::arg("out"));
+        py::arg("target"), py::arg("out"), py::arg("sample_weight"), py::arg("class_weight"));
   m.def("element_loss_forward", &element_loss_forward, py::arg("kind"), py::arg("pred"),
-        py::arg("target"));
+        py::arg("target"), py::arg("sample_weight"), py::arg("pos_weight"));
   m.def("element_loss_backward", &element_loss_backward, py::arg("kind"), py::arg("pred"),
-        py::arg("target"), py::arg("out"));
+        py::arg("target"), py::arg("out"), py::arg("sample_weight"), py::arg("pos_weight"));
   m.def("bias_grad", &bias_grad, py::arg("grad_out"), py::arg("out"), py::arg("beta"));
   m.def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"), py::arg("velocity"),
         py::arg("lr"), py::arg("momentum"), py::arg("nesterov"), py::arg("weight_decay"));
@@ -559,14 +637,16 @@ PYBIND11_MODULE(_cuda, m) {
   py::class_<TrainerBinding>(m, "Trainer",
                              "The training step on the GPU: the CPU's trainer on CUDA kernels, "
                              "with parameters, optimizer state and data in device memory")
-      .def(py::init<py::list, int, py::list>(), py::arg("ops"), py::arg("loss"),
-           py::arg("slots"),
+      .def(py::init<py::list, int, py::list, py::object>(), py::arg("ops"), py::arg("loss"),
+           py::arg("slots"), py::arg("class_weight") = py::none(),
            "ops: typed op records (nnfast/nn/ops.py); loss: a code of ops.LOSS_CODES; slots: "
-           "the optimizer's state per parameter (nnfast/optim/rules.py), empty to predict only")
+           "the optimizer's state per parameter (nnfast/optim/rules.py), empty to predict only; "
+           "class_weight: the loss's per-class weights (out,) or None")
       .def("upload", &TrainerBinding::upload, "copy every array the records name to the device")
       .def("download", &TrainerBinding::download, "copy the device's arrays back to the host")
       .def("set_data", &TrainerBinding::set_data, py::arg("X"), py::arg("targets"),
-           "copy the data set the steps train on to the device")
+           py::arg("sample_weight") = py::none(),
+           "copy the data set the steps train on (with its sample weights) to the device")
       .def("step", &TrainerBinding::step, py::arg("idx"), py::arg("rule"),
            "(loss, correct count or None) of one training step on rows idx of the data set")
       .def("predict", &TrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());

@@ -88,13 +88,14 @@ struct CudaKernels {
   template <typename T>
   static double softmax_cross_entropy_forward_sparse(T* probs, const T* logits,
                                                      const int64_t* labels, int64_t N,
-                                                     int64_t C) {
-    return gpu::softmax_cross_entropy_forward<T>(probs, logits, labels, nullptr, N, C);
+                                                     int64_t C, LossWeights<T> w) {
+    return gpu::softmax_cross_entropy_forward<T>(probs, logits, labels, nullptr, N, C, w);
   }
   template <typename T>
   static void softmax_cross_entropy_backward_sparse(T* dlogits, const T* probs,
-                                                    const int64_t* labels, int64_t N, int64_t C) {
-    gpu::softmax_cross_entropy_backward<T>(dlogits, probs, labels, nullptr, N, C);
+                                                    const int64_t* labels, int64_t N, int64_t C,
+                                                    LossWeights<T> w) {
+    gpu::softmax_cross_entropy_backward<T>(dlogits, probs, labels, nullptr, N, C, w);
   }
 
   template <typename T>

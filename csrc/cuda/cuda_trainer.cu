@@ -13,19 +13,22 @@ namespace gpu {
 
 template <typename T>
 struct CudaTrainer<T>::Device {
-  Device(const std::vector<OpSpec<T>>& specs, LossKind loss) : trainer(specs, loss) {}
+  Device(const std::vector<OpSpec<T>>& specs, LossKind loss, const T* class_weight)
+      : trainer(specs, loss, class_weight) {}
 
   Trainer<CudaKernels, T> trainer;
   const T* X = nullptr;
   const void* targets = nullptr;
+  const T* sample_weight = nullptr;
   int64_t rows = 0;
   DeviceBuffer<int64_t> idx;     // (batch): a step's rows
   DeviceBuffer<T> input, output;  // (batch, in), (batch, out): predict's
 };
 
 template <typename T>
-CudaTrainer<T>::CudaTrainer(const std::vector<OpSpec<T>>& specs, LossKind loss)
-    : device_(std::make_unique<Device>(specs, loss)) {}
+CudaTrainer<T>::CudaTrainer(const std::vector<OpSpec<T>>& specs, LossKind loss,
+                            const T* class_weight)
+    : device_(std::make_unique<Device>(specs, loss, class_weight)) {}
 
 template <typename T>
 CudaTrainer<T>::~CudaTrainer() = default;
@@ -41,10 +44,12 @@ int64_t CudaTrainer<T>::out_width() const {
 }
 
 template <typename T>
-void CudaTrainer<T>::set_data(const T* X, int64_t n, const void* targets) {
+void CudaTrainer<T>::set_data(const T* X, int64_t n, const void* targets,
+                              const T* sample_weight) {
   device_->X = X;
   device_->rows = n;
   device_->targets = targets;
+  device_->sample_weight = sample_weight;
 }
 
 template <typename T>
@@ -57,7 +62,7 @@ StepResult CudaTrainer<T>::step(const int64_t* idx, int64_t batch, const UpdateR
   Device& d = *device_;
   d.idx.reserve(batch);
   d.idx.upload(idx, batch);
-  return d.trainer.step(d.X, d.targets, d.idx.data(), batch, rule);
+  return d.trainer.step(d.X, d.targets, d.idx.data(), batch, rule, d.sample_weight);
 }
 
 template <typename T>

@@ -18,16 +18,18 @@ class CudaTrainer {
  public:
   // specs chain as Trainer's do. Every array they point to is in device memory, except the
   // dropout counters, which the trainer reads and advances on the host; all are the
-  // caller's, and must outlive this trainer.
-  CudaTrainer(const std::vector<OpSpec<T>>& specs, LossKind loss);
+  // caller's, and must outlive this trainer; so must class_weight (out) in device memory, or
+  // null: the loss's per-class weights.
+  CudaTrainer(const std::vector<OpSpec<T>>& specs, LossKind loss, const T* class_weight);
   ~CudaTrainer();
 
   int64_t in_width() const;
   int64_t out_width() const;
 
-  // X (n, in) and targets (int64 labels (n) in [0, out) for cross-entropy, else T (n, out))
-  // in device memory, the caller's: what every step trains on until replaced.
-  void set_data(const T* X, int64_t n, const void* targets);
+  // X (n, in), targets (int64 labels (n) in [0, out) for cross-entropy, else T (n, out)) and
+  // sample_weight (n) or null, in device memory, the caller's: what every step trains on
+  // until replaced.
+  void set_data(const T* X, int64_t n, const void* targets, const T* sample_weight);
   int64_t data_rows() const;
 
   // idx (batch) on the host, rows in [0, data_rows()).

@@ -17,6 +17,33 @@ constexpr double kBceGradEps = 1e-12;
 
 bool valid_rows(int64_t N, int64_t C) { return N > 0 && C > 0; }
 
+// The sample weight of element i of a (rows, cols) array, 1 without weights.
+template <typename T>
+__device__ T row_weight(const T* sample, int64_t i, int64_t cols) {
+  return sample ? sample[i / cols] : T(1);
+}
+
+// The weight s_r k_label of row r, as the CPU kernel's: 1 without weights, NaN for a label
+// outside [0, C).
+template <typename T>
+__device__ T label_row_weight(const LossWeights<T>& w, int64_t r, int64_t label, int64_t C) {
+  T k = T(1);
+  if (w.per_class) k = label >= 0 && label < C ? w.per_class[label] : T(NAN);
+  return w.sample ? w.sample[r] * k : k;
+}
+
+// term i of the sparse mean's denominator: the class weight of row i's label
+template <typename T>
+struct LabelWeight {
+  const int64_t* labels;
+  const T* per_class;
+  int64_t C;
+  __device__ double operator()(int64_t i) const {
+    const int64_t label = labels[i];
+    return label >= 0 && label < C ? static_cast<double>(per_class[label]) : NAN;
+  }
+};
+
 // Row `row` of softmax cross-entropy, logits (N, C), probs (N, C), labels (N) or target
 // (N, C): writes the row's probs and returns its loss. As the CPU kernel: the exps sum in
 // double, and the label's logit or the target's products are read before the row of probs
@@ -28,6 +55,7 @@ struct SoftmaxCrossEntropyRow {
   const int64_t* labels;
   const T* target;
   int64_t C;
+  LossWeights<T> w;
 
   __device__ double operator()(int64_t row) const {
     const T* z = logits + row * C;
@@ -41,8 +69,9 @@ struct SoftmaxCrossEntropyRow {
     } else {
       const T* t = target + row * C;
       for (int64_t j = 0; j < C; ++j) {
-        t_sum += static_cast<double>(t[j]);
-        t_dot += static_cast<double>(t[j]) * static_cast<double>(z[j] - max);
+        const T kt = w.per_class ? w.per_class[j] * t[j] : t[j];
+        t_sum += static_cast<double>(kt);
+        t_dot += static_cast<double>(kt) * static_cast<double>(z[j] - max);
       }
     }
     double sum = 0.0;
@@ -54,7 +83,11 @@ struct SoftmaxCrossEntropyRow {
     const T inv = static_cast<T>(1.0 / sum);
     for (int64_t j = 0; j < C; ++j) p[j] *= inv;
     const double log_sum = static_cast<double>(std::log(static_cast<T>(sum)));
-    return labels ? log_sum - (picked - static_cast<double>(max)) : log_sum * t_sum - t_dot;
+    if (labels)
+      return static_cast<double>(label_row_weight(w, row, labels[row], C)) *
+             (log_sum - (picked - static_cast<double>(max)));
+    const double s = w.sample ? static_cast<double>(w.sample[row]) : 1.0;
+    return s * (log_sum * t_sum - t_dot);
   }
 };
 
@@ -62,37 +95,45 @@ struct SoftmaxCrossEntropyRow {
 template <typename T>
 __global__ void softmax_cross_entropy_backward_kernel(T* dlogits, const T* probs,
                                                       const int64_t* labels, const T* target,
-                                                      int64_t N, int64_t C, T inv_n) {
+                                                      int64_t N, int64_t C, T inv_n,
+                                                      LossWeights<T> w) {
   NNFAST_GRID_STRIDE_LOOP(row, N) {
     const T* p = probs + row * C;
     T* d = dlogits + row * C;
     if (labels) {
       const int64_t label = labels[row];
-      for (int64_t j = 0; j < C; ++j) d[j] = (j == label ? p[j] - T(1) : p[j]) * inv_n;
+      const T scale = inv_n * label_row_weight(w, row, label, C);
+      for (int64_t j = 0; j < C; ++j) d[j] = (j == label ? p[j] - T(1) : p[j]) * scale;
     } else {
       const T* t = target + row * C;
+      const T scale = w.sample ? inv_n * w.sample[row] : inv_n;
       T t_sum = T(0);
-      for (int64_t j = 0; j < C; ++j) t_sum += t[j];
-      for (int64_t j = 0; j < C; ++j) d[j] = (p[j] * t_sum - t[j]) * inv_n;
+      for (int64_t j = 0; j < C; ++j) t_sum += w.per_class ? w.per_class[j] * t[j] : t[j];
+      for (int64_t j = 0; j < C; ++j)
+        d[j] = (p[j] * t_sum - (w.per_class ? w.per_class[j] * t[j] : t[j])) * scale;
     }
   }
 }
 
-// term i of sum (pred - target)^2, pred (n), target (n)
+// term i of sum s (pred - target)^2, pred (rows, cols), target (rows, cols), sample (rows)
 template <typename T>
 struct MseTerm {
   const T* pred;
   const T* target;
+  const T* sample;
+  int64_t cols;
   __device__ double operator()(int64_t i) const {
     const T d = pred[i] - target[i];
-    return static_cast<double>(d * d);
+    return static_cast<double>(row_weight(sample, i, cols) * (d * d));
   }
 };
 
-// dpred (n), pred (n), target (n)
+// dpred (n), pred (n), target (n), sample (n / cols) or null
 template <typename T>
-__global__ void mse_backward_kernel(T* dpred, const T* pred, const T* target, int64_t n, T scale) {
-  NNFAST_GRID_STRIDE_LOOP(i, n) dpred[i] = scale * (pred[i] - target[i]);
+__global__ void mse_backward_kernel(T* dpred, const T* pred, const T* target, const T* sample,
+                                    int64_t cols, int64_t n, T scale) {
+  NNFAST_GRID_STRIDE_LOOP(i, n)
+    dpred[i] = scale * row_weight(sample, i, cols) * (pred[i] - target[i]);
 }
 
 // log(x) clamped below at -100; NaN stays NaN, as numpy.maximum
@@ -102,47 +143,66 @@ __device__ T clamped_log(T x) {
   return l < T(kBceLogMin) ? T(kBceLogMin) : l;
 }
 
-// term i of sum t log p + (1 - t) log(1 - p), prob (n), target (n)
+// term i of sum s (t log p + (1 - t) log(1 - p)), prob (rows, cols), target (rows, cols)
 template <typename T>
 struct BceTerm {
   const T* prob;
   const T* target;
+  const T* sample;
+  int64_t cols;
   __device__ double operator()(int64_t i) const {
     const T p = prob[i], t = target[i];
-    return static_cast<double>(t * clamped_log(p) + (T(1) - t) * clamped_log(T(1) - p));
+    return static_cast<double>(row_weight(sample, i, cols) *
+                               (t * clamped_log(p) + (T(1) - t) * clamped_log(T(1) - p)));
   }
 };
 
-// dprob (n), prob (n), target (n)
+// dprob (n), prob (n), target (n), sample (n / cols) or null
 template <typename T>
-__global__ void bce_backward_kernel(T* dprob, const T* prob, const T* target, int64_t n,
-                                    T count) {
+__global__ void bce_backward_kernel(T* dprob, const T* prob, const T* target, const T* sample,
+                                    int64_t cols, int64_t n, T count) {
   NNFAST_GRID_STRIDE_LOOP(i, n) {
     const T p = prob[i];
     const T var = p * (T(1) - p);
     const T denom = var < T(kBceGradEps) ? T(kBceGradEps) : var;
-    dprob[i] = (p - target[i]) / denom / count;
+    dprob[i] = row_weight(sample, i, cols) * (p - target[i]) / denom / count;
   }
 }
 
-// term i of sum max(z, 0) - z t + log1p(exp(-|z|)), logits (n), target (n)
+// term i of sum s l, logits (rows, cols), target (rows, cols): l = max(z, 0) - z t +
+// log1p(exp(-|z|)), or with pos_weight q (cols) (1 - t) z + (1 + (q - 1) t) softplus(-z)
 template <typename T>
 struct BceWithLogitsTerm {
   const T* logits;
   const T* target;
+  LossWeights<T> w;
+  int64_t cols;
   __device__ double operator()(int64_t i) const {
-    const T z = logits[i];
-    const T relu = z > T(0) ? z : T(0);
-    return static_cast<double>(relu - z * target[i] + std::log1p(std::exp(-std::fabs(z))));
+    const T z = logits[i], t = target[i];
+    const T log_term = std::log1p(std::exp(-std::fabs(z)));
+    T l;
+    if (w.per_class) {
+      const T q = w.per_class[i % cols];
+      l = (T(1) - t) * z + (T(1) + (q - T(1)) * t) * ((z < T(0) ? -z : T(0)) + log_term);
+    } else {
+      l = (z > T(0) ? z : T(0)) - z * t + log_term;
+    }
+    return static_cast<double>(row_weight(w.sample, i, cols) * l);
   }
 };
 
-// dlogits (n), logits (n), target (n)
+// dlogits (n), logits (n), target (n), w as BceWithLogitsTerm's
 template <typename T>
 __global__ void bce_with_logits_backward_kernel(T* dlogits, const T* logits, const T* target,
-                                                int64_t n, T count) {
-  NNFAST_GRID_STRIDE_LOOP(i, n)
-    dlogits[i] = (sigmoid_stable_device(logits[i]) - target[i]) / count;
+                                                LossWeights<T> w, int64_t cols, int64_t n,
+                                                T count) {
+  NNFAST_GRID_STRIDE_LOOP(i, n) {
+    const T t = target[i], sig = sigmoid_stable_device(logits[i]);
+    const T g = w.per_class ? (T(1) + (w.per_class[i % cols] - T(1)) * t) * sig -
+                                  w.per_class[i % cols] * t
+                            : sig - t;
+    dlogits[i] = row_weight(w.sample, i, cols) * g / count;
+  }
 }
 
 // term `row` of the count: 1 where the row's first largest logit is at the label; logits
@@ -179,60 +239,84 @@ int64_t count_to_host(int64_t n, const Term& term, const char* kernel) {
 
 }  // namespace
 
+// The sparse mean's denominator: the sum of the labels' class weights, else N.
+template <typename T>
+double label_weight_sum(const int64_t* labels, int64_t N, int64_t C, const LossWeights<T>& w) {
+  if (labels == nullptr || w.per_class == nullptr) return static_cast<double>(N);
+  return sum_to_host(N, LabelWeight<T>{labels, w.per_class, C}, "label_weight_sum");
+}
+
 template <typename T>
 double softmax_cross_entropy_forward(T* probs, const T* logits, const int64_t* labels,
-                                     const T* target, int64_t N, int64_t C) {
+                                     const T* target, int64_t N, int64_t C, LossWeights<T> w) {
   if (!valid_rows(N, C)) return NAN;
-  const SoftmaxCrossEntropyRow<T> row{probs, logits, labels, target, C};
-  return sum_to_host(N, row, "softmax_cross_entropy_forward") / static_cast<double>(N);
+  const SoftmaxCrossEntropyRow<T> row{probs, logits, labels, target, C, w};
+  return sum_to_host(N, row, "softmax_cross_entropy_forward") /
+         label_weight_sum(labels, N, C, w);
 }
 
 template <typename T>
 void softmax_cross_entropy_backward(T* dlogits, const T* probs, const int64_t* labels,
-                                    const T* target, int64_t N, int64_t C) {
+                                    const T* target, int64_t N, int64_t C, LossWeights<T> w) {
   if (!valid_rows(N, C)) return;
+  const T inv_n = static_cast<T>(1.0 / label_weight_sum(labels, N, C, w));
   softmax_cross_entropy_backward_kernel<T><<<blocks_for(N), kThreadsPerBlock>>>(
-      dlogits, probs, labels, target, N, C, static_cast<T>(1.0 / static_cast<double>(N)));
+      dlogits, probs, labels, target, N, C, inv_n, w);
   check_launch("softmax_cross_entropy_backward");
 }
 
 template <typename T>
-double mse_forward(const T* pred, const T* target, int64_t n) {
-  return sum_to_host(n, MseTerm<T>{pred, target}, "mse_forward") / static_cast<double>(n);
-}
-
-template <typename T>
-void mse_backward(T* dpred, const T* pred, const T* target, int64_t n) {
-  if (n <= 0) return;
-  mse_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(
-      dpred, pred, target, n, static_cast<T>(2.0 / static_cast<double>(n)));
-  check_launch("mse_backward");
-}
-
-template <typename T>
-double bce_forward(const T* prob, const T* target, int64_t n) {
-  return -sum_to_host(n, BceTerm<T>{prob, target}, "bce_forward") / static_cast<double>(n);
-}
-
-template <typename T>
-void bce_backward(T* dprob, const T* prob, const T* target, int64_t n) {
-  if (n <= 0) return;
-  bce_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(dprob, prob, target, n,
-                                                              static_cast<T>(n));
-  check_launch("bce_backward");
-}
-
-template <typename T>
-double bce_with_logits_forward(const T* logits, const T* target, int64_t n) {
-  return sum_to_host(n, BceWithLogitsTerm<T>{logits, target}, "bce_with_logits_forward") /
+double mse_forward(const T* pred, const T* target, int64_t rows, int64_t cols,
+                   LossWeights<T> w) {
+  const int64_t n = rows * cols;
+  return sum_to_host(n, MseTerm<T>{pred, target, w.sample, cols}, "mse_forward") /
          static_cast<double>(n);
 }
 
 template <typename T>
-void bce_with_logits_backward(T* dlogits, const T* logits, const T* target, int64_t n) {
+void mse_backward(T* dpred, const T* pred, const T* target, int64_t rows, int64_t cols,
+                  LossWeights<T> w) {
+  const int64_t n = rows * cols;
+  if (n <= 0) return;
+  mse_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(
+      dpred, pred, target, w.sample, cols, n, static_cast<T>(2.0 / static_cast<double>(n)));
+  check_launch("mse_backward");
+}
+
+template <typename T>
+double bce_forward(const T* prob, const T* target, int64_t rows, int64_t cols,
+                   LossWeights<T> w) {
+  const int64_t n = rows * cols;
+  return -sum_to_host(n, BceTerm<T>{prob, target, w.sample, cols}, "bce_forward") /
+         static_cast<double>(n);
+}
+
+template <typename T>
+void bce_backward(T* dprob, const T* prob, const T* target, int64_t rows, int64_t cols,
+                  LossWeights<T> w) {
+  const int64_t n = rows * cols;
+  if (n <= 0) return;
+  bce_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(dprob, prob, target, w.sample,
+                                                              cols, n, static_cast<T>(n));
+  check_launch("bce_backward");
+}
+
+template <typename T>
+double bce_with_logits_forward(const T* logits, const T* target, int64_t rows, int64_t cols,
+                               LossWeights<T> w) {
+  const int64_t n = rows * cols;
+  return sum_to_host(n, BceWithLogitsTerm<T>{logits, target, w, cols},
+                     "bce_with_logits_forward") /
+         static_cast<double>(n);
+}
+
+template <typename T>
+void bce_with_logits_backward(T* dlogits, const T* logits, const T* target, int64_t rows,
+                              int64_t cols, LossWeights<T> w) {
+  const int64_t n = rows * cols;
   if (n <= 0) return;
   bce_with_logits_backward_kernel<T><<<blocks_for(n), kThreadsPerBlock>>>(
-      dlogits, logits, target, n, static_cast<T>(n));
+      dlogits, logits, target, w, cols, n, static_cast<T>(n));
   check_launch("bce_with_logits_backward");
 }
 
@@ -249,9 +333,9 @@ int64_t count_sign_hits(const T* logits, const T* target, int64_t n) {
 
 #define NNFAST_INSTANTIATE(T)                                                                  \
   template double softmax_cross_entropy_forward<T>(T*, const T*, const int64_t*, const T*,     \
-                                                   int64_t, int64_t);                          \
+                                                   int64_t, int64_t, LossWeights<T>);          \
   template void softmax_cross_entropy_backward<T>(T*, const T*, const int64_t*, const T*,      \
-                                                  int64_t, int64_t);                           \
+                                                  int64_t, int64_t, LossWeights<T>);           \
   NNFAST_INSTANTIATE_LOSSES(T)                                                                 \
   template int64_t count_argmax_hits<T>(const T*, const int64_t*, int64_t, int64_t);           \
   template int64_t count_sign_hits<T>(const T*, const T*, int64_t);

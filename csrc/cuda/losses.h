@@ -6,20 +6,24 @@
 
 #include <cstdint>
 
+#include "kernels/loss_weights.h"
+
 namespace nnfast::gpu {
 
-// probs (N, C), logits (N, C); exactly one of labels (N) and target (N, C) is non-null.
-// Returns the mean over rows of -log softmax(logits)[label], or of -sum t log softmax.
+// probs (N, C), logits (N, C); exactly one of labels (N) and target (N, C) is non-null; w
+// the optional weights, s_i (N) and k_c (C), as kernels/softmax_cross_entropy.h.
+// Returns sum_i s_i k_(y_i) (-log softmax(logits)[y_i]) / sum_i k_(y_i) (N without k), or
+// sum_i s_i sum_c k_c t_ic (-log softmax(logits)_ic) / N.
 // probs may be logits. A label outside [0, C) gives NaN for its row instead of a wild read.
 template <typename T>
 double softmax_cross_entropy_forward(T* probs, const T* logits, const int64_t* labels,
-                                     const T* target, int64_t N, int64_t C);
+                                     const T* target, int64_t N, int64_t C, LossWeights<T> w);
 
-// dlogits (N, C), probs (N, C): (probs - onehot(label)) / N, or (probs sum(t) - t) / N.
-// dlogits may be probs.
+// dlogits (N, C), probs (N, C): s_i k_(y_i) (probs - onehot(label)) / D, or
+// s_i (probs sum(k t) - k t) / N. dlogits may be probs.
 template <typename T>
 void softmax_cross_entropy_backward(T* dlogits, const T* probs, const int64_t* labels,
-                                    const T* target, int64_t N, int64_t C);
+                                    const T* target, int64_t N, int64_t C, LossWeights<T> w);
 
 #include "kernels/losses_contract.h"
 

@@ -1,8 +1,11 @@
-// Elementwise losses, mean over all n elements, forward and backward side by side.
+// Elementwise losses, mean over all n elements, optionally weighted, forward and backward
+// side by side.
 // Forward sums run in double in fixed chunks (common/deterministic_sum.h).
 #pragma once
 
 #include <cstdint>
+
+#include "kernels/loss_weights.h"
 
 namespace nnfast {
 

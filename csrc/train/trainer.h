@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/loss_weights.h"
 #include "train/op_spec.h"
 #include "train/train_ops.h"
 
@@ -24,8 +25,11 @@ template <typename K, typename T>
 class Trainer {
  public:
   // specs chain: each op's input width is the previous op's output width; every
-  // residual_begin has its residual_end later in the list, nested properly.
-  Trainer(const std::vector<OpSpec<T>>& specs, LossKind loss) : loss_(loss) {
+  // residual_begin has its residual_end later in the list, nested properly. class_weight
+  // (out) in K's memory, the caller's, or null: the loss's per-class weights (torch's weight=
+  // of cross-entropy, pos_weight of bce_with_logits; kernels/loss_weights.h).
+  Trainer(const std::vector<OpSpec<T>>& specs, LossKind loss, const T* class_weight = nullptr)
+      : loss_(loss), class_weight_(class_weight) {
     std::vector<ResidualBeginOp<K, T>*> open;
     for (const OpSpec<T>& spec : specs) {
       switch (spec.kind) {
@@ -60,15 +64,16 @@ class Trainer {
   int64_t out_width() const { return ops_.back()->out_width(); }
 
   // X (n_total, in), idx (batch): rows to train on; targets: int64 labels (n_total) for
-  // cross-entropy, T (n_total, out) for mse and bce_with_logits. X, targets and idx are in
-  // K's memory.
+  // cross-entropy, T (n_total, out) for mse and bce_with_logits; sample_weight (n_total) or
+  // null: each sample's weight in the loss. X, targets, idx and sample_weight are in K's
+  // memory.
   StepResult step(const T* X, const void* targets, const int64_t* idx, int64_t batch,
-                  const UpdateRule& rule) {
+                  const UpdateRule& rule, const T* sample_weight = nullptr) {
     reserve(batch);
     T* x0 = input_.data();
     K::template gather_rows<T>(x0, X, idx, batch, in_width());
     const T* out = forward(x0, batch, true);
-    StepResult result = loss_and_gradient(out, targets, idx, batch);
+    StepResult result = loss_and_gradient(out, targets, sample_weight, idx, batch);
     result.loss += penalty();
 
     // Each op's input gradient is computed before its update: it needs this step's weights.
@@ -117,6 +122,7 @@ class Trainer {
     grad_b_.reserve(batch * widest);
     probs_.reserve(batch * out_width());
     labels_.reserve(batch);
+    weights_.reserve(batch);
     capacity_ = batch;
   }
 
@@ -129,32 +135,39 @@ class Trainer {
 
   // From the last op's output (batch, C) and the targets: the batch-mean loss, the count of
   // correct predictions, and d loss / d output written into grad_a_ (batch, C). The same
-  // kernels as the loss primitives, on the batch's targets gathered first.
-  StepResult loss_and_gradient(const T* out, const void* targets, const int64_t* idx,
-                               int64_t batch) {
+  // kernels as the loss primitives, on the batch's targets and sample weights gathered
+  // first.
+  StepResult loss_and_gradient(const T* out, const void* targets, const T* sample_weight,
+                               const int64_t* idx, int64_t batch) {
     const int64_t C = out_width();
     T* grad = grad_a_.data();
+    LossWeights<T> w;
+    w.per_class = class_weight_;
+    if (sample_weight != nullptr) {
+      K::template gather_rows<T>(weights_.data(), sample_weight, idx, batch, 1);
+      w.sample = weights_.data();
+    }
     StepResult result;
     if (loss_ == LossKind::cross_entropy) {
       int64_t* labels = labels_.data();
       K::template gather_rows<int64_t>(labels, static_cast<const int64_t*>(targets), idx, batch,
                                        1);
       result.loss = K::template softmax_cross_entropy_forward_sparse<T>(probs_.data(), out,
-                                                                        labels, batch, C);
-      K::template softmax_cross_entropy_backward_sparse<T>(grad, probs_.data(), labels, batch, C);
+                                                                        labels, batch, C, w);
+      K::template softmax_cross_entropy_backward_sparse<T>(grad, probs_.data(), labels, batch, C,
+                                                          w);
       result.correct = K::template count_argmax_hits<T>(out, labels, batch, C);
       return result;
     }
     T* target = probs_.data();
     K::template gather_rows<T>(target, static_cast<const T*>(targets), idx, batch, C);
-    const int64_t n = batch * C;
     if (loss_ == LossKind::mse) {
-      result.loss = K::template mse_forward<T>(out, target, n);
-      K::template mse_backward<T>(grad, out, target, n);
+      result.loss = K::template mse_forward<T>(out, target, batch, C, w);
+      K::template mse_backward<T>(grad, out, target, batch, C, w);
     } else {
-      result.loss = K::template bce_with_logits_forward<T>(out, target, n);
-      K::template bce_with_logits_backward<T>(grad, out, target, n);
-      result.correct = K::template count_sign_hits<T>(out, target, n);
+      result.loss = K::template bce_with_logits_forward<T>(out, target, batch, C, w);
+      K::template bce_with_logits_backward<T>(grad, out, target, batch, C, w);
+      result.correct = K::template count_sign_hits<T>(out, target, batch * C);
     }
     return result;
   }
@@ -198,12 +211,14 @@ class Trainer {
 
   std::vector<std::unique_ptr<TrainOp<K, T>>> ops_;
   LossKind loss_;
+  const T* class_weight_;  // (out) or null, the caller's
   size_t first_trained_ = 0;  // ops before it have no parameters: backward stops there
   int64_t capacity_ = 0;
   KBuffer<K, T> input_;           // (batch, in): the gathered rows
   KBuffer<K, T> grad_a_, grad_b_; // (batch, widest): ping-pong gradients
   KBuffer<K, T> probs_;           // (batch, out): softmax, or the gathered targets
   KBuffer<K, int64_t> labels_;    // (batch): the gathered labels
+  KBuffer<K, T> weights_;         // (batch): the gathered sample weights
 };
 
 }  // namespace nnfast

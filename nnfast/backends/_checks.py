@@ -137,6 +137,20 @@ def optional_vector(a, name: str, dtype, n: int):
     return float_array(a, name, dtype=dtype, shape=(n,))
 
 
+def loss_weights(pred, sample_weight, per_class, per_class_name: str = "class_weight"):
+    """A loss's optional weights checked against its (rows, cols) prediction: sample_weight
+    (rows,) and per_class (cols,) of pred's dtype, or None. The rows are the first axis
+    (each element of a 1-D pred is a row)."""
+    if sample_weight is None and per_class is None:
+        return None, None
+    if pred.ndim not in (1, 2):
+        raise ValueError(f"weighted losses take a 1-D or 2-D prediction, got shape "
+                         f"{_shape_str(pred.shape)}")
+    rows, cols = pred.shape[0], (pred.shape[1] if pred.ndim == 2 else 1)
+    return (optional_vector(sample_weight, "sample_weight", pred.dtype, rows),
+            optional_vector(per_class, per_class_name, pred.dtype, cols))
+
+
 def _batchnorm_affine(x, gamma, beta) -> int:
     float_array(x, "x", ndim=2)
     c = x.shape[1]

@@ -21,7 +21,8 @@ except ImportError as exc:
 
 from ._checks import (activation_backward_arguments, activation_forward_arguments,
                       adam_arguments, dropout_backward_arguments, dropout_forward_arguments,
-                      float_array, gemm_arguments, labels_array, output_array, sgd_arguments)
+                      float_array, gemm_arguments, labels_array, loss_weights, output_array,
+                      sgd_arguments)
 
 
 
@@ -88,77 +89,86 @@ def _check_target(logits, target):
         float_array(target, "target", dtype=logits.dtype, shape=logits.shape)
 
 
-def softmax_cross_entropy_forward(logits, target, probs=None):
-    """Mean cross-entropy of softmax(logits).  logits (N, C); target int64 (N,) or (N, C).
+def softmax_cross_entropy_forward(logits, target, probs=None, *, sample_weight=None,
+                                  class_weight=None):
+    """Mean cross-entropy of softmax(logits).  logits (N, C); target int64 (N,) or (N, C);
+    sample_weight (N,), class_weight (C,) or None, as the NumPy reference.
 
     Returns (loss, probs) with probs (N, C) = softmax(logits).
     """
     float_array(logits, "logits", ndim=2)
     probs = output_array(probs, "probs", logits.shape, logits.dtype)
     _check_target(logits, target)
+    sample_weight, class_weight = loss_weights(logits, sample_weight, class_weight)
     if logits.shape[0] == 0:
         return float("nan"), probs
     if logits.shape[1] == 0:
         raise ValueError("logits: no classes (shape (N, 0))")
-    return _cuda.softmax_cross_entropy_forward(logits, target, probs), probs
+    return _cuda.softmax_cross_entropy_forward(logits, target, probs, sample_weight,
+                                               class_weight), probs
 
 
-def softmax_cross_entropy_backward(probs, target, out=None):
-    """d loss / d logits = (probs * sum(target) - target) / N.  probs (N, C), out (N, C)."""
+def softmax_cross_entropy_backward(probs, target, out=None, *, sample_weight=None,
+                                   class_weight=None):
+    """d loss / d logits = s (probs * sum(k target) - k target) / N (labels: the forward's
+    denominator).  probs (N, C), out (N, C)."""
     float_array(probs, "probs", ndim=2)
     out = output_array(out, "out", probs.shape, probs.dtype)
     _check_target(probs, target)
+    sample_weight, class_weight = loss_weights(probs, sample_weight, class_weight)
     if probs.size:
-        _cuda.softmax_cross_entropy_backward(probs, target, out)
+        _cuda.softmax_cross_entropy_backward(probs, target, out, sample_weight, class_weight)
     return out
 
 
-def _pair(pred, target, pred_name):
+def _pair(pred, target, pred_name, sample_weight, pos_weight):
     float_array(pred, pred_name)
     float_array(target, "target", dtype=pred.dtype, shape=pred.shape)
+    return loss_weights(pred, sample_weight, pos_weight, "pos_weight")
 
 
-def _element_loss(kind, pred, target, pred_name):
-    _pair(pred, target, pred_name)
-    return _cuda.element_loss_forward(kind, pred, target) if pred.size else float("nan")
+def _element_loss(kind, pred, target, pred_name, sample_weight=None, pos_weight=None):
+    s, q = _pair(pred, target, pred_name, sample_weight, pos_weight)
+    return _cuda.element_loss_forward(kind, pred, target, s, q) if pred.size else float("nan")
 
 
-def _element_loss_grad(kind, pred, target, out, pred_name):
-    _pair(pred, target, pred_name)
+def _element_loss_grad(kind, pred, target, out, pred_name, sample_weight=None, pos_weight=None):
+    s, q = _pair(pred, target, pred_name, sample_weight, pos_weight)
     out = output_array(out, "out", pred.shape, pred.dtype)
     if pred.size:
-        _cuda.element_loss_backward(kind, pred, target, out)
+        _cuda.element_loss_backward(kind, pred, target, out, s, q)
     return out
 
 
-def mse_forward(pred, target):
-    """mean((pred - target)^2) over all elements.  pred (...), target (...)."""
-    return _element_loss("mse", pred, target, "pred")
+def mse_forward(pred, target, *, sample_weight=None):
+    """sum(s_i (pred - target)^2) / numel.  pred (...), target (...)."""
+    return _element_loss("mse", pred, target, "pred", sample_weight)
 
 
-def mse_backward(pred, target, out=None):
-    """2 (pred - target) / numel."""
-    return _element_loss_grad("mse", pred, target, out, "pred")
+def mse_backward(pred, target, out=None, *, sample_weight=None):
+    """2 s_i (pred - target) / numel."""
+    return _element_loss_grad("mse", pred, target, out, "pred", sample_weight)
 
 
-def bce_forward(prob, target):
-    """Binary cross-entropy on probabilities (each log clamped at -100), mean over all elements."""
-    return _element_loss("bce", prob, target, "prob")
+def bce_forward(prob, target, *, sample_weight=None):
+    """Binary cross-entropy on probabilities (each log clamped at -100), sum(s_i l) / numel."""
+    return _element_loss("bce", prob, target, "prob", sample_weight)
 
 
-def bce_backward(prob, target, out=None):
-    """(prob - target) / max(prob (1 - prob), 1e-12) / numel."""
-    return _element_loss_grad("bce", prob, target, out, "prob")
+def bce_backward(prob, target, out=None, *, sample_weight=None):
+    """s_i (prob - target) / max(prob (1 - prob), 1e-12) / numel."""
+    return _element_loss_grad("bce", prob, target, out, "prob", sample_weight)
 
 
-def bce_with_logits_forward(logits, target):
-    """Binary cross-entropy of sigmoid(logits), computed stably.  logits (...), target (...)."""
-    return _element_loss("bce_with_logits", logits, target, "logits")
+def bce_with_logits_forward(logits, target, *, sample_weight=None, pos_weight=None):
+    """Binary cross-entropy of sigmoid(logits), computed stably, with torch's pos_weight."""
+    return _element_loss("bce_with_logits", logits, target, "logits", sample_weight, pos_weight)
 
 
-def bce_with_logits_backward(logits, target, out=None):
-    """(sigmoid(logits) - target) / numel."""
-    return _element_loss_grad("bce_with_logits", logits, target, out, "logits")
+def bce_with_logits_backward(logits, target, out=None, *, sample_weight=None, pos_weight=None):
+    """s_i ((1 + (q - 1) t) sigmoid(logits) - q t) / numel."""
+    return _element_loss_grad("bce_with_logits", logits, target, out, "logits", sample_weight,
+                              pos_weight)
 
 
 # ----------------------------------------------------------------------------- reductions

@@ -13,7 +13,7 @@ from ._checks import (activation_backward_arguments, activation_forward_argument
                       adam_arguments, batchnorm_backward_arguments, batchnorm_eval_arguments,
                       batchnorm_train_arguments, dropout_backward_arguments,
                       dropout_forward_arguments, float_array, gemm_arguments, inout_array,
-                      labels_array, output_array, sgd_arguments)
+                      labels_array, loss_weights, output_array, sgd_arguments)
 
 name = "numpy"
 device = "cpu"
@@ -132,60 +132,109 @@ def _is_sparse(target):
     return isinstance(target, np.ndarray) and target.ndim == 1
 
 
-def softmax_cross_entropy_forward(logits, target, probs=None):
-    """Mean cross-entropy of softmax(logits).  logits (N, C); target int64 (N,) or (N, C).
+def _label_weights(target, sample_weight, class_weight, n):
+    """(r, d): each row's weight s_i k_(y_i) and the mean's denominator, the sum of the
+    labels' class weights (torch's), else n."""
+    k = class_weight[target] if class_weight is not None else None
+    r = k if k is not None else None
+    if sample_weight is not None:
+        r = sample_weight * k if k is not None else sample_weight
+    return r, (float(k.sum()) if k is not None else n)
 
+
+def softmax_cross_entropy_forward(logits, target, probs=None, *, sample_weight=None,
+                                  class_weight=None):
+    """Mean cross-entropy of softmax(logits).  logits (N, C); target int64 (N,) or (N, C);
+    sample_weight (N,) s_i and class_weight (C,) k_c, or None.
+
+    Labels: sum_i s_i k_(y_i) (-log p_i[y_i]) / sum_i k_(y_i) (torch's weight=; N without
+    class weights). Rows of probabilities: sum_i s_i sum_c k_c t_ic (-log p_ic) / N.
     Returns (loss, probs) with probs (N, C) = softmax(logits), kept for the backward pass.
     """
     float_array(logits, "logits", ndim=2)
     n, c = logits.shape
+    sample_weight, class_weight = loss_weights(logits, sample_weight, class_weight)
     probs = output_array(probs, "probs", logits.shape, logits.dtype)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     log_probs = shifted - log_z
     probs[...] = np.exp(log_probs)
+    if not n:
+        return float("nan"), probs
     if _is_sparse(target):
         labels_array(target, "target", n, c)
         losses = -log_probs[np.arange(n), target]
-    else:
-        float_array(target, "target", dtype=logits.dtype, shape=logits.shape)
-        losses = -(target * log_probs).sum(axis=1)
-    return float(losses.mean()) if n else float("nan"), probs
+        r, denom = _label_weights(target, sample_weight, class_weight, n)
+        with np.errstate(divide="ignore", invalid="ignore"):  # weights summing to 0: NaN
+            return float((losses if r is None else r * losses).sum() / np.float64(denom)), probs
+    float_array(target, "target", dtype=logits.dtype, shape=logits.shape)
+    kt = target if class_weight is None else class_weight * target
+    losses = -(kt * log_probs).sum(axis=1)
+    if sample_weight is None:
+        return float(losses.mean()), probs
+    return float((sample_weight * losses).sum() / n), probs
 
 
-def softmax_cross_entropy_backward(probs, target, out=None):
-    """d loss / d logits = (probs * sum(target) - target) / N.  probs (N, C), out (N, C)."""
+def softmax_cross_entropy_backward(probs, target, out=None, *, sample_weight=None,
+                                   class_weight=None):
+    """d loss / d logits = s (probs * sum(k target) - k target) / N (labels: one-hot targets,
+    and the forward's denominator).  probs (N, C), out (N, C)."""
     float_array(probs, "probs", ndim=2)
     n, c = probs.shape
+    sample_weight, class_weight = loss_weights(probs, sample_weight, class_weight)
     out = output_array(out, "out", probs.shape, probs.dtype)
     inv_n = probs.dtype.type(1.0 / max(n, 1))
     if _is_sparse(target):
         labels_array(target, "target", n, c)
         out[...] = probs
         out[np.arange(n), target] -= 1
-    else:
-        float_array(target, "target", dtype=probs.dtype, shape=probs.shape)
-        out[...] = probs * target.sum(axis=1, keepdims=True) - target
+        r, denom = _label_weights(target, sample_weight, class_weight, n)
+        if r is None:
+            out *= inv_n
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out *= (r * probs.dtype.type(np.float64(1.0) / denom))[:, None]
+        return out
+    float_array(target, "target", dtype=probs.dtype, shape=probs.shape)
+    kt = target if class_weight is None else class_weight * target
+    out[...] = probs * kt.sum(axis=1, keepdims=True) - kt
     out *= inv_n
+    if sample_weight is not None:
+        out *= sample_weight[:, None]
     return out
 
 
-def _pair(pred, target, pred_name):
+def _pair(pred, target, pred_name, sample_weight=None, pos_weight=None):
+    """pred and target checked; returns the weights as (rows, 1) / (rows,) and (cols,)
+    arrays that broadcast against pred, or None."""
     float_array(pred, pred_name)
     float_array(target, "target", dtype=pred.dtype, shape=pred.shape)
+    s, q = loss_weights(pred, sample_weight, pos_weight, "pos_weight")
+    if s is not None and pred.ndim == 2:
+        s = s[:, None]
+    return s, q
 
 
-def mse_forward(pred, target):
-    """mean((pred - target)^2) over all elements.  pred (...), target (...)."""
-    _pair(pred, target, "pred")
-    return float(np.mean((pred - target) ** 2)) if pred.size else float("nan")
+def _weighted_mean(terms, s):
+    """sum(s * terms) / terms.size: Keras's weighted mean, the count of elements below."""
+    if s is None:
+        return float(np.mean(terms))
+    return float((s * terms).sum() / terms.size)
 
 
-def mse_backward(pred, target, out=None):
-    """2 (pred - target) / numel."""
-    _pair(pred, target, "pred")
+def mse_forward(pred, target, *, sample_weight=None):
+    """sum(s_i (pred - target)^2) / numel.  pred (N, ...) (N, C with weights), target alike."""
+    s, _ = _pair(pred, target, "pred", sample_weight)
+    return _weighted_mean((pred - target) ** 2, s) if pred.size else float("nan")
+
+
+def mse_backward(pred, target, out=None, *, sample_weight=None):
+    """2 s_i (pred - target) / numel."""
+    s, _ = _pair(pred, target, "pred", sample_weight)
     out = output_array(out, "out", pred.shape, pred.dtype)
     out[...] = pred.dtype.type(2.0 / max(pred.size, 1)) * (pred - target)
+    if s is not None:
+        out *= s
     return out
 
 
@@ -194,36 +243,50 @@ _BCE_LOG_MIN = -100.0
 _BCE_GRAD_EPS = 1e-12
 
 
-def bce_forward(prob, target):
-    """Binary cross-entropy on probabilities, mean over all elements.  prob (...), target (...)."""
-    _pair(prob, target, "prob")
+def bce_forward(prob, target, *, sample_weight=None):
+    """Binary cross-entropy on probabilities, sum(s_i l) / numel.  prob (...), target (...)."""
+    s, _ = _pair(prob, target, "prob", sample_weight)
     with np.errstate(divide="ignore"):
         log_p = np.maximum(np.log(prob), _BCE_LOG_MIN)
         log_1mp = np.maximum(np.log(1 - prob), _BCE_LOG_MIN)
-    return float(-np.mean(target * log_p + (1 - target) * log_1mp)) if prob.size else float("nan")
+    terms = -(target * log_p + (1 - target) * log_1mp)
+    return _weighted_mean(terms, s) if prob.size else float("nan")
 
 
-def bce_backward(prob, target, out=None):
-    """(prob - target) / max(prob (1 - prob), 1e-12) / numel."""
-    _pair(prob, target, "prob")
+def bce_backward(prob, target, out=None, *, sample_weight=None):
+    """s_i (prob - target) / max(prob (1 - prob), 1e-12) / numel."""
+    s, _ = _pair(prob, target, "prob", sample_weight)
     out = output_array(out, "out", prob.shape, prob.dtype)
     denom = np.maximum(prob * (1 - prob), prob.dtype.type(_BCE_GRAD_EPS))
     out[...] = (prob - target) / denom / prob.dtype.type(max(prob.size, 1))
+    if s is not None:
+        out *= s
     return out
 
 
-def bce_with_logits_forward(logits, target):
-    """Binary cross-entropy of sigmoid(logits), computed stably.  logits (...), target (...)."""
-    _pair(logits, target, "logits")
-    losses = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
-    return float(np.mean(losses)) if logits.size else float("nan")
+def bce_with_logits_forward(logits, target, *, sample_weight=None, pos_weight=None):
+    """Binary cross-entropy of sigmoid(logits), computed stably, sum(s_i l) / numel, with
+    torch's pos_weight q (C,): l = (1 - t) z + (1 + (q - 1) t) log(1 + exp(-z)).
+    logits (...), target (...)."""
+    s, q = _pair(logits, target, "logits", sample_weight, pos_weight)
+    if q is None:
+        terms = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+    else:
+        softplus_neg = np.maximum(-logits, 0) + np.log1p(np.exp(-np.abs(logits)))
+        terms = (1 - target) * logits + (1 + (q - 1) * target) * softplus_neg
+    return _weighted_mean(terms, s) if logits.size else float("nan")
 
 
-def bce_with_logits_backward(logits, target, out=None):
-    """(sigmoid(logits) - target) / numel."""
-    _pair(logits, target, "logits")
+def bce_with_logits_backward(logits, target, out=None, *, sample_weight=None, pos_weight=None):
+    """s_i ((1 + (q - 1) t) sigmoid(logits) - q t) / numel; (sigmoid(logits) - t) / numel
+    without weights."""
+    s, q = _pair(logits, target, "logits", sample_weight, pos_weight)
     out = output_array(out, "out", logits.shape, logits.dtype)
-    out[...] = (_sigmoid(logits) - target) / logits.dtype.type(max(logits.size, 1))
+    sig = _sigmoid(logits)
+    grad = sig - target if q is None else (1 + (q - 1) * target) * sig - q * target
+    out[...] = grad / logits.dtype.type(max(logits.size, 1))
+    if s is not None:
+        out *= s
     return out
 
 

@@ -151,7 +151,7 @@ class InverseTimeDecay(Scheduler):
 class ReduceLROnPlateau(Scheduler):
     """Multiply the lr by `factor` when `monitor` has not improved by more than min_delta for
     `patience` epochs, then wait `cooldown` epochs; never below min_lr. mode "min" (losses),
-    "max" (accuracies) or "auto" (max for names containing "acc")."""
+    "max" (accuracies) or "auto" (max for accuracies, AUC, precision, recall, F1)."""
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,
