@@ -7,7 +7,7 @@
 
 Backends: "cpp" (compiled, default), "numba" (fallback), "numpy" (reference), "cuda".
 """
-from . import datasets, losses, nn, optim
+from . import datasets, losses, metrics, nn, optim, threshold
 from ._info import info
 from ._version import __version__
 from ._warmup import warmup
@@ -19,10 +19,11 @@ from .saving import ModelFileError, load, save
 from . import device as _device, saving as _saving, train as _train
 
 nn.sequential.provide_training_api(nn.sequential.TrainingAPI(
-    fit=_train.fit, evaluate=_train.evaluate, predict=_train.predict, save=_saving.save,
+    fit=_train.fit, evaluate=_train.evaluate, predict=_train.predict,
+    predict_proba=_train.predict_proba, predict_classes=_train.predict_classes, save=_saving.save,
     to=_device.to, device_of=_device.device_of))
 
-__all__ = ["nn", "optim", "losses", "datasets", "info", "backend", "get_backend", "set_backend",
+__all__ = ["nn", "optim", "losses", "metrics", "threshold", "datasets", "info", "backend", "get_backend", "set_backend",
            "available_backends", "set_num_threads", "get_num_threads", "BackendUnavailableError",
            "Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "History", "save", "load",
            "ModelFileError", "warmup", "__version__"]

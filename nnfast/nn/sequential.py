@@ -18,6 +18,8 @@ class TrainingAPI:
     fit: Callable
     evaluate: Callable
     predict: Callable
+    predict_proba: Callable
+    predict_classes: Callable
     save: Callable
     to: Callable
     device_of: Callable
@@ -147,6 +149,15 @@ class Sequential(Layer):
     def predict(self, X, **kwargs):
         """The model's outputs on X in eval mode (logits for a CrossEntropy model)."""
         return _api.predict(self, X, **kwargs)
+
+    def predict_proba(self, X, **kwargs):
+        """Probabilities on X by the loss the model trained with; see nnfast.train.predict_proba."""
+        return _api.predict_proba(self, X, **kwargs)
+
+    def predict_classes(self, X, threshold=None, **kwargs):
+        """Predicted classes on X, sigmoid outputs cut at `threshold` (default 0.5); see
+        nnfast.train.predict_classes."""
+        return _api.predict_classes(self, X, threshold=threshold, **kwargs)
 
     def __len__(self):
         return len(self.layers)
