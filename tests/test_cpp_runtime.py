@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 
 import nnfast
 from nnfast import backends
+from subprocesses import run_python
 
 if backends.unavailable_reason("cpp") is not None:
     pytest.skip(f"cpp backend unavailable: {backends.unavailable_reason('cpp')}",
@@ -23,21 +23,6 @@ if backends.unavailable_reason("cpp") is not None:
 from nnfast import _core  # noqa: E402
 from nnfast.backends import cpp_backend as cpp  # noqa: E402
 from nnfast.backends import numpy_backend as ref  # noqa: E402
-
-
-def run_python(code: str, timeout: float = 60.0, env=None) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter, in its own session; a hang fails the test and kills
-    the session (forked grandchildren included) instead of blocking CI."""
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], text=True, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"the subprocess hung for {timeout} s")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 # ----------------------------------------------------------------------------- reductions

@@ -9,8 +9,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <chrono>
 #include <cstdint>
+#include <exception>
+#include <optional>
 #include <string>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "common/activation.h"
@@ -187,13 +192,55 @@ auto by_dtype(DType dt, F&& f) {
   return f(double{});
 }
 
+inline bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// Takes the GIL back after a kernel. A daemon thread whose kernel ends while the interpreter
+// shuts down must not touch Python again: CPython 3.8-3.13 end such a thread with
+// pthread_exit, whose unwinding aborts the process ("terminate called without an active
+// exception") when it crosses a noexcept frame such as gil_scoped_release's destructor
+// (pybind11#2215). So the thread waits, holding nothing, for the process to exit, as
+// CPython 3.14 itself makes such threads do. This is plain code, not a destructor: should
+// finalization start just after the check, pthread_exit unwinds through it cleanly.
+inline void retake_gil(PyThreadState* state) {
+  while (interpreter_finalizing()) std::this_thread::sleep_for(std::chrono::seconds(1));
+  PyEval_RestoreThread(state);
+}
+
 // Runs a kernel without the GIL and with denormals flushed. `kernel` gets only raw pointers
-// and sizes taken beforehand: it must not touch a Python object.
+// and sizes taken beforehand: it must not touch a Python object. Its exception is rethrown
+// once the GIL is held again.
 template <typename F>
 auto without_gil(F&& kernel) {
-  py::gil_scoped_release release;
-  nnfast::FpuGuard fpu;
-  return kernel();
+  using Result = decltype(kernel());
+  PyThreadState* const state = PyEval_SaveThread();
+  std::exception_ptr error;
+  if constexpr (std::is_void_v<Result>) {
+    try {
+      nnfast::FpuGuard fpu;
+      kernel();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    retake_gil(state);
+    if (error) std::rethrow_exception(error);
+  } else {
+    std::optional<Result> result;
+    try {
+      nnfast::FpuGuard fpu;
+      result.emplace(kernel());
+    } catch (...) {
+      error = std::current_exception();
+    }
+    retake_gil(state);
+    if (error) std::rethrow_exception(error);
+    return std::move(*result);
+  }
 }
 
 // ------------------------------------------------------------------------- scalar arguments

@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <string>
 
+#include "bindings/checks.h"
 #include "bindings/register.h"
+#include "common/fpu_guard.h"
 #include "common/threading.h"
 #include "gemm/gemm.h"
 #include "gemm/gemm_dispatch.h"
@@ -52,8 +54,7 @@ PYBIND11_MODULE(_core, m) {
       throw py::value_error("gemm ISA '" + name + "' is unknown or not supported by this CPU");
   }, py::arg("name"));
   m.def("_fma_peak_gflops", [](double seconds) {
-    py::gil_scoped_release release;
-    return nnfast::fma_peak_gflops(seconds);
+    return nnfast::bindings::without_gil([&] { return nnfast::fma_peak_gflops(seconds); });
   }, py::arg("seconds") = 0.2, "one core's FMA GFLOP/s with the active ISA's vectors");
   if (const std::string why = nnfast::gemm_isa_env_warning(); !why.empty())
     py::module_::import("warnings").attr("warn")(why, py::handle(PyExc_RuntimeWarning));

@@ -5,8 +5,9 @@ Same signatures, checks and semantics as the NumPy reference (numpy_backend). Ke
 compiled on their first call (importing compiles nothing) and cached on disk, see _jit;
 nnfast.warmup("numba") compiles them ahead of time. GEMM and the Adam update use Numba's
 thread pool on large enough inputs, and back off to one thread for a while when calls keep
-waiting for descheduled workers (_contention; NNFAST_ADAPTIVE_THREADS=0 turns that off); no
-result depends on the number of threads.
+waiting for descheduled workers (_contention; NNFAST_ADAPTIVE_THREADS=0 turns that off), and
+run on one thread in a child forked after the pool started (_fork); no result depends on the
+number of threads.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numba
 from ._activations import activation_backward, activation_forward
 from ._batchnorm import batchnorm_backward, batchnorm_forward_eval, batchnorm_forward_train
 from ._contention import contention_stats
+from . import _fork
 from ._dropout import dropout_backward, dropout_forward
 from ._gemm import gemm
 from ._jit import cache_location
@@ -40,7 +42,8 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    return numba.get_num_threads()
+    """1 in a child forked after the pool started (see _fork), else Numba's count."""
+    return 1 if _fork.single_threaded else numba.get_num_threads()
 
 
 __all__ = ["name", "device", "dtypes", "cache_location", "set_num_threads", "get_num_threads",

@@ -18,6 +18,8 @@ import os
 import time
 from collections import deque
 
+from . import _fork
+
 ADAPTIVE = os.environ.get("NNFAST_ADAPTIVE_THREADS", "") != "0"
 SLACK_SECONDS = 0.0005  # a woken worker starts within tens of microseconds, a descheduled one after ms
 JUDGED, LATE_TO_BACK_OFF = 4, 2
@@ -37,6 +39,8 @@ class ThreadBackoff:
         self.contended = 0
 
     def threaded(self) -> bool:
+        if _fork.single_threaded:
+            return False
         return not ADAPTIVE or time.perf_counter() >= self.single_until
 
     def report(self, shape, seconds: float) -> None:
