@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 # Tests that set a thread count must get it: on a machine busy with other jobs the kernels
 # would fall back to one thread for a while (csrc/common/contention.h, which
@@ -25,6 +26,13 @@ DTYPES = (np.float32, np.float64)
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.dirname(os.path.abspath(nnfast.__file__))
 IMPORTED_FROM_CHECKOUT = os.path.dirname(PACKAGE) == CHECKOUT
+
+
+# CI=true: the same examples on every run (a failure there is reproducible from the log);
+# elsewhere fresh ones, so development keeps exploring.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 
 
 def pytest_configure(config):
@@ -61,6 +69,27 @@ def pytest_report_header(config):
     return [f"nnfast {nnfast.__version__} from {os.path.dirname(nnfast.__file__)}",
             f"install: {nnfast._installation.installation()}",
             f"backends available: {', '.join(nnfast.available_backends())}"]
+
+
+def fpu_mode():
+    """The main thread's floating-point mode (MXCSR control bits), None without _core."""
+    try:
+        from nnfast import _core
+    except ImportError:
+        return None
+    return _core._fpu_mode()
+
+
+@pytest.fixture(autouse=True)
+def fpu_mode_is_left_as_found(request):
+    """The kernels flush denormals only inside their calls (csrc/common/fpu_guard.h); a test
+    that leaves FTZ/DAZ or the rounding mode changed would change every later test's numbers."""
+    before = fpu_mode()
+    yield
+    after = fpu_mode()
+    if after != before:
+        pytest.fail(f"{request.node.nodeid} left the floating-point mode (MXCSR) changed: "
+                    f"{before:#06x} before, {after:#06x} after", pytrace=False)
 
 
 @pytest.fixture(params=nnfast.available_backends())

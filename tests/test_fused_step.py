@@ -627,6 +627,20 @@ def test_fused_step_rejects_bad_training_arguments(rng):
         Trainer([nn.ops.ResidualBeginOp(), *ops[:2]], 0, [])
 
 
+@pytest.mark.parametrize("shape", [(4, 0), (0, 4)])
+def test_trainer_binding_refuses_a_layer_of_width_0(shape):
+    # nn.Dense refuses 0 units; records built by hand reach the binding, whose kernels would
+    # copy from and to the empty arrays' null pointers (UBSan: memcpy(nullptr, ...)).
+    from nnfast.nn.module import Parameter
+    empty = nn.ops.DenseOp(Parameter(np.zeros(shape, np.float32), "weight"),
+                           Parameter(np.zeros(shape[1], np.float32), "bias"))
+    ops = [empty, nn.ops.DenseOp(Parameter(np.zeros((shape[1], 3), np.float32), "weight"),
+                                 Parameter(np.zeros(3, np.float32), "bias"))]
+    Trainer = nnfast.get_backend("cpp").Trainer
+    with pytest.raises(ValueError, match="a layer of width 0 .* needs at least one unit"):
+        Trainer(ops, 0, [])
+
+
 def test_compiled_predict_follows_changed_layer_settings(rng):
     """The compiled predictor is keyed by the op records, settings included: a changed
     LeakyReLU slope or BatchNorm1d eps is what the next predict() runs."""

@@ -44,6 +44,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("gemm_isa", &nnfast::gemm_isa);
 
   // GEMM microkernel selection (NNFAST_ISA, or _set_gemm_isa for tests) and the FMA peak.
+  m.def("_fpu_mode", &nnfast::fpu_mode,
+        "the calling thread's MXCSR control bits (x86 SSE floating-point mode), -1 without SSE");
   m.def("_gemm_isas", [] {
     py::list names;
     for (const std::string& name : nnfast::supported_gemm_isas()) names.append(name);

@@ -143,6 +143,9 @@ std::vector<nnfast::OpSpec<T>> read_op_records(const py::list& ops, const py::li
       default:
         throw py::value_error("ops: unknown op code " + std::to_string(static_cast<int>(spec.kind)));
     }
+    if (spec.in == 0 || spec.out == 0)  // the kernels would copy from and to the empty arrays' null pointers
+      throw py::value_error("ops: a layer of width 0 (op " + std::to_string(specs.size()) +
+                            "); every layer needs at least one unit");
     width = spec.out;
     specs.push_back(spec);
   }

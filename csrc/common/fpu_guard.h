@@ -8,6 +8,17 @@
 
 namespace nnfast {
 
+// The calling thread's SSE floating-point mode: MXCSR without its sticky exception flags
+// (bits 0-5, set by ordinary arithmetic), or -1 without SSE. The tests check that no call
+// leaves FTZ/DAZ, rounding or exception masks changed behind it.
+inline long long fpu_mode() {
+#if defined(__SSE__) || defined(_M_X64)
+  return static_cast<long long>(_mm_getcsr() & ~0x3Fu);
+#else
+  return -1;
+#endif
+}
+
 class FpuGuard {
  public:
 #if defined(__SSE__) || defined(_M_X64)

@@ -313,7 +313,7 @@ void scale_bias_activate(const Problem<T>& pr) {
       if (pr.ep.bias) x += pr.ep.bias[j];
       c[j] = x;
     }
-    activate_tile(c, pr.ldc, 1, static_cast<int>(pr.N), pr.ep.activation, pr.ep.negative_slope);
+    activate_tile(c, pr.ldc, 1, pr.N, pr.ep.activation, pr.ep.negative_slope);
   }
 }
 
@@ -373,7 +373,7 @@ void finish_row(const Problem<T>& pr, T* c, const T* values, int64_t stride, T s
     c[j] = x;
   }
   if (pr.ep.activation != Activation::identity)
-    activate_tile(c + j0, pr.ldc, 1, static_cast<int>(j1 - j0), pr.ep.activation,
+    activate_tile(c + j0, pr.ldc, 1, j1 - j0, pr.ep.activation,
                   pr.ep.negative_slope);
 }
 

@@ -92,7 +92,7 @@ void pack_panels_portable(T* dst, const T* src, int64_t ld, bool interleave, int
 // in L1), with the same scalar functions as the elementwise kernels. It is compiled for the
 // baseline ISA: ISA translation units call it rather than instantiate shared inline code.
 template <typename T>
-void activate_tile(T* c, int64_t ldc, int m, int n, Activation act, T slope);
+void activate_tile(T* c, int64_t ldc, int64_t m, int64_t n, Activation act, T slope);
 
 // The portable dot_rows and axpy_rows, also compiled for the baseline ISA.
 template <typename T>
