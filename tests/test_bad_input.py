@@ -147,3 +147,18 @@ def test_optimizer_arguments_checked():
         optim.Adam().step()
     with pytest.raises(TypeError, match="Parameters"):
         optim.SGD([np.zeros(3)], lr=0.1)
+
+
+def test_every_backend_refuses_optimizer_arrays_that_share_memory(backend):
+    # Overlapping views gave different results on each backend; the C++ one refused them.
+    buf = np.zeros(12, np.float32)
+    param, grad = buf[:8], buf[4:]
+    with pytest.raises(ValueError, match="param: shares memory with grad"):
+        backend.sgd_update(param, grad, lr=0.1)
+    p, g, m = np.zeros(8, np.float32), np.ones(8, np.float32), np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="v: shares memory with m"):
+        backend.adam_update(p, g, m, m, lr=0.1, step=1)
+    with pytest.raises(ValueError, match="velocity: shares memory with param"):
+        backend.sgd_update(p, g, p, lr=0.1, momentum=0.9)
+    backend.sgd_update(p, p, lr=0.1)  # grad may be param itself: elementwise, in place
+    np.testing.assert_array_equal(p, 0)

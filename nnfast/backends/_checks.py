@@ -56,6 +56,23 @@ def inout_array(a, name: str, dtype=None, shape=None) -> np.ndarray:
     return a
 
 
+def _byte_range(a: np.ndarray) -> tuple[int, int]:
+    start = a.__array_interface__["data"][0]
+    return start, start + a.nbytes  # C-contiguous: checked by float_array first
+
+
+def no_overlap(out, out_name: str, src, src_name: str, allow_same: bool) -> None:
+    """Refuse an output sharing memory with an input, as csrc/bindings/checks.h does; with
+    allow_same, the very same memory (an elementwise update in place) is allowed."""
+    (o0, o1), (i0, i1) = _byte_range(out), _byte_range(src)
+    if o0 >= i1 or i0 >= o1 or o0 == o1 or i0 == i1:
+        return
+    if allow_same and (o0, o1) == (i0, i1):
+        return
+    raise ValueError(f"{out_name}: shares memory with {src_name}; pass a separate array"
+                     + (f" or {src_name} itself" if allow_same else ""))
+
+
 def activation_name(kind, allow_softmax: bool = True) -> str:
     name = "identity" if kind is None else str(kind)
     if name == "linear":
@@ -216,10 +233,13 @@ def sgd_arguments(param, grad, velocity, momentum, nesterov) -> None:
     """Check the arrays and options of sgd_update."""
     inout_array(param, "param")
     float_array(grad, "grad", dtype=param.dtype, shape=param.shape)
+    no_overlap(param, "param", grad, "grad", True)
     if momentum != 0.0:
         if velocity is None:
             raise ValueError("velocity: momentum != 0 needs a velocity buffer")
         inout_array(velocity, "velocity", dtype=param.dtype, shape=param.shape)
+        no_overlap(velocity, "velocity", param, "param", False)
+        no_overlap(velocity, "velocity", grad, "grad", False)
     elif nesterov:
         raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
 
@@ -232,6 +252,13 @@ def adam_arguments(param, grad, m, v, step) -> None:
     inout_array(v, "v", dtype=param.dtype, shape=param.shape)
     if step < 1:
         raise ValueError(f"step: Adam steps count from 1, got {step}")
+    # Each element is read once and written once, so grad may be param; the state arrays
+    # must be their own memory.
+    no_overlap(param, "param", grad, "grad", True)
+    for state, state_name in ((m, "m"), (v, "v")):
+        no_overlap(state, state_name, param, "param", False)
+        no_overlap(state, state_name, grad, "grad", False)
+    no_overlap(v, "v", m, "m", False)
 
 
 def activation_forward_arguments(kind, x, out):
