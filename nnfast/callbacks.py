@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -20,6 +21,9 @@ class Callback:
 
     def on_epoch_begin(self, model, epoch: int, logs: dict) -> None:
         pass
+
+    def on_batch_begin(self, model, epoch: int, batch: int) -> None:
+        """Called before each batch's step, with the weights it starts from."""
 
     def on_batch_loss(self, model, epoch: int, batch: int, loss: float) -> None:
         """Called with each batch's loss after the forward pass, before the update (after
@@ -87,9 +91,10 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model (nnfast.save) after each epoch to `path`, which may hold format fields
-    such as "ckpt-{epoch:02d}-{val_loss:.3f}.npz" (epoch counts from 1). save_best_only:
-    only when `monitor` improves."""
+    """Save the model (nnfast.save) after each epoch to `path`, whose file name may hold
+    format fields such as "ckpt-{epoch:02d}-{val_loss:.3f}.npz" (epoch counts from 1; the
+    directory is taken as written, braces included). save_best_only: only when `monitor`
+    improves."""
 
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto"):
@@ -98,9 +103,21 @@ class ModelCheckpoint(Callback):
         self.saved: list[str] = []
 
     def on_train_begin(self, model, logs):
+        metrics = logs.get("metrics", ())
         if self.save_best_only:
-            require_metric(self.monitor, logs.get("metrics", ()), "ModelCheckpoint")
+            require_metric(self.monitor, metrics, "ModelCheckpoint")
+        try:  # a misspelt field fails now, not after the first epoch's training
+            self._file_name(0, {name: 0.0 for name in metrics})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"ModelCheckpoint: cannot fill in the file name "
+                             f"{os.path.basename(self.path)!r} ({type(exc).__name__}: {exc}); "
+                             f"its fields may be {{epoch}} and the logged metrics "
+                             f"{', '.join(metrics)}") from None
         self.best = None
+
+    def _file_name(self, epoch, logs):
+        directory, name = os.path.split(self.path)
+        return os.path.join(directory, name.format(epoch=epoch + 1, **logs))
 
     def on_epoch_end(self, model, epoch, logs):
         if self.save_best_only:
@@ -109,41 +126,63 @@ class ModelCheckpoint(Callback):
                 return
             self.best = value
         from .saving import save
-        path = self.path.format(epoch=epoch + 1, **logs)
+        path = self._file_name(epoch, logs)
         save(model, path)
         self.saved.append(path)
 
 
 class TerminateOnNaN(Callback):
-    """Stop training at the first batch whose loss is NaN or infinite, before its update.
-
-    The weights stay those before that batch; should they or the running statistics already
-    be non-finite (an overflowing update whose loss was still finite, the bad batch's
-    statistics, or the fused step's update, made in the same call as the loss), those of
-    the start of the epoch are put back. fit() adds one unless given terminate_on_nan=False. After fit: stopped_at =
-    (epoch, batch) or None.
+    """Stop training at the first batch whose loss is NaN or infinite, keeping the last good
+    weights: those of the last batch whose loss was finite, as they were when that loss was
+    computed (before its update), running statistics included. fit() also checks the final
+    update, which no later batch does: when the weights it made give a non-finite loss on
+    its batch (check_final_update), they are put back the same way. fit() adds one unless
+    given terminate_on_nan=False. After fit: stopped_at =
+    (epoch, batch) or None. On a model on cuda, whose weights come back to the host once an
+    epoch, the weights put back are those of the start of the epoch.
     """
 
     def on_train_begin(self, model, logs):
         self.stopped_at = None
+        self._before = snapshot_weights(model)  # the weights the current batch started from
+        self._good = None  # the last weights whose batch loss was finite
+        self._good_at = None
 
-    def on_epoch_begin(self, model, epoch, logs):
-        self._epoch_start = snapshot_weights(model)
+    def on_batch_begin(self, model, epoch, batch):
+        for saved, current in zip(self._before, _weight_arrays(model), strict=True):
+            np.copyto(saved, current)
 
     def on_batch_loss(self, model, epoch, batch, loss):
         if math.isfinite(loss):
+            spare = self._good if self._good is not None else [a.copy() for a in self._before]
+            self._good, self._before, self._good_at = self._before, spare, (epoch, batch)
             return
         model.stop_training = True
         self.stopped_at = (epoch, batch)
-        # The forward of the bad batch may also have fed non-finite batch statistics into
-        # running means and variances.
-        arrays = [p.data for p in model.parameters()] + list(model.buffers())
-        finite = all(np.isfinite(a).all() for a in arrays)
-        if finite:
-            kept = "the weights are those before that batch"
+        self._put_back(model, f"the loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
+                              "training stopped")
+
+    def check_final_update(self, model, epoch, batch, loss):
+        """`loss`: that of the weights after training on batch (epoch, batch), the last."""
+        if self.stopped_at is None and not math.isfinite(loss):
+            self.stopped_at = (epoch, batch)
+            self._put_back(model, f"the weights after the last update (epoch {epoch + 1}, "
+                                  f"batch {batch + 1}) give a loss of {loss} on its batch")
+
+    def _put_back(self, model, what):
+        if self._good is not None:
+            restore_weights(model, self._good)
+            epoch, batch = self._good_at
+            kept = (f"the model keeps the weights that gave a finite loss at epoch {epoch + 1}, "
+                    f"batch {batch + 1}")
         else:
-            restore_weights(model, self._epoch_start)
-            kept = f"the weights had become non-finite and are those of the start of epoch {epoch + 1}"
-        warnings.warn(f"TerminateOnNaN: the loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
-                      f"training stopped and {kept} (try a lower learning rate, gradient clipping "
-                      f"with clipnorm=, or scaled inputs)", RuntimeWarning, stacklevel=2)
+            restore_weights(model, self._before)
+            kept = ("no batch had a finite loss, so the model keeps the weights training "
+                    "started from; check the inputs and targets for extreme values")
+        warnings.warn(f"TerminateOnNaN: {what}, so {kept}. To train on, "
+                      "lower the learning rate, clip gradients (clipnorm=) or scale the inputs.",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _weight_arrays(model) -> list[np.ndarray]:
+    return [p.data for p in model.parameters()] + list(model.buffers())

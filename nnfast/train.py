@@ -43,11 +43,16 @@ def check_inputs(model, X, name: str = "X") -> np.ndarray:
     if expected is not None and X.shape[1] != expected:
         raise ValueError(f"{name}: the model expects {expected} features per sample, got {X.shape[1]}")
     dtype = model.dtype
+    given = X
     if X.dtype != dtype or not X.flags.c_contiguous:
         X = as_float_input(X, dtype, name)
     # A NaN or inf makes the sum NaN or inf, so a finite sum clears X in one pass without a
     # temporary; only a sum that overflowed on large finite values needs the exact test.
     if not math.isfinite(X.sum()) and not np.isfinite(X).all():
+        if given is not X and given.dtype.kind == "f" and np.isfinite(given).all():
+            raise ValueError(f"{name}: values up to {np.abs(given).max():.3g} overflow {dtype}, "
+                             f"the model's dtype; scale the data, or build the model with "
+                             f"dtype=np.float64")
         raise ValueError(f"{name}: contains NaN or inf")
     return X
 
@@ -176,6 +181,10 @@ def _split(model, loss_fn, X, y, validation_split, validation_data):
     if validation_data is not None:
         if validation_split:
             raise ValueError("give validation_split or validation_data, not both")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            got = (f"a {type(validation_data).__name__} of {len(validation_data)}"
+                   if isinstance(validation_data, (tuple, list)) else type(validation_data).__name__)
+            raise ValueError(f"validation_data: expected a pair (X_val, y_val), got {got}")
         X_val = check_inputs(model, validation_data[0], "validation_data X")
         return X, y, X_val, check_targets(model, loss_fn, X_val, validation_data[1],
                                           "validation_data y"), 0
@@ -258,6 +267,8 @@ def _run_epoch(executor, model, X, y, w, order, batch_size, callbacks, progress,
     executor.begin_epoch()
     for b, first in enumerate(range(0, len(order), batch_size)):
         idx = order[first:first + batch_size]
+        for cb in callbacks:
+            cb.on_batch_begin(model, epoch, b)
         value, correct = executor.step(X, y, idx, w)
         total_loss += value * len(idx)
         seen += len(idx)
@@ -369,10 +380,26 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
             scheduler.step(logs)
         if model.stop_training:
             break
+    _check_final_update(model, loss_fn, X, y, w, order, batch_size, callbacks, epoch)
     for cb in callbacks:
         cb.on_train_end(model, history.history)
     model.eval()
     return history
+
+
+def _check_final_update(model, loss_fn, X, y, w, order, batch_size, callbacks, epoch) -> None:
+    """Every update but the last is checked by the next batch's loss: give TerminateOnNaN the
+    loss of the final weights on the last batch."""
+    guards = [cb for cb in callbacks if isinstance(cb, TerminateOnNaN) and cb.stopped_at is None]
+    if not guards:
+        return
+    last = (len(order) - 1) // batch_size
+    idx = order[last * batch_size:]
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = _evaluate_prepared(model, loss_fn, X[idx], y[idx],
+                                  w=None if w is None else w[idx])["loss"]
+    for guard in guards:
+        guard.check_final_update(model, epoch, last, loss)
 
 
 def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH, w=None,

@@ -82,10 +82,10 @@ def test_model_checkpoint_saves_each_epoch_or_the_best(backend, rng, tmp_path):
 
 
 def test_terminate_on_nan_keeps_the_weights_before_the_bad_batch(backend, rng):
-    """The second batch's squared error overflows float32: training stops there, after one
-    good update, whose weights it keeps. (The compiled fused step updates in the same call
-    that computes the loss; its update by the overflowing gradient is non-finite, so the
-    weights of the start of the epoch come back.)"""
+    """The second batch's squared error overflows float32: training stops there. The weights
+    after the first update gave no finite loss, so the weights kept are those the first
+    batch started from, on the layer path (which checks the loss before the update) and on
+    the fused step (which updates in the same call) alike."""
     X = rng.standard_normal((16, 4)).astype(np.float32)
     X[8:] = 1e30
     y = rng.standard_normal((16, 1)).astype(np.float32)
@@ -94,7 +94,6 @@ def test_terminate_on_nan_keeps_the_weights_before_the_bad_batch(backend, rng):
         return nn.Sequential(nn.Dense(4, 1, seed=0))
 
     model, reference = linear(), linear()
-    fused = fused_step.unsupported_reason(model, losses.MSE(), optim.SGD(lr=0.1)) is None
     with skip_if_unimplemented():
         reference.fit(X[:8], y[:8], loss="mse", optimizer=optim.SGD(lr=0.1), epochs=1, batch_size=8,
                       shuffle=False, verbose=0)
@@ -107,8 +106,8 @@ def test_terminate_on_nan_keeps_the_weights_before_the_bad_batch(backend, rng):
             history = model.fit(X, y, loss="mse", optimizer=optim.SGD(lr=0.1), epochs=5, batch_size=8,
                                 shuffle=False, verbose=0)
     assert len(history.epoch) == 1 and history["loss"][0] == np.inf
-    expected = linear() if fused else reference
-    for p, q in zip(model.parameters(), expected.parameters()):
+    # The last weights with a finite loss are those batch 1 started from, on every path.
+    for p, q in zip(model.parameters(), linear().parameters()):
         np.testing.assert_array_equal(p.data, q.data)
 
 
@@ -133,6 +132,57 @@ def test_terminate_on_nan_restores_finite_weights_after_divergence(backend, rng)
                             verbose=0, seed=0, terminate_on_nan=False)
     assert len(history.epoch) == 50
     assert not all(np.isfinite(p.data).all() for p in model.parameters())
+
+
+class BatchLosses(nnfast.Callback):
+    def on_train_begin(self, model, logs):
+        self.losses = []
+
+    def on_batch_loss(self, model, epoch, batch, loss):
+        self.losses.append(loss)
+
+
+def test_terminate_on_nan_keeps_the_weights_of_the_last_finite_loss(backend, rng):
+    # Diverging SGD: the kept weights must be those that gave the last finite batch loss
+    # (before that batch's update), so that loss is what they give again. The layer path
+    # kept the weights that produced the NaN, the fused one those of the epoch's start.
+    X = rng.standard_normal((64, 4))
+    y = 100 * rng.standard_normal((64, 1))
+    model = nn.Sequential(nn.Dense(4, 16, seed=0, dtype=np.float64), nn.ReLU(),
+                          nn.Dense(16, 1, seed=1, dtype=np.float64))
+    record = BatchLosses()
+    with skip_if_unimplemented(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "overflow|invalid value", RuntimeWarning)
+        with pytest.warns(RuntimeWarning, match=r"keeps the weights that gave a finite loss at "
+                                                r"epoch \d+, batch \d+\. To train on, lower"):
+            model.fit(X, y, loss="mse", optimizer=optim.SGD(lr=1.0), epochs=50, batch_size=8,
+                      shuffle=False, verbose=0, callbacks=[record])
+    losses = record.losses
+    assert not np.isfinite(losses[-1]) and np.isfinite(losses[-2])
+    last_good_batch = (len(losses) - 2) % 8
+    rows = slice(8 * last_good_batch, 8 * last_good_batch + 8)
+    again = model.evaluate(X[rows], y[rows], loss="mse")["loss"]
+    np.testing.assert_allclose(again, losses[-2], rtol=1e-9)
+    assert np.isfinite(model.evaluate(X, y)["loss"])
+
+
+def test_terminate_on_nan_catches_a_diverging_final_update(backend, rng):
+    # One batch, one update with lr=1e36: no batch loss is non-finite, but the weights it
+    # leaves give infinite outputs. No later batch checks them: fit() does.
+    X = rng.standard_normal((32, 4)).astype(np.float32)
+    y = rng.standard_normal((32, 1)).astype(np.float32)
+    model = nn.Sequential(nn.Dense(4, 8, seed=0), nn.ReLU(), nn.Dense(8, 1, seed=1))
+    start = [p.data.copy() for p in model.parameters()]
+    with skip_if_unimplemented(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "overflow|invalid value", RuntimeWarning)
+        with pytest.warns(RuntimeWarning, match=r"the weights after the last update \(epoch 1, "
+                                                r"batch 1\) give a loss of (inf|nan) on its "
+                                                r"batch, so the model keeps the weights that"):
+            model.fit(X, y, loss="mse", optimizer=optim.SGD(lr=1e36), epochs=1, batch_size=32,
+                      verbose=0)
+    for p, q in zip(model.parameters(), start):
+        np.testing.assert_array_equal(p.data, q)
+    assert np.isfinite(model.predict(X)).all()
 
 
 def test_history_plot_saves_training_curves(backend, rng, tmp_path):
