@@ -147,3 +147,47 @@ def test_loading_a_file_that_is_not_an_nnfast_model(tmp_path):
     path.write_text("1,2,3\n")
     with pytest.raises(nnfast.ModelFileError, match=r"weights.csv: not an nnfast model file"):
         nnfast.load(path)
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: optim.SGD(lr=0.1, momentum=float("nan")), ValueError, r"SGD: momentum must be >= 0 and finite, got nan"),
+    (lambda: optim.SGD(lr=0.1, weight_decay=float("nan")), ValueError, "SGD: weight_decay must be >= 0 and finite"),
+    (lambda: optim.SGD(lr=0.1, weight_decay=float("inf")), ValueError, "SGD: weight_decay must be >= 0 and finite"),
+    (lambda: optim.Adam(eps=float("nan")), ValueError, "Adam: eps must be positive and finite, got nan"),
+    (lambda: optim.Adam(eps=float("inf")), ValueError, "Adam: eps must be positive and finite, got inf"),
+    (lambda: optim.AdamW(betas=(0.9, 1.0)), ValueError, r"AdamW: betas\[1\] must lie in \[0, 1\), got 1.0"),
+    (lambda: optim.SGD(lr="0.1"), TypeError, r"SGD: lr must be a number, got '0.1' \(str\)"),
+    (lambda: optim.SGD(lr=float("inf")), ValueError, "SGD: lr must be positive and finite"),
+])
+def test_optimizer_settings_must_be_finite_numbers(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_validation_data_must_be_a_pair():
+    model = nn.Sequential(nn.Dense(4, 3, seed=0))
+    with pytest.raises(ValueError, match=r"validation_data: expected a pair \(X_val, y_val\), "
+                                         r"got a tuple of 1"):
+        model.fit(X, Y, validation_data=(X,), verbose=0)
+
+
+def test_a_float64_input_that_overflows_float32_says_so():
+    model = nn.Sequential(nn.Dense(4, 3, seed=0))  # float32
+    huge = X.astype(np.float64)
+    huge[0, 0] = 1e300
+    with pytest.raises(ValueError, match=r"X: values up to 1e\+300 overflow float32, the model's "
+                                         r"dtype; scale the data, or build the model with dtype=np.float64"):
+        model.predict(huge)
+    huge[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X: contains NaN or inf"):
+        model.predict(huge)
+
+
+def test_model_checkpoint_in_a_directory_whose_name_holds_braces(tmp_path):
+    folder = tmp_path / "run{1}"
+    folder.mkdir()
+    checkpoint = nnfast.ModelCheckpoint(folder / "model-{epoch:02d}.npz", monitor="loss")
+    model = nn.Sequential(nn.Dense(4, 3, seed=0))
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[checkpoint])
+    assert checkpoint.saved == [str(folder / "model-01.npz"), str(folder / "model-02.npz")]
+    assert nnfast.load(checkpoint.saved[-1]).epochs_trained == 2

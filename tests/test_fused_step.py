@@ -655,3 +655,16 @@ def test_compiled_predict_follows_changed_layer_settings(rng):
         got = model.predict(X)
     with nnfast.backend("numpy"):
         np.testing.assert_allclose(got, model.eval()(X), rtol=1e-12, atol=1e-14)
+
+
+def test_compiled_predict_accepts_read_only_weights(rng):
+    # As numpy and numba do: predicting writes no weight (a model loaded from a read-only
+    # memory map, or frozen by the user).
+    model = nn.Sequential(nn.Dense(5, 7, seed=0), nn.ReLU(), nn.Dense(7, 2, seed=1))
+    for p in model.parameters():
+        p.data.setflags(write=False)
+    X = rng.standard_normal((4, 5)).astype(np.float32)
+    with nnfast.backend("numpy"):
+        expected = model.predict(X)
+    with nnfast.backend("cpp"):
+        np.testing.assert_allclose(model.predict(X), expected, rtol=1e-5, atol=1e-6)

@@ -203,6 +203,9 @@ class TrainerShape {
 
   DType dtype() const { return dtype_; }
   nnfast::LossKind loss() const { return loss_; }
+  // Built with optimizer slots, to train; without, it only predicts and writes no record's
+  // array (read-only weights are fine then, as on the other backends).
+  bool trains() const { return has_slots_; }
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
   // The output width, known once the records are read.

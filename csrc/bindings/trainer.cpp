@@ -32,9 +32,11 @@ class TrainerBinding {
     by_dtype(shape_.dtype(), [&](auto tag) {
       using T = decltype(tag);
       auto place = [&](py::handle obj, const char* name, const Shape& s) {
-        py::array a = inout(obj, name, shape_.dtype(), s);
+        py::array a = shape_.trains() ? inout(obj, name, shape_.dtype(), s)
+                                      : input_like(obj, name, shape_.dtype(), s);
         keep_alive_.append(a);
-        return ptr<T>(a);
+        // The specs hold writable pointers for training; predict writes through none.
+        return shape_.trains() ? ptr<T>(a) : const_cast<T*>(cptr<T>(a));
       };
       const std::vector<nnfast::OpSpec<T>> specs = read_op_records<T>(ops, slots, shape_.in(),
                                                                       place);

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backends import get_backend
-from .optimizer import Optimizer
+from .optimizer import Optimizer, hyperparameter
 from .rules import AdamRule, Slots
 
 
@@ -11,13 +11,12 @@ class Adam(Optimizer):
 
     def __init__(self, params=None, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, clipnorm=None, clipvalue=None):
+        name = type(self).__name__
         beta1, beta2 = betas
-        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-            raise ValueError(f"{type(self).__name__}: betas must lie in [0, 1), got {betas}")
-        if eps <= 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: eps must be > 0 and weight_decay >= 0")
-        self.betas = (float(beta1), float(beta2))
-        self.eps, self.weight_decay = float(eps), float(weight_decay)
+        self.betas = (hyperparameter(beta1, name, "betas[0]", high=1.0),
+                      hyperparameter(beta2, name, "betas[1]", high=1.0))
+        self.eps = hyperparameter(eps, name, "eps", low_included=False)
+        self.weight_decay = hyperparameter(weight_decay, name, "weight_decay")
         super().__init__(params, lr=lr, clipnorm=clipnorm, clipvalue=clipvalue)
 
     def get_config(self):

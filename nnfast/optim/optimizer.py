@@ -1,6 +1,8 @@
 """Optimizer base: holds parameters and per-parameter state; step() calls backend kernels."""
 from __future__ import annotations
 
+import math
+import numbers
 from contextlib import contextmanager
 
 import numpy as np
@@ -8,6 +10,27 @@ import numpy as np
 from ..nn.module import Parameter
 from .clip import clip_grad_norm, clip_grad_value
 from .rules import Slots, UpdateRule
+
+
+def hyperparameter(value, owner: str, name: str, *, low: float = 0.0, low_included: bool = True,
+                   high: float = math.inf) -> float:
+    """`value` as a finite float in [low, high) (or (low, high) without low_included), or a
+    TypeError/ValueError saying what was given: a NaN or infinite setting trains silently
+    wrong (Adam with eps=inf makes no update at all)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r} "
+                        f"({type(value).__name__})")
+    value = float(value)
+    in_range = (value >= low if low_included else value > low) and value < high
+    if not (math.isfinite(value) and in_range):
+        if high < math.inf:
+            bounds = f"lie in {'[' if low_included else '('}{low:g}, {high:g})"
+        elif low == 0:
+            bounds = "be >= 0 and finite" if low_included else "be positive and finite"
+        else:
+            bounds = f"be {'>=' if low_included else '>'} {low:g} and finite"
+        raise ValueError(f"{owner}: {name} must {bounds}, got {value!r}")
+    return value
 
 
 class Optimizer:
@@ -20,16 +43,13 @@ class Optimizer:
 
     def __init__(self, params=None, *, lr: float, clipnorm=None, clipvalue=None):
         name = type(self).__name__
-        if not lr > 0:
-            raise ValueError(f"{name}: lr must be positive, got {lr!r}")
+        lr = hyperparameter(lr, name, "lr", low_included=False)
         if clipnorm is not None and clipvalue is not None:
             raise ValueError(f"{name}: give clipnorm or clipvalue, not both")
-        for arg, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
-            if value is not None and not float(value) > 0:
-                raise ValueError(f"{name}: {arg} must be positive, got {value!r}")
-        self.clipnorm = None if clipnorm is None else float(clipnorm)
-        self.clipvalue = None if clipvalue is None else float(clipvalue)
-        self.lr = float(lr)
+        self.clipnorm, self.clipvalue = (
+            None if value is None else hyperparameter(value, name, arg, low_included=False)
+            for arg, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue)))
+        self.lr = lr
         self.params: list[Parameter] = []
         self.slots: list[Slots] = []
         self.step_count = 0

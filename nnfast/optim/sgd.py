@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backends import get_backend
-from .optimizer import Optimizer
+from .optimizer import Optimizer, hyperparameter
 from .rules import SgdRule, Slots
 
 
@@ -13,13 +13,11 @@ class SGD(Optimizer):
 
     def __init__(self, params=None, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, clipnorm=None, clipvalue=None):
-        if momentum < 0:
-            raise ValueError(f"SGD: momentum must be >= 0, got {momentum}")
+        momentum = hyperparameter(momentum, "SGD", "momentum")
+        weight_decay = hyperparameter(weight_decay, "SGD", "weight_decay")
         if nesterov and momentum <= 0:
             raise ValueError("SGD: Nesterov momentum needs momentum > 0")
-        if weight_decay < 0:
-            raise ValueError(f"SGD: weight_decay must be >= 0, got {weight_decay}")
-        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+        self.momentum, self.nesterov, self.weight_decay = momentum, bool(nesterov), weight_decay
         super().__init__(params, lr=lr, clipnorm=clipnorm, clipvalue=clipvalue)
 
     def get_config(self):
