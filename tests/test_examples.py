@@ -17,8 +17,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
     ("circles.py", ["--epochs", "50"], "test accuracy"),
     ("breast_cancer.py", [], "test accuracy"),
     ("mnist.py", ["--epochs", "1"], "test accuracy"),
+    ("spam.py", ["--seeds", "0", "--members", "1"], "test ROC-AUC"),
 ])
 def test_example_runs_and_saves_its_plot(tmp_path, script, args, expect):
+    if script == "spam.py":
+        pytest.importorskip("sklearn", reason="the spam example scores with scikit-learn")
     plot = tmp_path / "curves.png"
     proc = subprocess.run([sys.executable, str(EXAMPLES / script), "--backend", "numpy",
                            "--plot", str(plot), *args],
@@ -29,3 +32,7 @@ def test_example_runs_and_saves_its_plot(tmp_path, script, args, expect):
     assert plot.read_bytes()[:8] == PNG_MAGIC
     if script == "mnist.py":  # both models by default; the deep one's curves beside the plain's
         assert (tmp_path / "curves_deep.png").read_bytes()[:8] == PNG_MAGIC
+    if script == "spam.py":  # the ROC and precision/recall curves beside the training curves
+        for curve in ("curves_roc.png", "curves_pr.png"):
+            assert (tmp_path / curve).read_bytes()[:8] == PNG_MAGIC
+        assert "sklearn HistGradientBoosting" in proc.stdout  # the peers' rows in the same run
