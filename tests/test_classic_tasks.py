@@ -102,10 +102,9 @@ def test_mnist_deep_model_beats_the_plain_one(backend, plain_mnist_runs):
 
 
 def test_spam_scanner_beats_logistic_regression(backend):
-    """One MLP of examples/spam.py on the split of seed 0 (981 test e-mails, 92 spam): test
+    """examples/spam.py's MLP on the split of seed 0 (981 test e-mails, 92 spam): test
     ROC-AUC >= 0.92 and above scikit-learn's balanced logistic regression on the same
-    features; F1 of the spam class >= 0.5 at the threshold tuned on validation. (The
-    example's 3-model ensemble over seeds 0-2 is in the closing note of issue 20.)"""
+    features; F1 of the spam class >= 0.5 at the threshold tuned on validation."""
     metrics = pytest.importorskip("sklearn.metrics")
     from sklearn.linear_model import LogisticRegression
     split = spam.split_data(0)
