@@ -1,7 +1,7 @@
 """A spam scanner on 3,921 real e-mails (9.4% spam): stratified 75/25 train/test split, a
 stratified 20% of the training part for validation. Features: log1p of the count columns,
 a 0/1 "present" flag per count column, log characters per line; then StandardScaler. A
-34-64-32-1 MLP (ReLU, Dropout 0.1, one logit, BCEWithLogits, class_weight="balanced",
+33-64-32-1 MLP (ReLU, Dropout 0.1, one logit, BCEWithLogits, class_weight="balanced",
 Adam 3e-3, batch 64, early stopping on validation ROC-AUC; --members N averages the
 probabilities of N such models); the decision threshold picked on the validation split
 (best F1), never on the test split.
