@@ -59,15 +59,14 @@ class MetricSet:
         if binary and labels.ndim == 2:
             labels = labels[:, 0]
         result = {}
-        for name in self.names:
-            if name == "auc":
-                result[name] = _auc(sk, labels, score, binary, proba.shape[1], sample_weight)
-            else:
-                scorer = {"precision": sk.precision_score, "recall": sk.recall_score,
-                          "f1": sk.f1_score}[name]
-                result[name] = float(scorer(labels, predicted, average=average, zero_division=0,
-                                            sample_weight=sample_weight))
-        return result
+        if "auc" in self.names:
+            result["auc"] = _auc(sk, labels, score, binary, proba.shape[1], sample_weight)
+        if set(self.names) & {"precision", "recall", "f1"}:  # one call gives all three
+            precision, recall, f1, _ = sk.precision_recall_fscore_support(
+                labels, predicted, average=average, zero_division=0, sample_weight=sample_weight)
+            values = {"precision": precision, "recall": recall, "f1": f1}
+            result.update({n: float(values[n]) for n in self.names if n in values})
+        return {name: result[name] for name in self.names}
 
 
 def _auc(sk, labels, score, binary, classes, sample_weight) -> float:
@@ -75,8 +74,9 @@ def _auc(sk, labels, score, binary, classes, sample_weight) -> float:
     present = np.unique(labels) if labels.ndim == 1 else None
     if present is not None and len(present) < 2:
         return float("nan")
-    if binary:
-        return float(sk.roc_auc_score(labels, score, sample_weight=sample_weight))
+    if binary:  # roc_auc_score's value, without its second round of input checks
+        fpr, tpr, _ = sk.roc_curve(labels, score, sample_weight=sample_weight)
+        return float(sk.auc(fpr, tpr))
     if labels.ndim == 1:
         if len(present) < classes:
             return float("nan")  # one-vs-rest needs every class among the labels
