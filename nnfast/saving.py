@@ -10,9 +10,13 @@ a crash never leaves a half-written model under the target name.
 from __future__ import annotations
 
 import json
+import math
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,7 +24,7 @@ from . import losses as losses_mod
 from . import optim as optim_mod
 from ._version import __version__
 from .nn.module import Layer
-from .nn.registry import layer_from_config, layer_to_config
+from .nn.registry import declared_size, layer_from_config, layer_to_config
 from .optim.schedulers import scheduler_from_config
 
 FORMAT = "nnfast-model"
@@ -117,28 +121,85 @@ def _write_atomically(path: str, arrays: dict) -> None:
         os.close(dir_fd)
 
 
+# The file is untrusted until checked: every size it declares (the .npy headers, the layer
+# widths, the nesting, the counters) is checked against what it holds before anything of
+# that size is allocated, and any way it can be malformed is a ModelFileError.
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
+_ARRAY_KINDS = "fiub"  # what save() writes: floats, and integer counters
+_MAX_COUNTER = 2 ** 62  # steps and epochs: far beyond any run, and within int64 once stepped
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+                KeyError, TypeError, UnicodeDecodeError, NotImplementedError, RuntimeError,
+                RecursionError, OverflowError, struct.error, zlib.error)
+
+
+class _Member(NamedTuple):
+    """One .npy member of the archive, from its headers alone."""
+    info: zipfile.ZipInfo
+    shape: tuple
+    dtype: np.dtype
+
+    def spec(self) -> list:
+        return [list(self.shape), self.dtype.str]
+
+
+def _member(path, archive, info, file_size) -> tuple[str, _Member]:
+    name = info.filename[:-4] if info.filename.endswith(".npy") else None
+    if name is None:
+        raise ModelFileError(f"{path}: unexpected member {info.filename!r} in the archive")
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > file_size:
+        raise ModelFileError(f"{path}: member {info.filename!r} is compressed or claims more "
+                             f"bytes ({info.file_size}) than the file has; nnfast writes "
+                             f"uncompressed archives")
+    with archive.open(info) as f:
+        reader = _NPY_HEADER_READERS.get(np.lib.format.read_magic(f))
+        if reader is None:
+            raise ModelFileError(f"{path}: member {info.filename!r} has an unknown .npy version")
+        shape, fortran_order, dtype = reader(f)
+        held = info.file_size - f.tell()
+    count = math.prod(shape)
+    if fortran_order or dtype.kind not in _ARRAY_KINDS or count * dtype.itemsize != held:
+        raise ModelFileError(f"{path}: member {info.filename!r} declares {dtype} of shape "
+                             f"{shape} but holds {held} bytes of data")
+    return name, _Member(info, tuple(shape), dtype)
+
+
+def _read_member(archive, member: _Member) -> np.ndarray:
+    with archive.open(member.info) as f:  # the whole member: zipfile checks its CRC
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
 def _read_archive(path: str):
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != _ZIP_MAGIC:
         raise ModelFileError(f"{path}: not an nnfast model file (not an .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if HEADER_KEY not in archive.files:
+        file_size = os.path.getsize(path)
+        with zipfile.ZipFile(path) as archive:
+            members = dict(_member(path, archive, info, file_size) for info in archive.infolist())
+            if HEADER_KEY not in members:
                 raise ModelFileError(f"{path}: not an nnfast model file (an .npz archive without "
                                      f"an nnfast header)")
-            header = json.loads(archive[HEADER_KEY].tobytes().decode("utf-8"))
-            arrays = {name: archive[name] for name in archive.files if name != HEADER_KEY}
+            header = json.loads(_read_member(archive, members.pop(HEADER_KEY)).tobytes()
+                                .decode("utf-8"))
+            _check_header(path, header, members)
+            arrays = {name: _read_member(archive, m) for name, m in members.items()}
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
-            UnicodeDecodeError) as exc:
+    except _READ_ERRORS as exc:
         raise ModelFileError(f"{path}: cannot read the nnfast model file, it is truncated or "
-                             f"corrupted ({type(exc).__name__}: {exc})") from exc
+                             f"corrupted ({type(exc).__name__}: {exc})"[:1000]) from exc
     return header, arrays
 
 
-def _check_header(path, header, arrays):
+def _counter(path, value, name) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_COUNTER:
+        raise ModelFileError(f"{path}: {name} must be an integer in [0, 2**62), got {value!r}"[:300])
+    return value
+
+
+def _check_header(path, header, members):
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an nnfast model file (header format "
                              f"{header.get('format') if isinstance(header, dict) else None!r})")
@@ -150,15 +211,31 @@ def _check_header(path, header, arrays):
             f"(written by nnfast {header.get('nnfast_version', '?')}); this nnfast {__version__} "
             f"reads version {FORMAT_VERSION}" + ("; upgrade nnfast to load it" if newer else ""))
     expected = header.get("arrays", {})
-    if sorted(expected) != sorted(arrays):
-        missing = sorted(set(expected) - set(arrays))
-        extra = sorted(set(arrays) - set(expected))
+    if not isinstance(expected, dict) or sorted(expected) != sorted(members):
+        missing = sorted(set(expected) - set(members)) if isinstance(expected, dict) else "?"
+        extra = sorted(set(members) - set(expected)) if isinstance(expected, dict) else "?"
         raise ModelFileError(f"{path}: the archive's arrays do not match its header "
-                             f"(missing {missing}, unexpected {extra})")
+                             f"(missing {missing}, unexpected {extra})"[:1000])
     for name, spec in expected.items():
-        if _array_spec(arrays[name]) != spec:
+        if members[name].spec() != spec:
             raise ModelFileError(f"{path}: array {name} has shape/dtype "
-                                 f"{_array_spec(arrays[name])}, the header says {spec}")
+                                 f"{members[name].spec()}, the header says {spec}"[:1000])
+    try:
+        declared = declared_size(header["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the nnfast model file's architecture is invalid "
+                             f"({type(exc).__name__}: {exc})"[:1000]) from exc
+    stored = sum(math.prod(m.shape) for name, m in members.items()
+                 if name.startswith(("param.", "buffer.")))
+    if declared > stored:
+        raise ModelFileError(f"{path}: the architecture declares {declared:,} weights and "
+                             f"buffer elements, the file holds {stored:,}")
+    _counter(path, header.get("epochs_trained", 0), "epochs_trained")
+    optimizer = header.get("optimizer")
+    if optimizer is not None:
+        if not isinstance(optimizer, dict):
+            raise ModelFileError(f"{path}: the optimizer entry must be a dict, got {optimizer!r}"[:300])
+        _counter(path, optimizer.get("step_count"), "optimizer step_count")
 
 
 def _copy_array(path, target, arrays, name):
@@ -206,7 +283,6 @@ def load(path):
     (model.optimizer, model.scheduler: fit() continues them) and model.epochs_trained."""
     path = os.fspath(path)
     header, arrays = _read_archive(path)
-    _check_header(path, header, arrays)
     try:
         model = layer_from_config(header["architecture"])
         _copy_all(path, [p.data for p in model.parameters()], arrays, "param.")
@@ -218,7 +294,7 @@ def load(path):
             _restore_optimizer(path, model, header["optimizer"], arrays)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
         raise ModelFileError(f"{path}: the nnfast model file's description is invalid "
-                             f"({type(exc).__name__}: {exc})") from exc
+                             f"({type(exc).__name__}: {exc})"[:1000]) from exc
     return model

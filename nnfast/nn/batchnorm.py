@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import get_backend
-from .module import Layer, Parameter, as_batch_input, as_float_input
+from .module import Layer, Parameter, as_batch_input, as_float_input, config_width
 from .ops import BatchNormOp
 
 
@@ -87,6 +87,11 @@ class BatchNorm1d(Layer):
     def lower(self):
         return [BatchNormOp(self.gamma_param, self.beta_param, self.running_mean, self.running_var,
                             self.momentum, self.eps)]
+
+    @classmethod
+    def declared_size(cls, config, size_of):
+        affine = config.get("affine", True)
+        return (4 if affine else 2) * config_width(config, "num_features")
 
     def get_config(self):
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps,

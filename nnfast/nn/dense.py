@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import get_backend
-from .module import Layer, Parameter, as_batch_input, as_float_input
+from .module import Layer, Parameter, as_batch_input, as_float_input, config_width
 from .ops import DenseOp
 
 INITS = ("he", "xavier")
@@ -89,6 +89,11 @@ class Dense(Layer):
         if not (self.l1 or self.l2):
             return 0.0
         return get_backend().weight_penalty_forward(self.weight, l1=self.l1, l2=self.l2)
+
+    @classmethod
+    def declared_size(cls, config, size_of):
+        fan_in, fan_out = config_width(config, "in_features"), config_width(config, "out_features")
+        return fan_in * fan_out + fan_out
 
     def get_config(self):
         return {"in_features": self.in_features, "out_features": self.out_features,

@@ -54,6 +54,14 @@ def as_batch_input(x, dtype, features: int, layer: str) -> np.ndarray:
     return x
 
 
+def config_width(config: dict, key: str) -> int:
+    """config[key] when it is a positive int (a layer width), else ValueError."""
+    value = config.get(key) if isinstance(config, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
 class Layer:
     """Base class: forward(x) -> y, backward(grad_y) -> grad_x, parameters().
 
@@ -116,6 +124,14 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} does not define get_config(), so it "
                                   "cannot be saved; define get_config() and register the class "
                                   "with nnfast.nn.register_layer")
+
+    @classmethod
+    def declared_size(cls, config: dict, size_of) -> int:
+        """How many parameter and buffer elements a layer built from `config` would hold,
+        worked out without building it: nnfast.load checks a file's claims with it before
+        allocating anything. size_of(entry) gives a sub-layer's. Raises ValueError for a
+        config that cannot be built. Layers without arrays keep this default."""
+        return 0
 
     def get_state(self) -> dict:
         return {}

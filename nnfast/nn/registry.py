@@ -29,12 +29,33 @@ def layer_to_config(layer: Layer) -> dict:
     return entry
 
 
-def layer_from_config(entry: dict) -> Layer:
+# Containers nested deeper than this are refused on loading: no real model comes near, and
+# building (or the recursion limit) would fail on a hostile file instead.
+MAX_NESTING = 100
+
+
+def _layer_class(entry) -> type:
     if not isinstance(entry, dict) or "class" not in entry:
-        raise ValueError(f"layer description must be a dict with a 'class', got {entry!r}")
-    cls = _LAYERS.get(entry["class"])
+        raise ValueError(f"layer description must be a dict with a 'class', got {entry!r}"[:300])
+    cls = _LAYERS.get(entry["class"]) if isinstance(entry["class"], str) else None
     if cls is None:
-        raise ValueError(f"unknown layer class {entry['class']!r} (known: {sorted(_LAYERS)})")
+        raise ValueError(f"unknown layer class {entry['class']!r} (known: {sorted(_LAYERS)})"[:300])
+    return cls
+
+
+def declared_size(entry: dict, depth: int = 0) -> int:
+    """The parameter and buffer elements of the model `entry` describes, without building it
+    (Layer.declared_size); ValueError for nesting deeper than MAX_NESTING."""
+    if depth > MAX_NESTING:
+        raise ValueError(f"layers nested more than {MAX_NESTING} deep")
+    config = entry.get("config", {}) if isinstance(entry, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"a layer's config must be a dict, got {config!r}"[:300])
+    return _layer_class(entry).declared_size(config, lambda child: declared_size(child, depth + 1))
+
+
+def layer_from_config(entry: dict) -> Layer:
+    cls = _layer_class(entry)
     config = entry.get("config", {})
     layer = cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
     layer.set_state(entry.get("state", {}))

@@ -78,6 +78,10 @@ class Residual(Layer):
         return {"block": layer_to_config(self.block)}
 
     @classmethod
+    def declared_size(cls, config, size_of):
+        return size_of(config["block"])
+
+    @classmethod
     def from_config(cls, config):
         return cls(layer_from_config(config["block"]))
 

@@ -115,6 +115,13 @@ class Sequential(Layer):
         return {"layers": [layer_to_config(layer) for layer in self.layers]}
 
     @classmethod
+    def declared_size(cls, config, size_of):
+        layers = config.get("layers") if isinstance(config, dict) else None
+        if not isinstance(layers, list):
+            raise ValueError(f"Sequential: 'layers' must be a list, got {layers!r}")
+        return sum(size_of(entry) for entry in layers)
+
+    @classmethod
     def from_config(cls, config):
         return cls(*[layer_from_config(entry) for entry in config["layers"]])
 
