@@ -155,9 +155,10 @@ def softmax_cross_entropy_forward(logits, target, probs=None, *, sample_weight=N
     n, c = logits.shape
     sample_weight, class_weight = loss_weights(logits, sample_weight, class_weight)
     probs = output_array(probs, "probs", logits.shape, logits.dtype)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    log_probs = shifted - log_z
+    log_probs = logits.copy()
+    if logits.size:  # max() of no classes raises; the compiled kernels return NaN as below
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     probs[...] = np.exp(log_probs)
     if not n:
         return float("nan"), probs
