@@ -5,15 +5,18 @@ uint8 array, the UTF-8 JSON header: format name and version, the architecture as
 configs, the arrays' shapes and dtypes, the optimizer's and scheduler's settings and
 counters, the epochs trained. It is read with allow_pickle=False, and written to a
 temporary file in the same directory, flushed to disk, then renamed over the target, so
-a crash never leaves a half-written model under the target name.
+a crash never leaves a half-written model under the target name; the next save to that
+name removes the temporary files of writers that were killed. A new file's mode follows
+the umask.
 """
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import secrets
 import struct
-import tempfile
 import zipfile
 import zlib
 from typing import NamedTuple
@@ -94,16 +97,49 @@ def save(model: Layer, path) -> None:
     _write_atomically(os.fspath(path), arrays)
 
 
+def _temporary_name(path: str) -> str:
+    """.<name>.<pid>.<random>.tmp beside `path`: the pid tells a later save whether its
+    writer still runs (_remove_stale_temporaries)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """Delete the temporary files of saves to `path` whose process is gone (killed while
+    writing). Only where a pid can be probed harmlessly: os.kill(pid, 0) ends a process on
+    Windows."""
+    if os.name != "posix":
+        return
+    directory, name = os.path.split(os.path.abspath(path))
+    for stale in glob.glob(os.path.join(glob.escape(directory), f".{glob.escape(name)}.*.*.tmp")):
+        pid = os.path.basename(stale)[len(name) + 2:].split(".")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                os.unlink(stale)
+            except OSError:  # removed meanwhile by another save, or not ours to remove
+                pass
+        except OSError:  # the process exists (PermissionError: another user's)
+            pass
+
+
 def _write_atomically(path: str, arrays: dict) -> None:
     directory = os.path.dirname(os.path.abspath(path))
-    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    _remove_stale_temporaries(path)
+    existing = os.stat(path).st_mode & 0o777 if os.path.exists(path) else None
+    tmp = _temporary_name(path)
+    # A new file gets 0o666 less the umask, as np.savez and open() give it.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        if existing is not None:
+            os.chmod(tmp, existing)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zipfile
 
 import numpy as np
@@ -154,3 +159,45 @@ def test_flipped_and_truncated_files_load_or_raise_model_file_error(tmp_path_fac
         return
     event("loaded")
     assert isinstance(model, nn.Sequential)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_save_honours_the_umask(tmp_path):
+    model = nn.Sequential(nn.Dense(3, 2, seed=0))
+    previous = os.umask(0o077)
+    try:
+        model.save(tmp_path / "private.npz")
+    finally:
+        os.umask(previous)
+    assert os.stat(tmp_path / "private.npz").st_mode & 0o777 == 0o600  # was 0o644 always
+    os.chmod(tmp_path / "private.npz", 0o640)
+    model.save(tmp_path / "private.npz")  # an existing file keeps its mode
+    assert os.stat(tmp_path / "private.npz").st_mode & 0o777 == 0o640
+
+
+@pytest.mark.skipif(os.name != "posix", reason="stale files are found by pid")
+def test_save_removes_the_temporary_files_of_killed_saves(tmp_path):
+    path = tmp_path / "model.npz"
+    # kill -9 while it saves a large model, in a loop: its temporary file stays behind.
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+import nnfast
+from nnfast import nn
+model = nn.Sequential(nn.Dense(3000, 3000, seed=0))
+print("ready", flush=True)
+while True:
+    model.save({str(path)!r})
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "ready\n"
+        deadline = time.monotonic() + 60
+        while not any(n.endswith(".tmp") for n in os.listdir(tmp_path)):
+            assert time.monotonic() < deadline, "the writer never started a save"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    if not any(n.endswith(".tmp") for n in os.listdir(tmp_path)):  # killed just after a rename
+        (tmp_path / f".model.npz.{writer.pid}.dead.tmp").write_bytes(b"")
+    running = tmp_path / f".model.npz.{os.getppid()}.0000.tmp"  # a save still in progress
+    running.write_bytes(b"")
+    nn.Sequential(nn.Dense(3, 2, seed=0)).save(path)
+    assert sorted(os.listdir(tmp_path)) == sorted(["model.npz", running.name])
