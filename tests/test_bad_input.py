@@ -162,3 +162,16 @@ def test_every_backend_refuses_optimizer_arrays_that_share_memory(backend):
         backend.sgd_update(p, g, p, lr=0.1, momentum=0.9)
     backend.sgd_update(p, p, lr=0.1)  # grad may be param itself: elementwise, in place
     np.testing.assert_array_equal(p, 0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: nn.Sequential(d, nn.Tanh(), d),  # weight tying through one object
+    lambda d: nn.Sequential(nn.Residual(d), d),
+    lambda d: nn.Sequential(nn.Sequential(d), nn.ReLU(), nn.Sequential(d)),
+])
+def test_a_layer_used_twice_is_refused_on_every_backend(backend, make):
+    # numpy and numba gave gradients 0.11 off torch's; the compiled plan refused it only for
+    # itself. Refused at construction, whatever the backend.
+    with pytest.raises(ValueError, match="the same Dense object is used at positions 0 and [12]; "
+                                         "a layer can appear once in a model"):
+        make(nn.Dense(3, 3, seed=0))

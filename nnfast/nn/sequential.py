@@ -33,6 +33,22 @@ def provide_training_api(api: TrainingAPI) -> None:
     _api = api
 
 
+def _refuse_shared_layers(layers) -> None:
+    """One layer object in two places (weight tying, Sequential(d, Tanh(), d)) is refused on
+    every backend: a layer keeps the input of its last forward for its backward, so its
+    first use would get the second's gradient (0.11 off torch after one SGD step on numpy
+    and numba), and the compiled trainer updates each parameter once."""
+    seen: dict[int, int] = {}
+    for i, layer in enumerate(layers):
+        for module in layer.modules():
+            first = seen.setdefault(id(module), i)
+            if first != i:
+                raise ValueError(
+                    f"Sequential: the same {type(module).__name__} object is used at positions "
+                    f"{first} and {i}; a layer can appear once in a model. Create a separate "
+                    f"layer for each position (weight tying is not supported)")
+
+
 class Sequential(Layer):
     """A stack of layers. `model(x)` runs forward, `model.backward(grad)` runs backward
     and returns the gradient with respect to the input; fit/evaluate/predict train and use it.
@@ -50,6 +66,7 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Layer")
+        _refuse_shared_layers(layers)
         self.layers = list(layers)
         self.history = self.loss = self.optimizer = self.scheduler = None
         self.epochs_trained = 0
