@@ -81,16 +81,17 @@ void gemm(py::array a, py::array b, py::array out, bool trans_a, bool trans_b, i
     const T* hb = host_data<T>(b, "b", K * N);
     T* hc = host_data<T>(out, "out", M * N, true);
     const T* hbias = bias_obj.is_none() ? nullptr : host_data<T>(bias_obj.cast<py::array>(), "bias", N);
-    py::gil_scoped_release release;
-    auto da = to_device(ha, M * K), db = to_device(hb, K * N);
-    DeviceBuffer<T> dc(M * N);
-    if (beta != 0.0) dc.upload(hc, M * N);
-    DeviceBuffer<T> dbias;
-    if (hbias) dbias = to_device(hbias, N);
-    nnfast::gpu::gemm<T>(trans_a, trans_b, M, N, K, T(alpha), da.data(), trans_a ? M : K,
-                         db.data(), trans_b ? K : N, T(beta), dc.data(), N,
-                         {dbias.data(), act, T(negative_slope)});
-    dc.download(hc, M * N);
+    return without_gil([&] {
+      auto da = to_device(ha, M * K), db = to_device(hb, K * N);
+      DeviceBuffer<T> dc(M * N);
+      if (beta != 0.0) dc.upload(hc, M * N);
+      DeviceBuffer<T> dbias;
+      if (hbias) dbias = to_device(hbias, N);
+      nnfast::gpu::gemm<T>(trans_a, trans_b, M, N, K, T(alpha), da.data(), trans_a ? M : K,
+                           db.data(), trans_b ? K : N, T(beta), dc.data(), N,
+                           {dbias.data(), act, T(negative_slope)});
+      dc.download(hc, M * N);
+    });
   });
 }
 
@@ -106,14 +107,15 @@ void activation_forward(py::object kind, py::array x, py::array out, double nega
     T* hy = host_data<T>(out, "out", n, true);
     const int64_t rows = act == Activation::softmax ? x.shape(0) : 0;
     const int64_t cols = act == Activation::softmax ? x.shape(1) : 0;
-    py::gil_scoped_release release;
-    auto dx = to_device(hx, n);
-    DeviceBuffer<T> dy(n);
-    if (act == Activation::softmax)
-      nnfast::gpu::softmax_forward<T>(dy.data(), dx.data(), rows, cols);
-    else
-      nnfast::gpu::activation_forward<T>(dy.data(), dx.data(), n, act, T(negative_slope));
-    dy.download(hy, n);
+    return without_gil([&] {
+      auto dx = to_device(hx, n);
+      DeviceBuffer<T> dy(n);
+      if (act == Activation::softmax)
+        nnfast::gpu::softmax_forward<T>(dy.data(), dx.data(), rows, cols);
+      else
+        nnfast::gpu::activation_forward<T>(dy.data(), dx.data(), n, act, T(negative_slope));
+      dy.download(hy, n);
+    });
   });
 }
 
@@ -132,15 +134,16 @@ void activation_backward(py::object kind, py::array grad_out, py::array x, py::a
     T* hout = host_data<T>(out, "out", n, true);
     const int64_t rows = act == Activation::softmax ? grad_out.shape(0) : 0;
     const int64_t cols = act == Activation::softmax ? grad_out.shape(1) : 0;
-    py::gil_scoped_release release;
-    auto dg = to_device(hg, n), dx = to_device(hx, n), dy = to_device(hy, n);
-    DeviceBuffer<T> dout(n);
-    if (act == Activation::softmax)
-      nnfast::gpu::softmax_backward<T>(dout.data(), dg.data(), dy.data(), rows, cols);
-    else
-      nnfast::gpu::activation_backward<T>(dout.data(), dg.data(), dx.data(), dy.data(), n, act,
-                                          T(negative_slope));
-    dout.download(hout, n);
+    return without_gil([&] {
+      auto dg = to_device(hg, n), dx = to_device(hx, n), dy = to_device(hy, n);
+      DeviceBuffer<T> dout(n);
+      if (act == Activation::softmax)
+        nnfast::gpu::softmax_backward<T>(dout.data(), dg.data(), dy.data(), rows, cols);
+      else
+        nnfast::gpu::activation_backward<T>(dout.data(), dg.data(), dx.data(), dy.data(), n, act,
+                                            T(negative_slope));
+      dout.download(hout, n);
+    });
   });
 }
 
@@ -215,15 +218,16 @@ double softmax_cross_entropy_forward(py::array logits, py::array target, py::arr
     T* hp = host_data<T>(probs, "probs", N * C, true);
     CrossEntropyTarget<T> t(target, N, C);
     LossWeightsCopy<T> weights(sample_weight, N, class_weight, C);
-    py::gil_scoped_release release;
-    auto dz = to_device(hz, N * C);
-    t.upload(N, C);
-    const nnfast::LossWeights<T> w = weights.upload();
-    DeviceBuffer<T> dp(N * C);
-    const double loss = nnfast::gpu::softmax_cross_entropy_forward<T>(
-        dp.data(), dz.data(), t.labels.data(), t.dense.data(), N, C, w);
-    dp.download(hp, N * C);
-    return loss;
+    return without_gil([&] {
+      auto dz = to_device(hz, N * C);
+      t.upload(N, C);
+      const nnfast::LossWeights<T> w = weights.upload();
+      DeviceBuffer<T> dp(N * C);
+      const double loss = nnfast::gpu::softmax_cross_entropy_forward<T>(
+          dp.data(), dz.data(), t.labels.data(), t.dense.data(), N, C, w);
+      dp.download(hp, N * C);
+      return loss;
+    });
   });
 }
 
@@ -239,14 +243,15 @@ void softmax_cross_entropy_backward(py::array probs, py::array target, py::array
     T* hout = host_data<T>(out, "out", N * C, true);
     CrossEntropyTarget<T> t(target, N, C);
     LossWeightsCopy<T> weights(sample_weight, N, class_weight, C);
-    py::gil_scoped_release release;
-    auto dp = to_device(hp, N * C);
-    t.upload(N, C);
-    const nnfast::LossWeights<T> w = weights.upload();
-    DeviceBuffer<T> dout(N * C);
-    nnfast::gpu::softmax_cross_entropy_backward<T>(dout.data(), dp.data(), t.labels.data(),
-                                                   t.dense.data(), N, C, w);
-    dout.download(hout, N * C);
+    return without_gil([&] {
+      auto dp = to_device(hp, N * C);
+      t.upload(N, C);
+      const nnfast::LossWeights<T> w = weights.upload();
+      DeviceBuffer<T> dout(N * C);
+      nnfast::gpu::softmax_cross_entropy_backward<T>(dout.data(), dp.data(), t.labels.data(),
+                                                     t.dense.data(), N, C, w);
+      dout.download(hout, N * C);
+    });
   });
 }
 
@@ -273,14 +278,15 @@ double element_loss_forward(const std::string& kind, py::array pred, py::array t
     const T* hp = host_data<T>(pred, "pred", n);
     const T* ht = host_data<T>(target, "target", n);
     LossWeightsCopy<T> weights(sample_weight, rows, pos_weight, cols);
-    py::gil_scoped_release release;
-    auto dp = to_device(hp, n), dt = to_device(ht, n);
-    const nnfast::LossWeights<T> w = weights.upload();
-    if (loss == ElementLoss::mse)
-      return nnfast::gpu::mse_forward<T>(dp.data(), dt.data(), rows, cols, w);
-    if (loss == ElementLoss::bce)
-      return nnfast::gpu::bce_forward<T>(dp.data(), dt.data(), rows, cols, w);
-    return nnfast::gpu::bce_with_logits_forward<T>(dp.data(), dt.data(), rows, cols, w);
+    return without_gil([&] {
+      auto dp = to_device(hp, n), dt = to_device(ht, n);
+      const nnfast::LossWeights<T> w = weights.upload();
+      if (loss == ElementLoss::mse)
+        return nnfast::gpu::mse_forward<T>(dp.data(), dt.data(), rows, cols, w);
+      if (loss == ElementLoss::bce)
+        return nnfast::gpu::bce_forward<T>(dp.data(), dt.data(), rows, cols, w);
+      return nnfast::gpu::bce_with_logits_forward<T>(dp.data(), dt.data(), rows, cols, w);
+    });
   });
 }
 
@@ -295,17 +301,18 @@ void element_loss_backward(const std::string& kind, py::array pred, py::array ta
     const T* ht = host_data<T>(target, "target", n);
     T* hout = host_data<T>(out, "out", n, true);
     LossWeightsCopy<T> weights(sample_weight, rows, pos_weight, cols);
-    py::gil_scoped_release release;
-    auto dp = to_device(hp, n), dt = to_device(ht, n);
-    const nnfast::LossWeights<T> w = weights.upload();
-    DeviceBuffer<T> dout(n);
-    if (loss == ElementLoss::mse)
-      nnfast::gpu::mse_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
-    else if (loss == ElementLoss::bce)
-      nnfast::gpu::bce_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
-    else
-      nnfast::gpu::bce_with_logits_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
-    dout.download(hout, n);
+    return without_gil([&] {
+      auto dp = to_device(hp, n), dt = to_device(ht, n);
+      const nnfast::LossWeights<T> w = weights.upload();
+      DeviceBuffer<T> dout(n);
+      if (loss == ElementLoss::mse)
+        nnfast::gpu::mse_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
+      else if (loss == ElementLoss::bce)
+        nnfast::gpu::bce_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
+      else
+        nnfast::gpu::bce_with_logits_backward<T>(dout.data(), dp.data(), dt.data(), rows, cols, w);
+      dout.download(hout, n);
+    });
   });
 }
 
@@ -317,12 +324,13 @@ void bias_grad(py::array grad_out, py::array out, double beta) {
     using T = decltype(tag);
     const T* hg = host_data<T>(grad_out, "grad_out", N * C);
     T* hout = host_data<T>(out, "out", C, true);
-    py::gil_scoped_release release;
-    auto dg = to_device(hg, N * C);
-    DeviceBuffer<T> dout(C);
-    if (beta != 0.0) dout.upload(hout, C);
-    nnfast::gpu::bias_grad<T>(dout.data(), dg.data(), N, C, T(beta));
-    dout.download(hout, C);
+    return without_gil([&] {
+      auto dg = to_device(hg, N * C);
+      DeviceBuffer<T> dout(C);
+      if (beta != 0.0) dout.upload(hout, C);
+      nnfast::gpu::bias_grad<T>(dout.data(), dg.data(), N, C, T(beta));
+      dout.download(hout, C);
+    });
   });
 }
 
@@ -336,14 +344,15 @@ void sgd_update(py::array param, py::array grad, py::object velocity_obj, double
     const T* hg = host_data<T>(grad, "grad", n);
     T* hv = momentum != 0.0 ? host_data<T>(velocity_obj.cast<py::array>(), "velocity", n, true)
                             : nullptr;
-    py::gil_scoped_release release;
-    auto dp = to_device(hp, n), dg = to_device(hg, n);
-    DeviceBuffer<T> dv;
-    if (hv) dv = to_device(hv, n);
-    nnfast::gpu::sgd_update<T>(dp.data(), dg.data(), dv.data(), n, lr, momentum, nesterov,
-                               weight_decay);
-    dp.download(hp, n);
-    if (hv) dv.download(hv, n);
+    return without_gil([&] {
+      auto dp = to_device(hp, n), dg = to_device(hg, n);
+      DeviceBuffer<T> dv;
+      if (hv) dv = to_device(hv, n);
+      nnfast::gpu::sgd_update<T>(dp.data(), dg.data(), dv.data(), n, lr, momentum, nesterov,
+                                 weight_decay);
+      dp.download(hp, n);
+      if (hv) dv.download(hv, n);
+    });
   });
 }
 
@@ -359,13 +368,15 @@ void adam_update(py::array param, py::array grad, py::array m, py::array v, doub
     const T* hg = host_data<T>(grad, "grad", n);
     T* hm = host_data<T>(m, "m", n, true);
     T* hv = host_data<T>(v, "v", n, true);
-    py::gil_scoped_release release;
-    auto dp = to_device(hp, n), dg = to_device(hg, n), dm = to_device(hm, n), dv = to_device(hv, n);
-    nnfast::gpu::adam_update<T>(dp.data(), dg.data(), dm.data(), dv.data(), n, lr, beta1, beta2,
-                                eps, weight_decay, step, decoupled);
-    dp.download(hp, n);
-    dm.download(hm, n);
-    dv.download(hv, n);
+    return without_gil([&] {
+      auto dp = to_device(hp, n), dg = to_device(hg, n);
+      auto dm = to_device(hm, n), dv = to_device(hv, n);
+      nnfast::gpu::adam_update<T>(dp.data(), dg.data(), dm.data(), dv.data(), n, lr, beta1, beta2,
+                                  eps, weight_decay, step, decoupled);
+      dp.download(hp, n);
+      dm.download(hm, n);
+      dv.download(hv, n);
+    });
   });
 }
 
@@ -381,14 +392,15 @@ void dropout_forward(py::array x, py::array out, py::array mask, double p, uint6
     const T* hx = host_data<T>(x, "x", n);
     T* hout = host_data<T>(out, "out", n, true);
     uint8_t* hmask = host_data<uint8_t>(mask, "mask", n, true);
-    py::gil_scoped_release release;
-    auto dx = to_device(hx, n);
-    DeviceBuffer<T> dout(n);
-    DeviceBuffer<uint8_t> dmask(n);
-    nnfast::gpu::dropout_forward<T>(dout.data(), dmask.data(), dx.data(), n, threshold,
-                                    T(1.0 / (1.0 - p)), seed, offset);
-    dout.download(hout, n);
-    dmask.download(hmask, n);
+    return without_gil([&] {
+      auto dx = to_device(hx, n);
+      DeviceBuffer<T> dout(n);
+      DeviceBuffer<uint8_t> dmask(n);
+      nnfast::gpu::dropout_forward<T>(dout.data(), dmask.data(), dx.data(), n, threshold,
+                                      T(1.0 / (1.0 - p)), seed, offset);
+      dout.download(hout, n);
+      dmask.download(hmask, n);
+    });
   });
 }
 
@@ -401,12 +413,14 @@ void dropout_backward(py::array grad_out, py::array mask, py::array out, double 
     const T* hg = host_data<T>(grad_out, "grad_out", n);
     const uint8_t* hmask = host_data<uint8_t>(mask, "mask", n);
     T* hout = host_data<T>(out, "out", n, true);
-    py::gil_scoped_release release;
-    auto dg = to_device(hg, n);
-    auto dmask = to_device(hmask, n);
-    DeviceBuffer<T> dout(n);
-    nnfast::gpu::dropout_backward<T>(dout.data(), dg.data(), dmask.data(), n, T(1.0 / (1.0 - p)));
-    dout.download(hout, n);
+    return without_gil([&] {
+      auto dg = to_device(hg, n);
+      auto dmask = to_device(hmask, n);
+      DeviceBuffer<T> dout(n);
+      nnfast::gpu::dropout_backward<T>(dout.data(), dg.data(), dmask.data(), n,
+                                       T(1.0 / (1.0 - p)));
+      dout.download(hout, n);
+    });
   });
 }
 
@@ -461,10 +475,11 @@ class TrainerBinding {
   void upload() {
     by_dtype(shape_.dtype(), [&](auto tag) {
       Device<decltype(tag)>& d = device<decltype(tag)>();
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      for (auto& m : d.arrays)
-        m.device.upload(cptr<decltype(tag)>(m.host), static_cast<size_t>(m.host.size()));
+      return without_gil([&] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& m : d.arrays)
+          m.device.upload(cptr<decltype(tag)>(m.host), static_cast<size_t>(m.host.size()));
+      });
     });
   }
 
@@ -472,10 +487,11 @@ class TrainerBinding {
   void download() {
     by_dtype(shape_.dtype(), [&](auto tag) {
       Device<decltype(tag)>& d = device<decltype(tag)>();
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      for (auto& m : d.arrays)
-        m.device.download(ptr<decltype(tag)>(m.host), static_cast<size_t>(m.host.size()));
+      return without_gil([&] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& m : d.arrays)
+          m.device.download(ptr<decltype(tag)>(m.host), static_cast<size_t>(m.host.size()));
+      });
     });
   }
 
@@ -497,27 +513,28 @@ class TrainerBinding {
       const T* x = cptr<T>(X);
       const void* t = targets.data();
       const T* sw = weighted ? cptr<T>(weights) : nullptr;
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      const T* device_weights = nullptr;
-      if (weighted) {
-        d.sample_weight.reserve(static_cast<size_t>(n));
-        d.sample_weight.upload(sw, static_cast<size_t>(n));
-        device_weights = d.sample_weight.data();
-      }
-      d.X.reserve(static_cast<size_t>(n * in));
-      d.X.upload(x, static_cast<size_t>(n * in));
-      const void* device_targets;
-      if (sparse) {
-        d.labels.reserve(static_cast<size_t>(n));
-        d.labels.upload(static_cast<const int64_t*>(t), static_cast<size_t>(n));
-        device_targets = d.labels.data();
-      } else {
-        d.targets.reserve(static_cast<size_t>(n * out));
-        d.targets.upload(static_cast<const T*>(t), static_cast<size_t>(n * out));
-        device_targets = d.targets.data();
-      }
-      d.trainer->set_data(d.X.data(), n, device_targets, device_weights);
+      return without_gil([&] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const T* device_weights = nullptr;
+        if (weighted) {
+          d.sample_weight.reserve(static_cast<size_t>(n));
+          d.sample_weight.upload(sw, static_cast<size_t>(n));
+          device_weights = d.sample_weight.data();
+        }
+        d.X.reserve(static_cast<size_t>(n * in));
+        d.X.upload(x, static_cast<size_t>(n * in));
+        const void* device_targets;
+        if (sparse) {
+          d.labels.reserve(static_cast<size_t>(n));
+          d.labels.upload(static_cast<const int64_t*>(t), static_cast<size_t>(n));
+          device_targets = d.labels.data();
+        } else {
+          d.targets.reserve(static_cast<size_t>(n * out));
+          d.targets.upload(static_cast<const T*>(t), static_cast<size_t>(n * out));
+          device_targets = d.targets.data();
+        }
+        d.trainer->set_data(d.X.data(), n, device_targets, device_weights);
+      });
     });
     rows_ = n;
   }
@@ -531,9 +548,10 @@ class TrainerBinding {
     const int64_t* rows = cptr<int64_t>(idx);
     return step_result(by_dtype(shape_.dtype(), [&](auto tag) {
       Device<decltype(tag)>& d = device<decltype(tag)>();
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      return d.trainer->step(rows, batch, r);
+      return without_gil([&] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return d.trainer->step(rows, batch, r);
+      });
     }));
   }
 
@@ -548,9 +566,10 @@ class TrainerBinding {
       Device<T>& d = device<T>();
       const T* x = cptr<T>(X);
       T* y = ptr<T>(out);
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      d.trainer->predict(x, batch, y);
+      return without_gil([&] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        d.trainer->predict(x, batch, y);
+      });
     });
     return out;
   }
@@ -606,7 +625,7 @@ PYBIND11_MODULE(_cuda, m) {
     nnfast::gpu::memory_info(&free_bytes, &total_bytes);
     return py::make_tuple(free_bytes, total_bytes);
   }, "(free, total) bytes of device memory");
-  m.def("synchronize", &nnfast::gpu::synchronize, py::call_guard<py::gil_scoped_release>());
+  m.def("synchronize", [] { without_gil([] { nnfast::gpu::synchronize(); }); });
 
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("trans_a"),
         py::arg("trans_b"), py::arg("M"), py::arg("N"), py::arg("K"), py::arg("alpha"),
