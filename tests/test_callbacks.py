@@ -163,7 +163,6 @@ def test_terminate_on_nan_keeps_the_weights_of_the_last_finite_loss(backend, rng
     rows = slice(8 * last_good_batch, 8 * last_good_batch + 8)
     again = model.evaluate(X[rows], y[rows], loss="mse")["loss"]
     np.testing.assert_allclose(again, losses[-2], rtol=1e-9)
-    assert np.isfinite(model.evaluate(X, y)["loss"])
 
 
 def test_terminate_on_nan_catches_a_diverging_final_update(backend, rng):
