@@ -14,7 +14,13 @@ class Callback:
     """Override any hook. `logs` holds the epoch's metrics (loss, accuracy, val_loss, ...);
     on_train_begin's logs["metrics"] lists the names every epoch will log. Setting
     `model.stop_training = True` ends fit() after the current epoch, or, from on_batch_loss,
-    skips that batch's update and ends the epoch there."""
+    skips that batch's update and ends the epoch there.
+
+    In data-parallel training (fit(..., distributed=True)) every process runs the callbacks
+    on the same, reduced logs, so they decide alike, except those with rank_zero_only (they
+    write files), which run on rank 0 alone."""
+
+    rank_zero_only = False
 
     def on_train_begin(self, model, logs: dict) -> None:
         pass
@@ -101,6 +107,8 @@ class ModelCheckpoint(Callback):
         self.path, self.monitor, self.save_best_only = str(path), str(monitor), bool(save_best_only)
         self.mode = resolve_mode(mode, self.monitor, "ModelCheckpoint")
         self.saved: list[str] = []
+
+    rank_zero_only = True
 
     def on_train_begin(self, model, logs):
         metrics = logs.get("metrics", ())

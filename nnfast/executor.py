@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .losses import Loss
+from .nn.dropout import Dropout
+from .nn.ops import RowWindow
+
 
 class Executor:
     """step() computes a batch's loss; apply() then makes its update unless a callback
-    refused the batch (compiled executors update inside step(), and apply() does nothing)."""
+    refused the batch (compiled executors update inside step(), and apply() does nothing).
+
+    An executor that data-parallel training can drive (nnfast.distributed.DataParallel) also
+    splits a step in two: gradients() on this process's rows of a global batch, leaving the
+    gradients in the Parameters' grad arrays, and update() from those gradients once they are
+    summed across processes."""
 
     def begin_epoch(self) -> None:
         pass
@@ -24,6 +33,16 @@ class Executor:
 
     def apply(self) -> None:
         pass
+
+    def gradients(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray, rows: RowWindow,
+                  w: np.ndarray | None = None):
+        """(batch-mean loss plus penalties, correct count or None) of rows idx, which are rows
+        [rows.first, rows.first + len(idx)) of a global batch of rows.total; idx may be empty
+        (the gradients are then zero). w as in step()."""
+        raise NotImplementedError(f"{type(self).__name__} cannot train data-parallel")
+
+    def update(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot train data-parallel")
 
     def end_epoch(self) -> None:
         pass
@@ -46,4 +65,28 @@ class LayerwiseStep(Executor):
     def apply(self):
         self.model.backward(self.loss_fn.backward(), need_input_grad=False)
         self.opt.step()
+
+    def gradients(self, X, y, idx, rows, w=None):
+        dropouts = [m for m in self.model.modules() if isinstance(m, Dropout)]
+        self.opt.zero_grad()
+        if len(idx) == 0:
+            for layer in dropouts:
+                layer.pass_rows(rows.total)
+            return 0.0, (0 if self.has_accuracy else None)
+        for layer in dropouts:
+            layer.rows = rows
+        try:
+            value, correct = self.step(X, y, idx, w)
+        finally:
+            for layer in dropouts:
+                layer.rows = None
+        self.model.backward(self.loss_fn.backward(), need_input_grad=False)
+        return value, correct
+
+    def update(self):
+        self.opt.step()
+
+    @property
+    def has_accuracy(self) -> bool:
+        return type(self.loss_fn).correct is not Loss.correct
 

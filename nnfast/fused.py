@@ -85,6 +85,13 @@ def class_weight_of(loss_fn, model):
     compiled trainer takes them, (out,) of the model's dtype, or None."""
     return loss_fn.class_weight_array(model.out_features, model.dtype)
 
+    def gradients(self, X, y, idx, rows, w=None):
+        return self.trainer.gradients(X, y, idx, rows.first, rows.total, w)
+
+    def update(self):
+        with self.opt.external_step() as rule:
+            self.trainer.update(rule)
+
 
 def keyed_predictor(model, cache: weakref.WeakKeyDictionary, build):
     """The compiled forward `build(ops)` made for `model`'s op records, kept in `cache` and

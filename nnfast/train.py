@@ -16,6 +16,7 @@ from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
 from .callbacks import Callback, TerminateOnNaN
+from .distributed.group import SingleProcess, process_group, shard
 from .executor import Executor, LayerwiseStep
 from .history import History
 from .metrics import MetricSet, metric_set
@@ -119,17 +120,27 @@ def _expected_metrics(loss_fn, has_validation: bool, metric_names=()) -> list[st
     return names + ["lr", "seconds", "samples_per_sec"]
 
 
-def _check_batch_sizes(model, n: int, batch_size: int) -> None:
+def _check_batch_sizes(model, n: int, batch_size: int, processes: int = 1) -> None:
     """A layer such as BatchNorm1d needs several samples per training batch: refuse before
-    training a split that would hand it fewer, rather than fail in the middle of an epoch."""
+    training a split that would hand it fewer, rather than fail in the middle of an epoch.
+    With several processes each takes its share of a global batch of processes * batch_size
+    rows (a process with no rows of the last one sits that step out)."""
+    if n < processes:
+        raise ValueError(f"fit(distributed=True): {n} training samples for {processes} processes; "
+                         "every process needs at least one: train on fewer processes")
     modules = list(model.modules()) if hasattr(model, "modules") else [model]
     strictest = max(modules, key=lambda m: getattr(m, "min_train_batch", 1))
     need = getattr(strictest, "min_train_batch", 1)
-    last = n % batch_size or batch_size
-    if min(batch_size, last, n) < need:
+    global_batch = batch_size * processes
+    last = n % global_batch or global_batch
+    shares = [hi - lo for m in (min(n, global_batch), last)
+              for lo, hi in (shard(m, processes, r) for r in range(processes))]
+    smallest = min(s for s in shares if s > 0)
+    if smallest < need:
+        where = f" on one of {processes} processes" if processes > 1 else ""
         raise ValueError(f"{type(strictest).__name__} needs at least {need} samples per training "
                          f"batch; batch_size={batch_size} with {n} training samples gives a batch "
-                         f"of {min(batch_size, last, n)}: choose another batch_size")
+                         f"of {smallest}{where}: choose another batch_size")
 
 
 def _seed_root(seed) -> int:
@@ -291,7 +302,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
         shuffle: bool = True, validation_split: float = 0.0, validation_data=None, seed=None,
         verbose: int = 1, callbacks=None, scheduler=None, decay=None,
         terminate_on_nan: bool = True, sample_weight=None, class_weight=None,
-        metrics=None) -> History:
+        metrics=None, distributed: bool = False) -> History:
     """Train `model` on (X, y) with mini-batches; returns a History.
 
     loss: a Loss or "mse", "bce", "bce_with_logits", "cross_entropy"; None: the model's
@@ -319,6 +330,10 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     as val_auc, ...; EarlyStopping(monitor="val_auc") can watch them.
     The logged loss includes the layers' L1/L2 penalties (Dense(..., l1=, l2=)) and the
     sample weights.
+    distributed: train data-parallel on every process of the MPI job (nnfast.distributed):
+    batch_size is per process, each step's global batch of processes * batch_size rows is
+    shared out in order, gradients are summed across processes, metrics are reduced, and
+    only rank 0 prints and runs the callbacks that write files (ModelCheckpoint).
     fit() sets the model's history, loss, optimizer, scheduler and epochs_trained.
     """
     epochs = _positive_int(epochs, "epochs")
@@ -330,16 +345,25 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
             raise TypeError(f"callbacks: {cb!r} is not an nnfast Callback")
     if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
         callbacks.append(TerminateOnNaN())
-    seed_root = _seed_root(seed)
+    group = process_group(distributed)
+    callbacks = group.callbacks(callbacks)
+    seed_root = group.shared_seed(_seed_root(seed))
     n_given = np.shape(X)[0] if np.ndim(X) else 0
-    X, y, X_val, y_val, n_val = _split(model, loss_fn, X, y, validation_split, validation_data)
-    n = X.shape[0]
-    if sample_weight is not None:
-        sample_weight = losses_mod.check_sample_weight(sample_weight, n_given, np.float64, "fit")
-        sample_weight = sample_weight[:n]  # the held-out rows' weights go with them
-    w = sample_weights(loss_fn, y, model.out_features, model.dtype, sample_weight, class_weight)
+    with group.together("fit's data checks"):
+        X, y, X_val, y_val, n_val = _split(model, loss_fn, X, y, validation_split,
+                                           validation_data)
+        n = X.shape[0]
+        if sample_weight is not None:
+            sample_weight = losses_mod.check_sample_weight(sample_weight, n_given, np.float64,
+                                                           "fit")
+            sample_weight = sample_weight[:n]  # the held-out rows' weights go with them
+        w = sample_weights(loss_fn, y, model.out_features, model.dtype, sample_weight,
+                           class_weight)
     extra = metric_set(metrics, loss_fn)
-    _check_batch_sizes(model, n, batch_size)
+    group.agree(samples=n, batch_size=batch_size, epochs=epochs, shuffle=shuffle,
+                validation_samples=None if X_val is None else X_val.shape[0],
+                epochs_trained=model.epochs_trained, weighted=w is not None)
+    _check_batch_sizes(model, n, batch_size, group.size)
     metrics = _expected_metrics(loss_fn, X_val is not None, extra.names)
     if scheduler is not None:
         scheduler.check_metrics(metrics)
@@ -347,13 +371,15 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
         opt.bind(model.parameters())
     if scheduler is not None and scheduler.optimizer is None:
         scheduler.bind(opt)
-    executor = executor_for(model, loss_fn, opt, X, y, w)
+    executor = group.executor(model, loss_fn, opt,
+                              lambda: executor_for(model, loss_fn, opt, X, y, w))
 
     first_epoch = model.epochs_trained
     history = History()
     model.history, model.loss, model.optimizer, model.scheduler = history, loss_fn, opt, scheduler
     model.stop_training = False
-    progress = _Progress(verbose, first_epoch + epochs, -(-n // batch_size))
+    progress = _Progress(verbose if group.rank == 0 else 0, first_epoch + epochs,
+                         -(-n // (batch_size * group.size)))
     for cb in callbacks:
         cb.on_train_begin(model, {"metrics": metrics})
     for epoch in range(first_epoch, first_epoch + epochs):
@@ -362,12 +388,15 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
         progress.start_epoch(epoch)
         for cb in callbacks:
             cb.on_epoch_begin(model, epoch, {})
-        logs, seen, seconds = _run_epoch(executor, model, X, y, w, order, batch_size, callbacks,
-                                         progress, epoch)
+        logs, seen, seconds = _run_epoch(executor, model, X, y, w, order,
+                                         batch_size * group.size, callbacks, progress, epoch)
+        seconds = group.slowest(seconds)
+        group.end_epoch(model)
         if extra.names:
-            logs.update(_evaluate_prepared(model, loss_fn, X, y, metrics=extra, loss=False))
+            logs.update(_evaluate_prepared(model, loss_fn, X, y, metrics=extra, loss=False,
+                                           group=group))
         if X_val is not None:
-            val = _evaluate_prepared(model, loss_fn, X_val, y_val, metrics=extra)
+            val = _evaluate_prepared(model, loss_fn, X_val, y_val, metrics=extra, group=group)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs.update(lr=opt.lr, seconds=seconds,
                     samples_per_sec=seen / seconds if seconds > 0 else float("inf"))
@@ -403,17 +432,21 @@ def _check_final_update(model, loss_fn, X, y, w, order, batch_size, callbacks, e
 
 
 def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH, w=None,
-                       metrics: MetricSet = MetricSet(()), loss: bool = True) -> dict:
+                       metrics: MetricSet = MetricSet(()), loss: bool = True,
+                       group=SingleProcess()) -> dict:
     """Loss (unless loss=False), accuracy and `metrics` of (X, y) in eval mode; w: sample
     weights of the loss and metrics, or None. A batch's loss is its weighted sum over the
-    loss's denominator, so batches combine by that denominator."""
+    loss's denominator, so batches combine by that denominator. In a process group each
+    process evaluates its share of the rows, the sums are reduced and the outputs the
+    metrics need gathered, so every process gets the same result."""
     was_training = model.training
     model.eval()
     total_loss, total_correct, has_accuracy = 0.0, 0, True
     outs = []
+    lo, hi = group.rows(X.shape[0])
     try:
-        for start in range(0, X.shape[0], batch_size):
-            rows = slice(start, start + batch_size)
+        for start in range(lo, hi, batch_size):
+            rows = slice(start, min(start + batch_size, hi))
             xb, yb = X[rows], y[rows]
             out = model(xb)
             if loss:
@@ -425,11 +458,14 @@ def _evaluate_prepared(model, loss_fn, X, y, batch_size: int = EVAL_BATCH, w=Non
                 outs.append(out.copy())
     finally:
         model.train(was_training)
+    total_loss, total_correct, without_accuracy = group.sum(
+        [total_loss, total_correct, int(not has_accuracy)])
+    has_accuracy = not without_accuracy
     result = {"loss": total_loss / X.shape[0] + model.penalty()} if loss else {}
     if has_accuracy:
         result["accuracy"] = total_correct / X.shape[0]
     if metrics.names:
-        result.update(metrics.compute(loss_fn, np.concatenate(outs), y, w))
+        result.update(metrics.compute(loss_fn, group.gather_rows(outs), y, w))
     return result
 
 

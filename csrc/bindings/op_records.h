@@ -18,14 +18,16 @@
 namespace nnfast::bindings {
 
 // Row indices into X: int64, shape (n,), every value in [0, rows).
-inline py::array row_indices(py::handle obj, const char* name, int64_t rows) {
+// allow_empty: a data-parallel process may have no rows of a global batch.
+inline py::array row_indices(py::handle obj, const char* name, int64_t rows,
+                             bool allow_empty = false) {
   py::array a = ndarray(obj, name);
   if (!a.dtype().is(py::dtype::of<int64_t>()))
     throw py::type_error(arg(name) + "expected int64 row indices, got dtype " +
                          std::string(py::str(a.dtype())));
   check_ndim(a, name, 1);
   check_layout(a, name);
-  if (a.shape(0) == 0) throw py::value_error(arg(name) + "empty batch");
+  if (a.shape(0) == 0 && !allow_empty) throw py::value_error(arg(name) + "empty batch");
   const int64_t* idx = static_cast<const int64_t*>(a.data());
   for (py::ssize_t i = 0; i < a.shape(0); ++i)
     if (idx[i] < 0 || idx[i] >= rows)
@@ -257,11 +259,12 @@ class TrainerShape {
     return input_like(obj, "sample_weight", dtype_, {rows});
   }
 
-  // The row indices of one training step into a data set of `rows` rows.
-  py::array step_rows(py::handle idx_obj, int64_t rows) const {
+  // The row indices of one training step into a data set of `rows` rows (none, where
+  // allow_empty: a data-parallel process's share of a small global batch).
+  py::array step_rows(py::handle idx_obj, int64_t rows, bool allow_empty = false) const {
     if (!has_slots_) throw py::value_error("step: this trainer was built without optimizer slots");
-    py::array idx = row_indices(idx_obj, "idx", rows);
-    if (has_batchnorm_ && idx.shape(0) < 2)
+    py::array idx = row_indices(idx_obj, "idx", rows, allow_empty);
+    if (has_batchnorm_ && idx.shape(0) < 2 && !(allow_empty && idx.shape(0) == 0))
       throw py::value_error("idx: batch norm in training mode needs at least 2 samples per "
                             "batch, got a batch of " + std::to_string(idx.shape(0)));
     return idx;

@@ -82,6 +82,52 @@ class TrainerBinding {
     }));
   }
 
+  // The first half of a data-parallel step: forward, loss and backward on rows idx of
+  // (X, targets), which are rows [first, first + len(idx)) of a global batch of `total`
+  // rows, with sample_weight as step(); the gradients are left for update(). idx may be
+  // empty.
+  py::tuple gradients(py::handle X_obj, py::handle targets_obj, py::handle idx_obj,
+                      int64_t first, int64_t total, py::handle sample_weight) {
+    py::array X = shape_.features(X_obj);
+    const int64_t rows = X.shape(0);
+    py::array idx = shape_.step_rows(idx_obj, rows, true);
+    py::array targets = shape_.targets(targets_obj, rows, &idx);
+    py::array weights;  // empty (not None) when absent: track presence apart
+    const bool weighted = !sample_weight.is_none();
+    if (weighted) weights = shape_.sample_weight(sample_weight, rows);
+    const void* w = weighted ? weights.data() : nullptr;
+    const int64_t batch = idx.shape(0);
+    if (first < 0 || first + batch > total)
+      throw py::value_error("gradients: rows [" + std::to_string(first) + ", " +
+                            std::to_string(first + batch) + ") lie outside a global batch of " +
+                            std::to_string(total) + " rows");
+    const nnfast::RowWindow window{first, total};
+    const int64_t* rows_ptr = cptr<int64_t>(idx);
+    const void* x = X.data();
+    const void* t = targets.data();
+    return step_result(without_gil([&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return by_dtype(shape_.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        return trainer<T>()->gradients(static_cast<const T*>(x), t, rows_ptr, batch, window,
+                                       static_cast<const T*>(w));
+      });
+    }));
+  }
+
+  // The second half: clipping and the optimizer update of every parameter, from the
+  // gradients as they are now (summed across processes by the caller).
+  void update(py::handle rule) {
+    const nnfast::UpdateRule r = read_update_rule(rule);
+    without_gil([&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      by_dtype(shape_.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        trainer<T>()->update(r);
+      });
+    });
+  }
+
   // X (batch, in), out (batch, out) or None: eval mode.
   py::array predict(py::handle X_obj, py::handle out_obj) {
     py::array X = shape_.features(X_obj);
@@ -131,6 +177,13 @@ void register_trainer(py::module_& m) {
            py::arg("rule"), py::arg("sample_weight") = py::none(),
            "(loss, correct count or None) of one training step on rows idx; sample_weight: "
            "(rows,) loss weights of the data set, or None")
+      .def("gradients", &TrainerBinding::gradients, py::arg("X"), py::arg("targets"),
+           py::arg("idx"), py::arg("first"), py::arg("total"),
+           py::arg("sample_weight") = py::none(),
+           "(loss, correct count or None) of rows idx, which are rows [first, first + len(idx)) "
+           "of a global batch of total rows; leaves the gradients for update()")
+      .def("update", &TrainerBinding::update, py::arg("rule"),
+           "clip the gradients and update every parameter by the rule")
       .def("predict", &TrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
 }
 

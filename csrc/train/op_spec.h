@@ -71,6 +71,16 @@ struct UpdateRule {
   double clipvalue = 0.0;  // > 0: clamp gradient elements to [-clipvalue, clipvalue]
 };
 
+// Where a step's rows sit in the global batch of a data-parallel step (nnfast/distributed):
+// this process trains rows [first, first + batch) of a global batch of `total` rows. Dropout
+// draws the mask of global row first + i for local row i and advances its counter by the
+// whole global batch, so every process keeps the same counter and the masks do not depend
+// on how many processes share the batch. total < 0: the step's own batch is the whole batch.
+struct RowWindow {
+  int64_t first = 0;
+  int64_t total = -1;
+};
+
 struct StepResult {
   double loss = 0.0;     // batch-mean loss plus the weight penalties, as fit() logs it
   int64_t correct = -1;  // correct predictions, or -1 where accuracy has no meaning (MSE)

@@ -39,6 +39,9 @@ class TrainOp {
   // be overwritten. Writes the parameter gradients and returns d loss / d input (batch, in),
   // held in dy or in spare (batch, in); null when !need_dx.
   virtual T* backward(T* dy, T* spare, int64_t batch, bool need_dx) = 0;
+  // A data-parallel step of `total` global rows in which this process has none: keep the
+  // state every process shares (dropout counters) in step with the others.
+  virtual void pass(int64_t total) { (void)total; }
 
  protected:
   int64_t in_, out_;
@@ -135,15 +138,18 @@ class ActivationOp final : public TrainOp<K, T> {
 
 // Inverted dropout in training, the identity in eval.  x (batch, width), y (batch, width).
 // Each training forward uses the live counter and advances it by the element count (mod
-// 2^64), as nn.Dropout does, so either training path continues the same mask stream.
+// 2^64), as nn.Dropout does, so either training path continues the same mask stream. In a
+// data-parallel step (*rows, the trainer's window) the batch's rows are global rows
+// [first, first + batch) of a global batch, whose element count the counter advances by.
 template <typename K, typename T>
 class DropoutOp final : public TrainOp<K, T> {
  public:
-  explicit DropoutOp(const OpSpec<T>& spec)
+  DropoutOp(const OpSpec<T>& spec, const RowWindow* rows)
       : TrainOp<K, T>(spec),
         options_(spec.dropout),
         active_(spec.dropout_active),
-        counter_(spec.dropout_counter) {}
+        counter_(spec.dropout_counter),
+        rows_(rows) {}
 
   void reserve(int64_t batch) override {
     y_.reserve(batch * this->out_);
@@ -154,11 +160,15 @@ class DropoutOp final : public TrainOp<K, T> {
     // nn.Dropout is the identity in eval mode and at p = 0, and then leaves its counter alone.
     masked_ = training && active_;
     if (!masked_) return x;
-    const int64_t n = batch * this->out_;
-    options_.offset = *counter_;
-    K::template dropout_forward<T>(y_.data(), mask_.data(), x, n, options_);
-    *counter_ += static_cast<uint64_t>(n);
+    const int64_t width = this->out_;
+    options_.offset = *counter_ + static_cast<uint64_t>(rows_->first * width);
+    K::template dropout_forward<T>(y_.data(), mask_.data(), x, batch * width, options_);
+    pass(rows_->total < 0 ? batch : rows_->total);
     return y_.data();
+  }
+
+  void pass(int64_t total) override {
+    if (active_) *counter_ += static_cast<uint64_t>(total * this->out_);
   }
 
   T* backward(T* dy, T*, int64_t batch, bool need_dx) override {
@@ -172,6 +182,7 @@ class DropoutOp final : public TrainOp<K, T> {
   DropoutOptions options_;
   bool active_;
   uint64_t* counter_;     // host memory on every device: the layer's own counter
+  const RowWindow* rows_;  // the trainer's: where this step's rows sit in the global batch
   bool masked_ = false;  // whether the last forward dropped anything
   KBuffer<K, T> y_;
   KBuffer<K, uint8_t> mask_;

@@ -6,6 +6,10 @@
 // cache); clipping by norm needs every gradient first, so then the whole backward runs
 // before the updates. The numbers are those of the layer-by-layer path: the same kernels in
 // the same order.
+//
+// A data-parallel step (nnfast/distributed) runs in two calls, so that the caller can sum
+// the gradients across processes between them: gradients() (forward, loss, backward and
+// penalties, no update) and update() (clipping and the optimizer update of every parameter).
 #pragma once
 
 #include <cmath>
@@ -35,7 +39,9 @@ class Trainer {
       switch (spec.kind) {
         case OpKind::dense: ops_.push_back(std::make_unique<DenseOp<K, T>>(spec)); break;
         case OpKind::activation: ops_.push_back(std::make_unique<ActivationOp<K, T>>(spec)); break;
-        case OpKind::dropout: ops_.push_back(std::make_unique<DropoutOp<K, T>>(spec)); break;
+        case OpKind::dropout:
+          ops_.push_back(std::make_unique<DropoutOp<K, T>>(spec, &rows_));
+          break;
         case OpKind::batchnorm: ops_.push_back(std::make_unique<BatchNormOp<K, T>>(spec)); break;
         case OpKind::residual_begin: {
           auto begin = std::make_unique<ResidualBeginOp<K, T>>(spec);
@@ -69,37 +75,51 @@ class Trainer {
   // memory.
   StepResult step(const T* X, const void* targets, const int64_t* idx, int64_t batch,
                   const UpdateRule& rule, const T* sample_weight = nullptr) {
-    reserve(batch);
-    T* x0 = input_.data();
-    K::template gather_rows<T>(x0, X, idx, batch, in_width());
-    const T* out = forward(x0, batch, true);
-    StepResult result = loss_and_gradient(out, targets, sample_weight, idx, batch);
-    result.loss += penalty();
-
+    rows_ = RowWindow{};
+    StepResult result = forward_and_loss(X, targets, sample_weight, idx, batch);
     // Each op's input gradient is computed before its update: it needs this step's weights.
     const bool deferred = rule.clipnorm > 0.0;
-    T* dy = grad_a_.data();
-    for (size_t i = ops_.size(); i-- > first_trained_;) {
-      TrainOp<K, T>& op = *ops_[i];
-      T* spare = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
-      dy = op.backward(dy, spare, batch, i > first_trained_);
-      for (const Param<T>& p : op.params()) {
-        if (p.l1 != 0.0 || p.l2 != 0.0)
-          K::template weight_penalty_backward<T>(p.grad, p.value, p.size, static_cast<T>(p.l1),
-                                                 static_cast<T>(2.0 * p.l2));
-        if (deferred) continue;
-        if (rule.clipvalue > 0.0)
-          K::template clip_inplace<T>(p.grad, p.size, static_cast<T>(-rule.clipvalue),
-                                      static_cast<T>(rule.clipvalue));
-        update(p, rule);
-      }
-    }
+    backward(batch, [&](const Param<T>& p) {
+      if (deferred) return;
+      if (rule.clipvalue > 0.0) clip_value(p, rule.clipvalue);
+      apply(p, rule);
+    });
     if (deferred) {
       clip_by_global_norm(rule.clipnorm);
       for (const auto& op : ops_)
-        for (const Param<T>& p : op->params()) update(p, rule);
+        for (const Param<T>& p : op->params()) apply(p, rule);
     }
     return result;
+  }
+
+  // The first half of a data-parallel step: as step() on this process's rows (window
+  // `rows` of the global batch), leaving every gradient (penalties included) for update().
+  // batch 0: this process has no rows of the global batch; its gradients are zero.
+  StepResult gradients(const T* X, const void* targets, const int64_t* idx, int64_t batch,
+                       const RowWindow& rows, const T* sample_weight = nullptr) {
+    rows_ = rows;
+    if (batch == 0) {
+      for (const auto& op : ops_) {
+        op->pass(rows.total);
+        for (const Param<T>& p : op->params()) K::template fill_zero<T>(p.grad, p.size);
+      }
+      StepResult none;
+      none.correct = loss_ == LossKind::mse ? -1 : 0;
+      return none;
+    }
+    StepResult result = forward_and_loss(X, targets, sample_weight, idx, batch);
+    backward(batch, [](const Param<T>&) {});
+    return result;
+  }
+
+  // The second half: clip the gradients as the rule says and update every parameter.
+  void update(const UpdateRule& rule) {
+    if (rule.clipnorm > 0.0) clip_by_global_norm(rule.clipnorm);
+    for (const auto& op : ops_)
+      for (const Param<T>& p : op->params()) {
+        if (rule.clipvalue > 0.0) clip_value(p, rule.clipvalue);
+        apply(p, rule);
+      }
   }
 
   // X (batch, in), out (batch, out), in K's memory: inference in eval mode.
@@ -124,6 +144,37 @@ class Trainer {
     labels_.reserve(batch);
     weights_.reserve(batch);
     capacity_ = batch;
+  }
+
+  // Gathers the rows, runs the training forward and the loss: (loss plus penalties, correct
+  // count), with d loss / d output in grad_a_.
+  StepResult forward_and_loss(const T* X, const void* targets, const T* sample_weight,
+                              const int64_t* idx, int64_t batch) {
+    reserve(batch);
+    T* x0 = input_.data();
+    K::template gather_rows<T>(x0, X, idx, batch, in_width());
+    const T* out = forward(x0, batch, true);
+    StepResult result = loss_and_gradient(out, targets, sample_weight, idx, batch);
+    result.loss += penalty();
+    return result;
+  }
+
+  // The backward from grad_a_, in reverse op order; each parameter's gradient gets its
+  // weight penalty, then goes to ready(p) while it is still in cache.
+  template <typename Ready>
+  void backward(int64_t batch, Ready&& ready) {
+    T* dy = grad_a_.data();
+    for (size_t i = ops_.size(); i-- > first_trained_;) {
+      TrainOp<K, T>& op = *ops_[i];
+      T* spare = dy == grad_a_.data() ? grad_b_.data() : grad_a_.data();
+      dy = op.backward(dy, spare, batch, i > first_trained_);
+      for (const Param<T>& p : op.params()) {
+        if (p.l1 != 0.0 || p.l2 != 0.0)
+          K::template weight_penalty_backward<T>(p.grad, p.value, p.size, static_cast<T>(p.l1),
+                                                 static_cast<T>(2.0 * p.l2));
+        ready(p);
+      }
+    }
   }
 
   // x0 (batch, in) -> the last op's output (batch, out).
@@ -198,7 +249,12 @@ class Trainer {
         K::template scale_inplace<T>(p.grad, p.size, static_cast<T>(scale));
   }
 
-  static void update(const Param<T>& p, const UpdateRule& rule) {
+  static void clip_value(const Param<T>& p, double clipvalue) {
+    K::template clip_inplace<T>(p.grad, p.size, static_cast<T>(-clipvalue),
+                                static_cast<T>(clipvalue));
+  }
+
+  static void apply(const Param<T>& p, const UpdateRule& rule) {
     if (rule.kind == RuleKind::adam)
       K::template adam_update<T>(p.value, p.grad, p.state0, p.state1, p.size, rule);
     else
@@ -219,6 +275,7 @@ class Trainer {
   KBuffer<K, T> probs_;           // (batch, out): softmax, or the gathered targets
   KBuffer<K, int64_t> labels_;    // (batch): the gathered labels
   KBuffer<K, T> weights_;         // (batch): the gathered sample weights
+  RowWindow rows_;                // this step's place in the global batch (DropoutOp reads it)
 };
 
 }  // namespace nnfast

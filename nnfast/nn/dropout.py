@@ -7,7 +7,7 @@ import numpy as np
 
 from ..backends import get_backend
 from .module import Layer
-from .ops import DropoutOp
+from .ops import DropoutOp, RowWindow
 
 _U64 = 2 ** 64
 
@@ -19,6 +19,11 @@ class Dropout(Layer):
     The mask of element i is a hash of (seed, offset + i); each training forward advances
     offset by x.size, so successive batches get fresh masks and a saved model resumes the
     same sequence. seed=None draws a random seed.
+
+    In data-parallel training (fit(..., distributed=True)) `rows` places each batch in its
+    global batch: row i is global row rows.first + i, whose mask is the one a single
+    process training the whole global batch would draw, and the offset advances by the whole
+    global batch on every process.
     """
 
     def __init__(self, p: float = 0.5, seed=None):
@@ -37,6 +42,8 @@ class Dropout(Layer):
         # The offset lives in an array so that the compiled executors advance it in place.
         self._counter = np.zeros(1, np.uint64)
         self._mask = None
+        self.rows: RowWindow | None = None
+        self._row_width = None  # elements per row of the last training forward
 
     @property
     def offset(self) -> int:
@@ -56,11 +63,25 @@ class Dropout(Layer):
             self._mask = None
             self._shape = x.shape
             return x
-        out, self._mask = get_backend().dropout_forward(x, p=self.p, seed=self.seed,
-                                                        offset=self.offset)
+        n = x.shape[0] if x.ndim else 1
+        self._row_width = x.size // n if n else 0
+        first, total = self.rows if self.rows is not None else (0, n)
+        out, self._mask = get_backend().dropout_forward(
+            x, p=self.p, seed=self.seed, offset=(self.offset + first * self._row_width) % _U64)
         self._shape = x.shape
-        self.offset = (self.offset + x.size) % _U64
+        self.pass_rows(total)
         return out
+
+    def pass_rows(self, total: int) -> None:
+        """Advance the offset past `total` rows of the width last seen in training: what a
+        forward over them would have done (a data-parallel process with no rows of a
+        global batch keeps in step with the others)."""
+        if self.p == 0.0:
+            return
+        if self._row_width is None:
+            raise RuntimeError("Dropout.pass_rows: the layer has not run a training forward yet, "
+                               "so the width of its rows is unknown")
+        self.offset = (self.offset + total * self._row_width) % _U64
 
     def backward(self, grad_out):
         (shape,) = self._saved("_shape")

@@ -21,6 +21,14 @@ from .module import CannotLower, Parameter
 LOSS_CODES = {"cross_entropy": 0, "mse": 1, "bce_with_logits": 2}
 
 
+class RowWindow(NamedTuple):
+    """Where a data-parallel step's rows sit in its global batch (csrc/train/op_spec.h's
+    RowWindow): this process trains rows [first, first + its batch) of `total` rows."""
+
+    first: int
+    total: int
+
+
 class Activation(NamedTuple):
     """An elementwise activation: its kernel name and its parameter (leaky ReLU's slope)."""
 
