@@ -1,0 +1,185 @@
+"""Data-parallel training under mpirun (nnfast.distributed): the programs in mpi_programs/
+run on 2 and 3 processes; this file checks their results against one process. Skipped
+where mpirun or mpi4py is missing (`pip install nnfast[mpi]`, `apt-get install openmpi-bin
+libopenmpi-dev`)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nnfast
+from nnfast.nn.ops import RowWindow
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_programs"))
+from shared import (BACKENDS, MODELS, OPTIMIZERS, PER_RANK_BATCH, STEPS, build,  # noqa: E402
+                    data, weights)
+
+PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_programs")
+MPIRUN = shutil.which("mpirun")
+TIMEOUT = 120  # seconds per job: a hang fails the test instead of the suite
+# The documented tolerance: float64 sums in another order (per-rank means, then the sum).
+RTOL, ATOL = 1e-13, 1e-14
+
+
+
+def _missing() -> str | None:
+    """Why the data-parallel tests cannot run here, or None."""
+    if MPIRUN is None:
+        return "no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
+    if importlib.util.find_spec("mpi4py") is None:
+        return "no mpi4py (pip install nnfast[mpi])"
+    # mpi4py's wheels load the MPI library at run time: it must find one.
+    probe = subprocess.run([sys.executable, "-c", "from mpi4py import MPI"], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+    if probe.returncode != 0:
+        return f"mpi4py cannot load an MPI library: {probe.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+MISSING = _missing()
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"data-parallel tests: {MISSING}")
+
+
+def mpirun(ranks: int, program: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", NNFAST_NUM_THREADS="1",
+               # CI runs as root, which mpirun refuses without these.
+               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+    command = [MPIRUN, "--oversubscribe", "-np", str(ranks), sys.executable,
+               os.path.join(PROGRAMS, program), *args]
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    return done, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=lambda r: f"{r}ranks")
+def distributed_run(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"ranks{request.param}")
+    done, _ = mpirun(request.param, "data_parallel_checks.py", str(out))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for rank in range(request.param):
+        assert f"rank {rank} of {request.param}: all checks passed" in done.stdout
+    with np.load(out / "results.npz") as results:
+        return request.param, dict(results), done.stdout, sorted(os.listdir(out))
+
+
+def test_every_rank_checked_identical_weights_before_every_step(distributed_run):
+    ranks, results, _, _ = distributed_run
+    for backend in BACKENDS:
+        for model in MODELS:
+            for opt in OPTIMIZERS:
+                assert int(results[f"{backend}/{model}/{opt}/checked"]) == STEPS
+
+
+def test_only_rank_0_prints_and_writes_checkpoints(distributed_run):
+    ranks, _, stdout, files = distributed_run
+    assert stdout.count("epoch 1/6") == 1
+    checkpoints = [f for f in files if f.startswith("ckpt-")]
+    assert checkpoints and all(f.endswith("-from-rank-0.npz") for f in checkpoints)
+
+
+def _single_process(model_name, opt_name, backend, batch):
+    nnfast.set_backend(backend)
+    try:
+        X, y = data(model_name, batch // PER_RANK_BATCH)
+        model = build(model_name)
+        model.fit(X, y, optimizer=OPTIMIZERS[opt_name](), batch_size=batch, epochs=1, seed=3,
+                  verbose=0)
+        return model
+    finally:
+        nnfast.set_backend("cpp")
+
+
+@pytest.mark.parametrize("opt_name", OPTIMIZERS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ranks_at_batch_b_match_one_process_at_batch_ranks_times_b(distributed_run, backend,
+                                                                  opt_name):
+    """With dropout (masks drawn per global row) the result does not depend on the rank count."""
+    ranks, results, _, _ = distributed_run
+    model = _single_process("dropout", opt_name, backend, ranks * PER_RANK_BATCH)
+    assert len(model.history.history["loss"]) == 1
+    np.testing.assert_allclose(results[f"{backend}/dropout/{opt_name}"], weights(model),
+                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(results[f"{backend}/dropout/{opt_name}/loss"],
+                               model.history.history["loss"], rtol=RTOL)
+
+
+def _ghost_batch_reference(opt_name, ranks):
+    """One process doing what the ranks do with batch norm: each rank's rows normalized by
+    their own statistics (as DDP without SyncBatchNorm), the gradients weighted by each
+    rank's share and summed, then one update: written with the layers' own calls."""
+    X, y = data("batchnorm", ranks)
+    model = build("batchnorm")
+    opt = OPTIMIZERS[opt_name]()
+    opt.bind(model.parameters())
+    loss_fn = nnfast.losses.CrossEntropy()
+    dropout = next(m for m in model.modules() if isinstance(m, nnfast.nn.Dropout))
+    order = nnfast.train.epoch_order(3, 0, len(X))
+    for first in range(0, len(X), ranks * PER_RANK_BATCH):
+        idx = order[first:first + ranks * PER_RANK_BATCH]
+        m, start = len(idx), dropout.offset
+        summed = [np.zeros_like(p.data) for p in model.parameters()]
+        for rank in range(ranks):
+            lo, hi = rank * m // ranks, (rank + 1) * m // ranks
+            dropout.offset, dropout.rows = start, RowWindow(lo, m)
+            opt.zero_grad()
+            loss_fn(model(X[idx[lo:hi]]), y[idx[lo:hi]])
+            model.backward(loss_fn.backward(), need_input_grad=False)
+            for total, p in zip(summed, model.parameters()):
+                total += p.grad * ((hi - lo) / m)
+        dropout.rows = None
+        for total, p in zip(summed, model.parameters()):
+            p.grad[...] = total
+        opt.step()
+    return model
+
+
+@pytest.mark.parametrize("opt_name", OPTIMIZERS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batchnorm_uses_each_ranks_own_statistics(distributed_run, backend, opt_name):
+    ranks, results, _, _ = distributed_run
+    nnfast.set_backend(backend)
+    try:
+        model = _ghost_batch_reference(opt_name, ranks)
+    finally:
+        nnfast.set_backend("cpp")
+    np.testing.assert_allclose(results[f"{backend}/batchnorm/{opt_name}"], weights(model),
+                               rtol=RTOL, atol=ATOL)
+    # ... which is not what one process normalizing the whole global batch computes.
+    whole = _single_process("batchnorm", opt_name, backend, ranks * PER_RANK_BATCH)
+    assert not np.allclose(results[f"{backend}/batchnorm/{opt_name}"], weights(whole),
+                           rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("mode, failing", [
+    ("raises_in_step", "a training step failed on rank 1 of 2: ValueError: rank 1 read a corrupt row"),
+    ("bad_input", "fit's data checks failed on rank 1 of 2: ValueError: X: contains NaN or inf"),
+])
+def test_an_error_on_one_rank_reaches_every_rank(mode, failing):
+    done, seconds = mpirun(2, "failing_rank.py", mode)
+    assert done.returncode != 0
+    for rank in (0, 1):
+        assert f"rank {rank} caught: {failing}" in done.stdout, done.stdout + done.stderr
+    assert seconds < TIMEOUT
+
+
+def test_an_uncaught_error_outside_training_aborts_the_job():
+    done, seconds = mpirun(2, "failing_rank.py", "raises_outside_fit")
+    assert done.returncode != 0
+    assert "rank 1 of 2 failed with RuntimeError: rank 1 gave up before training" in done.stderr
+    assert "rank 0 finished" not in done.stdout
+
+
+def test_a_nan_on_one_shard_stops_every_rank_at_the_same_batch():
+    done, _ = mpirun(2, "failing_rank.py", "nan_on_one_shard")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = sorted(line for line in done.stdout.splitlines() if "finished" in line)
+    assert len(lines) == 2 and lines[0].split(":", 1)[1] == lines[1].split(":", 1)[1], lines
+    assert "epochs=1 loss=[nan]" in lines[0] and "same_weights=True" in lines[0], lines
