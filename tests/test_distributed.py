@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import nnfast
+from nnfast.distributed.group import shard
 from nnfast.nn.ops import RowWindow
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_programs"))
@@ -44,7 +45,43 @@ def _missing() -> str | None:
 
 
 MISSING = _missing()
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"data-parallel tests: {MISSING}")
+needs_mpi = pytest.mark.skipif(MISSING is not None, reason=f"data-parallel tests: {MISSING}")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3, 5])
+def test_shards_cover_each_global_batch_in_order(ranks):
+    for m in range(0, 4 * ranks + 3):
+        bounds = [shard(m, ranks, r) for r in range(ranks)]
+        assert [i for lo, hi in bounds for i in range(lo, hi)] == list(range(m))
+        assert max(hi - lo for lo, hi in bounds) - min(hi - lo for lo, hi in bounds) <= 1
+    assert [shard(ranks * 4, ranks, r) for r in range(ranks)] == [(4 * r, 4 * r + 4)
+                                                                   for r in range(ranks)]
+
+
+def test_batch_checks_count_each_processes_share():
+    model = build("batchnorm")
+    nnfast.train._check_batch_sizes(model, 2 * 3 * 4 + 6, 4, processes=3)  # last: 2, 2, 2 rows
+    with pytest.raises(ValueError, match="gives a batch of 1 on one of 3 processes"):
+        nnfast.train._check_batch_sizes(model, 2 * 3 * 4 + 5, 4, processes=3)
+    with pytest.raises(ValueError, match="2 training samples for 3 processes"):
+        nnfast.train._check_batch_sizes(build("dropout"), 2, 4, processes=3)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpp"])
+def test_dropout_draws_each_rows_mask_by_its_global_row(backend):
+    """Two halves of a batch, each told its place, give the whole batch's masks and leave the
+    counter where the whole batch leaves it."""
+    x = np.random.default_rng(0).standard_normal((7, 5))
+    with nnfast.backend(backend):
+        whole, halves = nnfast.nn.Dropout(0.5, seed=3), nnfast.nn.Dropout(0.5, seed=3)
+        whole.offset = halves.offset = 11
+        expected = whole(x)
+        parts = []
+        for lo, hi in ((0, 3), (3, 7)):
+            halves.offset, halves.rows = 11, RowWindow(lo, 7)
+            parts.append(halves(x[lo:hi]))
+    np.testing.assert_array_equal(np.concatenate(parts), expected)
+    assert halves.offset == whole.offset == 11 + x.size
 
 
 def mpirun(ranks: int, program: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
@@ -61,6 +98,8 @@ def mpirun(ranks: int, program: str, *args: str) -> tuple[subprocess.CompletedPr
 
 @pytest.fixture(scope="module", params=[2, 3], ids=lambda r: f"{r}ranks")
 def distributed_run(request, tmp_path_factory):
+    if MISSING is not None:
+        pytest.skip(f"data-parallel tests: {MISSING}")
     out = tmp_path_factory.mktemp(f"ranks{request.param}")
     done, _ = mpirun(request.param, "data_parallel_checks.py", str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -158,6 +197,7 @@ def test_batchnorm_uses_each_ranks_own_statistics(distributed_run, backend, opt_
                            rtol=1e-6, atol=0)
 
 
+@needs_mpi
 @pytest.mark.parametrize("mode, failing", [
     ("raises_in_step", "a training step failed on rank 1 of 2: ValueError: rank 1 read a corrupt row"),
     ("bad_input", "fit's data checks failed on rank 1 of 2: ValueError: X: contains NaN or inf"),
@@ -170,6 +210,7 @@ def test_an_error_on_one_rank_reaches_every_rank(mode, failing):
     assert seconds < TIMEOUT
 
 
+@needs_mpi
 def test_an_uncaught_error_outside_training_aborts_the_job():
     done, seconds = mpirun(2, "failing_rank.py", "raises_outside_fit")
     assert done.returncode != 0
@@ -177,6 +218,7 @@ def test_an_uncaught_error_outside_training_aborts_the_job():
     assert "rank 0 finished" not in done.stdout
 
 
+@needs_mpi
 def test_a_nan_on_one_shard_stops_every_rank_at_the_same_batch():
     done, _ = mpirun(2, "failing_rank.py", "nan_on_one_shard")
     assert done.returncode == 0, done.stdout + done.stderr
