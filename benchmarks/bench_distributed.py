@@ -41,7 +41,7 @@ BATCHES = (32, 256, 1024)  # per process
 NODES = (2, 4, 8, 16, 32, 64)
 BANDWIDTHS_GBIT = (10, 25, 100)
 LATENCY_S = 10e-6  # per ring hop: an assumption (TCP on 10-25 GbE is 10-30 us, InfiniBand 1-2 us)
-REPEATS = 25
+REPEATS = 41
 
 
 def worker(out_path: str) -> None:
@@ -76,16 +76,6 @@ def worker(out_path: str) -> None:
             parallel = DataParallel(inner, flat, model, comm)
             lo, hi = shard(m, size, rank)
 
-            def timed(fn):
-                times = []
-                for r in range(REPEATS + 3):
-                    comm.Barrier()
-                    start = time.perf_counter()
-                    fn(r)
-                    if r >= 3:  # warm-up
-                        times.append(time.perf_counter() - start)
-                return statistics.median(times)
-
             def batch_rows(r):
                 return np.arange((r % 4) * m, (r % 4 + 1) * m, dtype=np.int64)
 
@@ -100,7 +90,17 @@ def worker(out_path: str) -> None:
                 parallel.step(X, y, batch_rows(r))
                 parallel.apply()
 
-            slowest = np.array([timed(compute), timed(allreduce), timed(step)])
+            # The three in turn within each round, so that all see the same load on a
+            # shared machine; every process starts each at a barrier.
+            times = [[], [], []]
+            for r in range(REPEATS + 3):
+                for kind, fn in enumerate((compute, allreduce, step)):
+                    comm.Barrier()
+                    start = time.perf_counter()
+                    fn(r)
+                    if r >= 3:  # warm-up
+                        times[kind].append(time.perf_counter() - start)
+            slowest = np.array([statistics.median(t) for t in times])
             comm.Allreduce(MPI.IN_PLACE, slowest, op=MPI.MAX)
             rows.append({"arch": arch, "params": int(flat.buffer.size), "bytes": int(flat.nbytes),
                          "ranks": size, "batch": batch, "compute_s": float(slowest[0]),
@@ -144,6 +144,7 @@ def efficiency(compute_s: float, nodes: int, nbytes: int, gbit: float) -> float:
 
 
 def report(measured: dict, argv) -> tuple[str, list]:
+    from nnfast.bench.train_bench import cpu_model
     lines = [f"# Data-parallel training: measured and projected", "",
              f"`{invocation('bench_distributed.py', argv)}`", "",
              "Measured on this machine (2 cores; 3 processes share them) over TCP on the "
@@ -151,7 +152,11 @@ def report(measured: dict, argv) -> tuple[str, list]:
              f"{REPEATS} steps, the slowest process's. compute: a process's share of the step "
              "through the compiled trainer, no communication; allreduce: the flat gradient "
              "buffer; step: the whole data-parallel step (metrics reduction, gradient "
-             "Allreduce, update); efficiency: compute / step.", "",
+             "Allreduce, update); efficiency: compute / step. The three are timed in turn "
+             "in each step, so that they see the same load. "
+             f"CPU: {cpu_model()}; 1-minute load average {measured['load'][0]:.1f} before the "
+             f"run and {measured['load'][1]:.1f} after it (other jobs shared the machine, "
+             "and 3 processes on 2 cores wait for each other's turn).", "",
              "| architecture | gradient | processes | batch/process | compute ms | allreduce ms | step ms | efficiency |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for ranks in RANKS:
@@ -179,19 +184,19 @@ def report(measured: dict, argv) -> tuple[str, list]:
     lines += ["", "## Which keep 90% at 16 nodes", "",
               "Per architecture and bandwidth: the smallest measured per-process batch with "
               "efficiency >= 90% at 16 nodes, and the crossover batch where compute equals "
-              "the 16-node all-reduce (compute fitted linearly in the batch from the measured "
-              "points).", "",
-              "| architecture | Gb/s | 16-node all-reduce ms | smallest batch >= 90% | crossover batch (compute = all-reduce) | batch for 90% (fit) |",
+              "the 16-node all-reduce and the batch for 90%, taking the compute as proportional "
+              "to the batch at the per-row time of the largest measured batch (optimistic for "
+              "small batches, whose fixed costs it leaves out).", "",
+              "| architecture | Gb/s | 16-node all-reduce ms | smallest batch >= 90% | crossover batch (compute = all-reduce) | batch for 90% |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
     archs = list(dict.fromkeys(r["arch"] for r in measured[2]["rows"]))
     for arch in archs:
         rows = [r for r in measured[2]["rows"] if r["arch"] == arch]
-        slope, intercept = np.polyfit([r["batch"] for r in rows], [r["compute_s"] for r in rows], 1)
+        per_row = rows[-1]["compute_s"] / rows[-1]["batch"]  # the largest batch: least overhead
         for gbit in BANDWIDTHS_GBIT:
             comm = ring_allreduce_s(16, rows[0]["bytes"], gbit)
             ok = [r["batch"] for r in rows if efficiency(r["compute_s"], 16, r["bytes"], gbit) >= 0.9]
-            cross = max((comm - intercept) / slope, 1.0)
-            b90 = max((9 * comm - intercept) / slope, 1.0)
+            cross, b90 = comm / per_row, 9 * comm / per_row
             lines.append(f"| {arch} | {gbit} | {comm * 1e3:.3f} | {ok[0] if ok else 'none measured'} | "
                          f"{cross:.0f} | {b90:.0f} |")
     return "\n".join(lines) + "\n", projection
@@ -228,7 +233,9 @@ def main(argv=None) -> None:
     if args.worker:
         worker(args.worker)
         return
+    load_before = os.getloadavg()[0]
     measured = {ranks: measure(ranks) for ranks in RANKS}
+    measured["load"] = (load_before, os.getloadavg()[0])
     text, projection = report(measured, argv)
     publish(text, args.markdown)
     path = args.plot or (os.path.join(os.path.dirname(args.markdown), "distributed_efficiency.png")
