@@ -72,8 +72,9 @@ def worker(out_path: str) -> None:
             opt = optim.Adam(lr=1e-3)
             opt.bind(model.parameters())
             flat = FlatGradients(opt.params)
-            inner = FusedTrainer(model, nnfast.losses.CrossEntropy(), opt)
-            parallel = DataParallel(inner, flat, model, comm)
+            loss_fn = nnfast.losses.CrossEntropy()
+            inner = FusedTrainer(model, loss_fn, opt)
+            parallel = DataParallel(inner, flat, model, loss_fn, comm)
             lo, hi = shard(m, size, rank)
 
             def batch_rows(r):

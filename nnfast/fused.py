@@ -79,18 +79,18 @@ class FusedTrainer(Executor):
         with self.opt.external_step() as rule:
             return self.trainer.step(X, y, idx, rule, w)
 
-
-def class_weight_of(loss_fn, model):
-    """The loss's per-class weights (CrossEntropy's weight, BCEWithLogits' pos_weight) as a
-    compiled trainer takes them, (out,) of the model's dtype, or None."""
-    return loss_fn.class_weight_array(model.out_features, model.dtype)
-
     def gradients(self, X, y, idx, rows, w=None):
         return self.trainer.gradients(X, y, idx, rows.first, rows.total, w)
 
     def update(self):
         with self.opt.external_step() as rule:
             self.trainer.update(rule)
+
+
+def class_weight_of(loss_fn, model):
+    """The loss's per-class weights (CrossEntropy's weight, BCEWithLogits' pos_weight) as a
+    compiled trainer takes them, (out,) of the model's dtype, or None."""
+    return loss_fn.class_weight_array(model.out_features, model.dtype)
 
 
 def keyed_predictor(model, cache: weakref.WeakKeyDictionary, build):

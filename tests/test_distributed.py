@@ -20,7 +20,7 @@ from nnfast.nn.ops import RowWindow
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_programs"))
 from shared import (BACKENDS, MODELS, OPTIMIZERS, PER_RANK_BATCH, STEPS, build,  # noqa: E402
-                    data, weights)
+                    data, sample_weight, weighted_loss, weights)
 
 PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_programs")
 MPIRUN = shutil.which("mpirun")
@@ -148,6 +148,24 @@ def test_ranks_at_batch_b_match_one_process_at_batch_ranks_times_b(distributed_r
                                rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(results[f"{backend}/dropout/{opt_name}/loss"],
                                model.history.history["loss"], rtol=RTOL)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weighted_losses_share_the_global_batch_by_their_denominator(distributed_run, backend):
+    """Sample weights, and CrossEntropy(weight=), whose mean divides by the batch's sum of
+    class weights: each rank's share of the gradient is its share of that sum."""
+    ranks, results, _, _ = distributed_run
+    nnfast.set_backend(backend)
+    try:
+        X, y = data("dropout", ranks)
+        model = build("dropout")
+        model.fit(X, y, loss=weighted_loss(), sample_weight=sample_weight("dropout", ranks),
+                  optimizer=OPTIMIZERS["adam"](), batch_size=ranks * PER_RANK_BATCH, epochs=1,
+                  seed=3, verbose=0)
+    finally:
+        nnfast.set_backend("cpp")
+    np.testing.assert_allclose(results[f"{backend}/weighted"], weights(model), rtol=RTOL,
+                               atol=ATOL)
 
 
 def _ghost_batch_reference(opt_name, ranks):

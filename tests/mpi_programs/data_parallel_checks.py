@@ -16,7 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nnfast  # noqa: E402
 import nnfast.distributed as dist  # noqa: E402
 from nnfast import Callback, EarlyStopping, ModelCheckpoint  # noqa: E402
-from shared import BACKENDS, MODELS, OPTIMIZERS, PER_RANK_BATCH, build, data, weights  # noqa: E402
+from shared import (BACKENDS, MODELS, OPTIMIZERS, PER_RANK_BATCH, build, data,  # noqa: E402
+                    sample_weight, weighted_loss, weights)
 
 rank, size = dist.init()
 comm = dist.comm()
@@ -56,6 +57,13 @@ for backend in BACKENDS:
             results[f"{backend}/{model_name}/{opt_name}"] = weights(model)
             results[f"{backend}/{model_name}/{opt_name}/loss"] = np.array(model.history.history["loss"])
             results[f"{backend}/{model_name}/{opt_name}/checked"] = np.array(check.checked)
+    # Sample weights (Keras's) and a class-weighted cross-entropy (torch's).
+    X, y = data("dropout", size)
+    model = build("dropout")
+    model.fit(X, y, loss=weighted_loss(), sample_weight=sample_weight("dropout", size),
+              optimizer=OPTIMIZERS["adam"](), batch_size=PER_RANK_BATCH, epochs=1, seed=3,
+              verbose=0, distributed=True)
+    results[f"{backend}/weighted"] = weights(model)
 nnfast.set_backend("cpp")
 
 
@@ -63,9 +71,10 @@ class ValidationMatchesLocal(Callback):
     """The reduced validation metrics equal what one process computes on all of X_val."""
 
     def on_epoch_end(self, model, epoch, logs):
-        local = nnfast.train.evaluate(model, X_val, y_val)
+        local = nnfast.train.evaluate(model, X_val, y_val, metrics=["auc"])
         assert abs(local["loss"] - logs["val_loss"]) < 1e-12, (local, logs)
         assert abs(local["accuracy"] - logs["val_accuracy"]) < 1e-12, (local, logs)
+        assert local["auc"] == logs["val_auc"], (local, logs)  # the outputs gathered in order
 
 
 X, y = data("batchnorm", size)
@@ -74,7 +83,7 @@ model = build("batchnorm")
 stopper = EarlyStopping(monitor="val_loss", patience=1)
 checkpoint = ModelCheckpoint(os.path.join(out_dir, f"ckpt-{{epoch}}-from-rank-{rank}.npz"))
 history = model.fit(X, y, optimizer=OPTIMIZERS["adam"](), batch_size=PER_RANK_BATCH, epochs=6,
-                    seed=4, validation_data=(X_val, y_val), verbose=1,
+                    seed=4, validation_data=(X_val, y_val), verbose=1, metrics=["auc"],
                     callbacks=[stopper, checkpoint, ValidationMatchesLocal()], distributed=True)
 everyone = comm.allgather((history.history, stopper.stopped_epoch, digest(model)))
 assert all(e[0] == everyone[0][0] for e in everyone), "histories differ across ranks"

@@ -39,3 +39,14 @@ def build(model: str):
 
 def weights(model) -> np.ndarray:
     return np.concatenate([p.data.ravel() for p in model.parameters()])
+
+
+def sample_weight(model: str, ranks: int) -> np.ndarray:
+    return np.random.default_rng(8).uniform(0.2, 2.0, samples(model, ranks))
+
+
+def weighted_loss():
+    """CrossEntropy(weight=): its mean divides by the batch's sum of class weights, so each
+    rank's share of the global batch is its class-weight sum, not its row count."""
+    from nnfast import losses
+    return losses.CrossEntropy(weight=[0.5, 2.0, 1.0])
