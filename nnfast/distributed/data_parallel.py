@@ -31,8 +31,7 @@ class DataParallel(Executor):
 
     def __init__(self, inner: Executor, flat: FlatGradients, model, loss_fn, comm):
         self.inner, self.flat, self.model, self.comm = inner, flat, model, comm
-        self.class_weight = getattr(loss_fn, "weight", None) if isinstance(
-            loss_fn, losses.CrossEntropy) else None
+        self.class_weight = loss_fn.weight if isinstance(loss_fn, losses.CrossEntropy) else None
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.MPI = mpi()
 
