@@ -348,15 +348,13 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     group = process_group(distributed)
     callbacks = group.callbacks(callbacks)
     seed_root = group.shared_seed(_seed_root(seed))
-    n_given = np.shape(X)[0] if np.ndim(X) else 0
     with group.together("fit's data checks"):
         X, y, X_val, y_val, n_val = _split(model, loss_fn, X, y, validation_split,
                                            validation_data)
         n = X.shape[0]
-        if sample_weight is not None:
-            sample_weight = losses_mod.check_sample_weight(sample_weight, n_given, np.float64,
-                                                           "fit")
-            sample_weight = sample_weight[:n]  # the held-out rows' weights go with them
+        if sample_weight is not None:  # one per row given; the held-out rows' go with them
+            sample_weight = losses_mod.check_sample_weight(sample_weight, n + n_val, np.float64,
+                                                           "fit")[:n]
         w = sample_weights(loss_fn, y, model.out_features, model.dtype, sample_weight,
                            class_weight)
     extra = metric_set(metrics, loss_fn)
