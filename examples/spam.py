@@ -90,11 +90,11 @@ class Scores:
     seconds: float
 
     def row(self) -> str:
-        return (f"{self.name:<42} {self.threshold:>5.2f} {self.auc:>7.4f} {self.precision:>9.4f} "
+        return (f"{self.name:<46} {self.threshold:>5.2f} {self.auc:>7.4f} {self.precision:>9.4f} "
                 f"{self.recall:>7.4f} {self.f1:>7.4f} {self.seconds:>8.3f}")
 
 
-HEADER = f"{'model':<42} {'thr':>5} {'ROC-AUC':>7} {'precision':>9} {'recall':>7} {'F1':>7} {'train s':>8}"
+HEADER = f"{'model':<46} {'thr':>5} {'ROC-AUC':>7} {'precision':>9} {'recall':>7} {'F1':>7} {'train s':>8}"
 
 
 def score(name, y_true, proba, cut, seconds) -> Scores:
