@@ -44,6 +44,14 @@ inline Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + 
 
 inline std::string arg(const char* name) { return std::string(name) + ": "; }
 
+// Whether `a` holds native-endian elements of type T. Compared by value: an array rebuilt by
+// pickle or copy carries its own dtype object, equal to NumPy's canonical one but not it.
+template <typename T>
+inline bool has_dtype(const py::array& a) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(),
+                                                        py::dtype::of<T>().ptr());
+}
+
 inline py::array ndarray(py::handle obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(arg(name) + "expected a numpy.ndarray, got " +
@@ -52,9 +60,9 @@ inline py::array ndarray(py::handle obj, const char* name) {
 }
 
 inline DType float_dtype(const py::array& a, const char* name) {
-  // dtype::is compares byte order too: a big-endian float32 is refused, not swapped.
-  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  // has_dtype compares byte order too: a big-endian float32 is refused, not swapped.
+  if (has_dtype<float>(a)) return DType::f32;
+  if (has_dtype<double>(a)) return DType::f64;
   throw py::type_error(arg(name) + "expected a float32 or float64 array, got dtype " +
                        std::string(py::str(a.dtype())));
 }
@@ -147,7 +155,7 @@ inline void check_no_overlap(const py::array& out, const char* out_name, const p
 // with the GIL held; the kernels still refuse to index with a bad label.
 inline py::array labels(py::handle obj, const char* name, py::ssize_t n, int64_t num_classes) {
   py::array a = ndarray(obj, name);
-  if (!a.dtype().is(py::dtype::of<int64_t>()))
+  if (!has_dtype<int64_t>(a))
     throw py::type_error(arg(name) + "sparse labels must be int64, got dtype " +
                          std::string(py::str(a.dtype())));
   check_shape(a, name, {n});

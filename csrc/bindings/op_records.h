@@ -22,7 +22,7 @@ namespace nnfast::bindings {
 inline py::array row_indices(py::handle obj, const char* name, int64_t rows,
                              bool allow_empty = false) {
   py::array a = ndarray(obj, name);
-  if (!a.dtype().is(py::dtype::of<int64_t>()))
+  if (!has_dtype<int64_t>(a))
     throw py::type_error(arg(name) + "expected int64 row indices, got dtype " +
                          std::string(py::str(a.dtype())));
   check_ndim(a, name, 1);
@@ -120,7 +120,7 @@ std::vector<nnfast::OpSpec<T>> read_op_records(const py::list& ops, const py::li
         spec.dropout = dropout_options(p, uint64_value(op.attr("seed"), "seed"), 0);
         spec.dropout_active = p != 0.0;
         py::array counter = ndarray(op.attr("counter"), "counter");
-        if (!counter.dtype().is(py::dtype::of<uint64_t>()))
+        if (!has_dtype<uint64_t>(counter))
           throw py::type_error("counter: expected a uint64 array, got dtype " +
                                std::string(py::str(counter.dtype())));
         check_shape(counter, "counter", {1});
@@ -231,7 +231,7 @@ class TrainerShape {
     if (loss_ != nnfast::LossKind::cross_entropy)
       return input_like(obj, "targets", dtype_, {rows, out_});
     py::array targets = ndarray(obj, "targets");
-    if (!targets.dtype().is(py::dtype::of<int64_t>()))
+    if (!has_dtype<int64_t>(targets))
       throw py::type_error("targets: cross-entropy labels must be int64, got dtype " +
                            std::string(py::str(targets.dtype())));
     if (only == nullptr) return labels(targets, "targets", rows, out_);

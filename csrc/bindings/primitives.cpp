@@ -442,7 +442,7 @@ py::array adam_update(py::handle param_obj, py::handle grad_obj, py::handle m_ob
 // A dropout keep-mask: uint8 (1 keep, 0 drop), C-contiguous, of the given shape.
 py::array mask_array(py::handle obj, const char* name, const Shape& shape) {
   py::array a = ndarray(obj, name);
-  if (!a.dtype().is(py::dtype::of<uint8_t>()))
+  if (!has_dtype<uint8_t>(a))
     throw py::type_error(arg(name) + "the dropout mask must be uint8, got dtype " +
                          std::string(py::str(a.dtype())));
   check_shape(a, name, shape);

@@ -48,7 +48,7 @@ auto dispatch_float(const py::array& a, const char* name, F&& f) {
 // The data of `a` after checking its dtype, layout, element count and writability.
 template <typename T>
 T* host_data(const py::array& a, const char* name, int64_t count, bool writable = false) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!has_dtype<T>(a))
     throw py::type_error(arg(name) + "expected dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));

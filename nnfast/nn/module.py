@@ -140,6 +140,13 @@ class Layer:
         if state:
             raise ValueError(f"{type(self).__name__}: unexpected saved state {sorted(state)}")
 
+    def __sklearn_clone__(self):
+        """sklearn.base.clone(layer): the same architecture and settings, freshly initialized
+        and untrained, as clone gives an unfitted estimator (copy.deepcopy and pickle keep the
+        weights and state)."""
+        from .registry import layer_from_config, layer_to_config, without_state
+        return layer_from_config(without_state(layer_to_config(self)))
+
     def _saved(self, *names):
         values = [getattr(self, n, None) for n in names]
         if any(v is None for v in values):

@@ -29,6 +29,18 @@ def layer_to_config(layer: Layer) -> dict:
     return entry
 
 
+def without_state(entry):
+    """A layer_to_config() description without the scalar state of any layer in it (the
+    architecture alone, as a fresh model would be built)."""
+    if isinstance(entry, list):
+        return [without_state(item) for item in entry]
+    if not isinstance(entry, dict):
+        return entry
+    is_layer = "class" in entry
+    return {key: without_state(value) for key, value in entry.items()
+            if not (is_layer and key == "state")}
+
+
 # Containers nested deeper than this are refused on loading: no real model comes near, and
 # building (or the recursion limit) would fail on a hostile file instead.
 MAX_NESTING = 100
@@ -58,5 +70,6 @@ def layer_from_config(entry: dict) -> Layer:
     cls = _layer_class(entry)
     config = entry.get("config", {})
     layer = cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
-    layer.set_state(entry.get("state", {}))
+    if "state" in entry:
+        layer.set_state(entry["state"])
     return layer

@@ -125,6 +125,11 @@ class Optimizer:
         """The constructor's keyword arguments (lr as it is now, after any schedule)."""
         return {"lr": self.lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
 
+    def __sklearn_clone__(self):
+        """sklearn.base.clone(optimizer): the same settings, bound to no parameters and
+        without state (copy.deepcopy and pickle keep both)."""
+        return type(self)(**self.get_config())
+
     def _update(self, p: Parameter, slots: Slots) -> None:
         raise NotImplementedError
 
