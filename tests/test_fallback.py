@@ -18,6 +18,7 @@ def registry(monkeypatch):
     """A registry that has loaded nothing yet; the real one is restored afterwards."""
     monkeypatch.delenv("NNFAST_BACKEND", raising=False)
     monkeypatch.delenv("NNFAST_DISABLE_CPP", raising=False)
+    monkeypatch.delenv("NNFAST_REQUIRE_EXTENSION", raising=False)
     backends._reset_for_tests()
     yield monkeypatch
     monkeypatch.undo()
@@ -77,6 +78,35 @@ def test_missing_numba_too_falls_back_to_numpy_naming_both_reasons(registry):
     assert "falling back to the 'numpy' backend" in message
     with pytest.raises(nnfast.BackendUnavailableError, match="numba"):
         nnfast.set_backend("numba")
+
+
+@pytest.mark.parametrize("requested", [None, "numba"])
+def test_required_extension_that_fails_to_import_is_an_error(registry, requested):
+    """NNFAST_REQUIRE_EXTENSION=1 at run time, as the README says: no silent fall back, even
+    when NNFAST_BACKEND names another backend."""
+    registry.setenv("NNFAST_REQUIRE_EXTENSION", "1")
+    if requested:
+        registry.setenv("NNFAST_BACKEND", requested)
+    block_import(registry, "nnfast._core", "nnfast.backends.cpp_backend")
+    with pytest.raises(nnfast.BackendUnavailableError,
+                       match=r"NNFAST_REQUIRE_EXTENSION=1, but the compiled backend is "
+                             r"unavailable \(.*nnfast\._core"):
+        nnfast.get_backend()
+
+
+def test_required_extension_that_loads_is_the_default(registry):
+    if backends.unavailable_reason("cpp") is not None:
+        pytest.skip("the compiled backend is not built here")
+    backends._reset_for_tests()
+    registry.setenv("NNFAST_REQUIRE_EXTENSION", "1")
+    assert choose_default() == ("cpp", [])
+
+
+def test_disabling_cpp_explicitly_overrides_the_requirement(registry):
+    pytest.importorskip("numba")
+    registry.setenv("NNFAST_REQUIRE_EXTENSION", "1")
+    registry.setenv("NNFAST_DISABLE_CPP", "1")
+    assert choose_default()[0] == "numba"
 
 
 def test_disabled_cpp_and_missing_numba_falls_back_to_numpy(registry):

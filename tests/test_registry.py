@@ -1,6 +1,7 @@
 """Choosing backends: set_backend, the context manager, NNFAST_BACKEND, info()."""
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -98,6 +99,19 @@ def test_set_num_threads_validates_and_applies():
     assert result.stdout.strip() == "1"
     result = run_python("import nnfast; print(nnfast.get_num_threads())", NNFAST_NUM_THREADS="1")
     assert result.stdout.strip() == "1", result.stderr
+
+
+def test_set_num_threads_covers_the_numpy_backends_blas():
+    """set_num_threads says "every backend's kernels": the numpy backend's are NumPy's BLAS."""
+    pytest.importorskip("threadpoolctl")
+    code = ("import numpy, nnfast; from threadpoolctl import threadpool_info\n"
+            "nnfast.set_num_threads(1)\n"
+            "with nnfast.backend('numpy'): threads = nnfast.get_num_threads()\n"
+            "print([lib['num_threads'] for lib in threadpool_info() if lib['user_api'] == 'blas'], threads)")
+    result = run_python(code, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    assert result.returncode == 0, result.stderr
+    blas, threads = result.stdout.rsplit(" ", 1)
+    assert set(ast.literal_eval(blas)) == {1} and threads.strip() == "1", result.stdout
 
 
 def test_info_command_line():

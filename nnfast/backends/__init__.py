@@ -3,7 +3,8 @@
 A backend is imported the first time it is asked for. The default is the first of
 DEFAULT_ORDER that imports; when the compiled one cannot, nnfast warns once, saying why,
 and falls back. NNFAST_BACKEND picks the default explicitly; NNFAST_DISABLE_CPP=1 skips
-the compiled backend.
+the compiled backend; NNFAST_REQUIRE_EXTENSION=1 makes a compiled backend that cannot be
+loaded an error instead of a fallback.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class BackendUnavailableError(RuntimeError):
 
 
 def _disabled_reason(name: str) -> str | None:
-    if name == "cpp" and os.environ.get("NNFAST_DISABLE_CPP", "") not in ("", "0"):
+    if name == "cpp" and _flag("NNFAST_DISABLE_CPP"):
         return "disabled by NNFAST_DISABLE_CPP=1"
     return None
 
@@ -74,7 +75,23 @@ def available_backends() -> list[str]:
     return [n for n in (*DEFAULT_ORDER, "cuda") if _load(n) is not None]
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
+def _require_extension() -> None:
+    """NNFAST_REQUIRE_EXTENSION=1, which makes the build fail without the extension, makes
+    running without it fail too: raise instead of falling back to Numba (NNFAST_DISABLE_CPP=1,
+    an explicit choice, still skips it)."""
+    if _flag("NNFAST_REQUIRE_EXTENSION") and _disabled_reason("cpp") is None and _load("cpp") is None:
+        raise BackendUnavailableError(
+            f"NNFAST_REQUIRE_EXTENSION=1, but the compiled backend is unavailable "
+            f"({_unavailable['cpp']}); build it (pip install . with a C++17 compiler) or unset "
+            "NNFAST_REQUIRE_EXTENSION to run on Numba")
+
+
 def _choose_default() -> str:
+    _require_extension()
     requested = os.environ.get("NNFAST_BACKEND", "").strip()
     if requested:
         if _load(requested) is None:
@@ -132,7 +149,10 @@ def backend(name: str):
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for every backend's kernels, loaded now or later (NNFAST_NUM_THREADS at start)."""
+    """Threads for every backend's kernels, loaded now or later (NNFAST_NUM_THREADS at start):
+    the cpp backend's OpenMP teams, the numba backend's thread pool (for the calling thread,
+    as Numba's setting is), and NumPy's BLAS, which the numpy backend's matrix products run
+    on (through threadpoolctl: NumPy's own matmul calls in the process follow it too)."""
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")

@@ -29,6 +29,20 @@ except ImportError:  # pragma: no cover - depends on the environment
     _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
+def set_num_threads(n: int) -> None:
+    """Threads of NumPy's BLAS, which runs this backend's matrix products (set through
+    threadpoolctl, so every NumPy matmul in the process follows it); the elementwise loops
+    are NumPy's own, on one thread."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=int(n), user_api="blas")
+
+
+def get_num_threads() -> int:
+    from threadpoolctl import threadpool_info
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return min(counts, default=1)
+
+
 # ----------------------------------------------------------------------------- GEMM
 def gemm(a, b, out=None, *, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, bias=None,
          activation=None, negative_slope=0.01):
