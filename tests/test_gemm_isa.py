@@ -239,10 +239,12 @@ def test_bitwise_identical_for_any_thread_count(isa, rng, dtype):
 
 def _isa_in_subprocess(env_value):
     env = dict(os.environ, NNFAST_ISA=env_value)
+    # The backend loads on first use, here on line 4 of the user's script.
     code = ("import warnings; warnings.simplefilter('always')\n"
+            "import numpy as np, nnfast; from nnfast import nn, _core\n"
             "with warnings.catch_warnings(record=True) as w:\n"
-            "    from nnfast import _core\n"
-            "print(_core.gemm_isa()); print('|'.join(str(x.message) for x in w))")
+            "    nn.Sequential(nn.Dense(3, 2)).predict(np.zeros((1, 3)))\n"
+            "print(_core.gemm_isa()); print('|'.join(f'{x.filename}:{x.lineno}: {x.message}' for x in w))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.splitlines()
     return out[0], out[1] if len(out) > 1 else ""
@@ -257,6 +259,8 @@ def test_unsupported_nnfast_isa_warns_and_falls_back_to_the_best():
     chosen, warning = _isa_in_subprocess("avx9000")
     assert chosen == _core._gemm_isas()[-1]
     assert "NNFAST_ISA=avx9000" in warning and "not supported" in warning
+    # Attributed to the user's line that loaded the backend, not to importlib's frames.
+    assert warning.startswith("<string>:4: "), warning
 
 
 def test_set_gemm_isa_rejects_what_the_cpu_cannot_run():

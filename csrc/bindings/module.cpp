@@ -58,8 +58,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("_fma_peak_gflops", [](double seconds) {
     return nnfast::bindings::without_gil([&] { return nnfast::fma_peak_gflops(seconds); });
   }, py::arg("seconds") = 0.2, "one core's FMA GFLOP/s with the active ISA's vectors");
-  if (const std::string why = nnfast::gemm_isa_env_warning(); !why.empty())
-    py::module_::import("warnings").attr("warn")(why, py::handle(PyExc_RuntimeWarning));
+  // Warned from Python (cpp_backend.py), attributed to the user's line that loaded the backend.
+  m.def("_gemm_isa_env_warning", &nnfast::gemm_isa_env_warning,
+        "why NNFAST_ISA was not honoured, or an empty string");
 #ifdef _OPENMP
   m.attr("openmp") = _OPENMP;
 #else

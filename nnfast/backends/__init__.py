@@ -13,7 +13,8 @@ import contextvars
 import importlib
 import os
 import threading
-import warnings
+
+from .._warnings import warn_at_caller
 
 _MODULES = {
     "cpp": "nnfast.backends.cpp_backend",
@@ -103,8 +104,7 @@ def _choose_default() -> str:
         if _load(name) is not None:
             if skipped:
                 why = "; ".join(f"backend '{n}' unavailable ({_unavailable[n]})" for n in skipped)
-                warnings.warn(f"nnfast: {why}; falling back to the '{name}' backend",
-                              RuntimeWarning, stacklevel=4)
+                warn_at_caller(f"nnfast: {why}; falling back to the '{name}' backend")
             return name
         skipped.append(name)
     raise BackendUnavailableError("no nnfast backend could be loaded")  # numpy always loads
@@ -178,8 +178,7 @@ def _threads_from_environment() -> None:
     try:
         set_num_threads(int(value))
     except ValueError:
-        warnings.warn(f"nnfast: ignoring NNFAST_NUM_THREADS={value!r} (not a positive integer)",
-                      RuntimeWarning, stacklevel=2)
+        warn_at_caller(f"nnfast: ignoring NNFAST_NUM_THREADS={value!r} (not a positive integer)")
 
 
 def active_backend_name() -> str:

@@ -86,6 +86,10 @@ def _register_with_threadpoolctl() -> None:
 
 _register_with_threadpoolctl()
 
+if _core._gemm_isa_env_warning():  # NNFAST_ISA names an ISA this CPU lacks, or none at all
+    from nnfast._warnings import warn_at_caller
+    warn_at_caller(_core._gemm_isa_env_warning())
+
 from ._contract import missing_primitives  # noqa: E402
 
 __getattr__ = missing_primitives(name)
