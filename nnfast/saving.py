@@ -93,7 +93,13 @@ def save(model: Layer, path) -> None:
         "optimizer": _optimizer_header(model, arrays),
     }
     header["arrays"] = {name: _array_spec(a) for name, a in arrays.items()}
-    arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    try:
+        text = json.dumps(header)
+    except TypeError as exc:  # a Dense(init=<callable>), a custom layer's config
+        raise TypeError(f"save: the model's configuration is not JSON ({exc}); a layer built "
+                        "with a callable (Dense(init=callable)) cannot be saved by name: build "
+                        "it with a named init and set_weights() the trained weights") from None
+    arrays[HEADER_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     _write_atomically(os.fspath(path), arrays)
 
 

@@ -49,6 +49,10 @@ class BatchNorm1d(Layer):
     def buffers(self):
         return [self.running_mean, self.running_var]
 
+    def own_state(self):
+        affine = [("weight", self.gamma_param), ("bias", self.beta_param)] if self.affine else []
+        return affine + [("running_mean", self.running_mean), ("running_var", self.running_var)]
+
     def forward(self, x):
         x = as_batch_input(x, self.dtype, self.num_features, "BatchNorm1d")
         B = get_backend()

@@ -5,6 +5,7 @@ import secrets
 
 import numpy as np
 
+from .. import seeding
 from ..backends import get_backend
 from .module import Layer
 from .ops import DropoutOp, RowWindow
@@ -18,7 +19,8 @@ class Dropout(Layer):
 
     The mask of element i is a hash of (seed, offset + i); each training forward advances
     offset by x.size, so successive batches get fresh masks and a saved model resumes the
-    same sequence. seed=None draws a random seed.
+    same sequence. seed=None takes the next seed of nnfast.manual_seed's sequence, or draws a
+    random one.
 
     In data-parallel training (fit(..., distributed=True)) `rows` places each batch in its
     global batch: row i is global row rows.first + i, whose mask is the one a single
@@ -34,6 +36,8 @@ class Dropout(Layer):
         if not 0.0 <= p < 1.0:  # written so that NaN fails too
             raise ValueError(f"Dropout: p must lie in [0, 1) (the probability of dropping a unit), "
                              f"got {p}")
+        if seed is None:
+            seed = seeding.next_seed(64)
         if seed is None:
             seed = secrets.randbits(64)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < _U64:

@@ -101,6 +101,51 @@ class Layer:
     def children(self) -> list["Layer"]:
         return []
 
+    def named_children(self) -> list[tuple[str, "Layer"]]:
+        """(name, layer) of the layers inside this one; the names of state_dict() keys."""
+        return [(str(i), child) for i, child in enumerate(self.children())]
+
+    def own_state(self) -> list:
+        """(name, Parameter or buffer array) of this layer's own arrays, not its children's,
+        under torch's names (by default its parameters' names)."""
+        return [] if self.children() else [(p.name, p) for p in self.parameters()]
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """(name, Parameter) of every trained array, as torch's named_parameters()."""
+        from . import inspection
+        return [(n, e) for n, e in inspection.named_entries(self) if isinstance(e, Parameter)]
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        from . import inspection
+        return [(n, e) for n, e in inspection.named_entries(self) if not isinstance(e, Parameter)]
+
+    def state_dict(self):
+        """An OrderedDict of copies of every parameter and buffer, under torch's names (see
+        nnfast.nn.inspection); load_state_dict() writes them back."""
+        from . import inspection
+        return inspection.state_dict(self)
+
+    def load_state_dict(self, state, strict: bool = True):
+        """Copy the arrays of `state` (a state_dict()) into this layer's arrays, in place;
+        strict=False loads the keys that match and returns (missing_keys, unexpected_keys)."""
+        from . import inspection
+        return inspection.load_state_dict(self, state, strict)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight, trained or not, in Keras's order (a Dense: kernel, bias;
+        a BatchNorm1d: gamma, beta, running mean, running variance)."""
+        return list(self.state_dict().values())
+
+    def set_weights(self, weights) -> None:
+        """Write a list such as get_weights() returns into this layer's arrays, in place."""
+        from . import inspection
+        inspection.set_weights(self, weights)
+
+    def count_params(self) -> int:
+        """The number of weights, trained or not, as Keras's count_params()."""
+        from . import inspection
+        return inspection.count_params(self)
+
     def modules(self):
         """This layer and every layer inside it, depth first."""
         yield self

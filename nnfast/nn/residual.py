@@ -40,6 +40,9 @@ class Residual(Layer):
     def children(self):
         return [self.block]
 
+    def named_children(self):
+        return [("block", self.block)]
+
     def parameters(self):
         return self.block.parameters()
 

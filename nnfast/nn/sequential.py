@@ -68,9 +68,24 @@ class Sequential(Layer):
                 raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Layer")
         _refuse_shared_layers(layers)
         self.layers = list(layers)
+        self._check_widths()
         self.history = self.loss = self.optimizer = self.scheduler = None
         self.epochs_trained = 0
         self.stop_training = False
+
+    def _check_widths(self) -> None:
+        """Refuse layers whose widths do not chain, naming both, before any data flows."""
+        previous = None
+        for i, layer in enumerate(self.layers):
+            fan_in = getattr(layer, "in_features", None)
+            if previous is not None and isinstance(fan_in, (int, np.integer)) and fan_in != previous[2]:
+                j, before, width = previous
+                raise ValueError(f"Sequential: layer {i}, {layer!r}, takes {fan_in} inputs, but "
+                                 f"layer {j}, {before!r}, gives {width} outputs; make layer {i}'s "
+                                 f"input width {width}")
+            fan_out = getattr(layer, "out_features", None)
+            if isinstance(fan_out, (int, np.integer)):
+                previous = (i, layer, int(fan_out))
 
     @property
     def dtype(self) -> np.dtype:
@@ -183,6 +198,13 @@ class Sequential(Layer):
         nnfast.train.predict_classes."""
         return _api.predict_classes(self, X, threshold=threshold, **kwargs)
 
+    def summary(self, print_fn=print, line_length: int = 65) -> None:
+        """Print the layers, their output shapes and weight counts, and the totals, in
+        Keras's format; print_fn receives each line."""
+        from .inspection import summary_lines
+        for line in summary_lines(self, line_length):
+            print_fn(line)
+
     def __len__(self):
         return len(self.layers)
 
@@ -190,5 +212,7 @@ class Sequential(Layer):
         return self.layers[i]
 
     def __repr__(self):
-        inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        # A nested block's lines are indented one level deeper than the line that opens it.
+        inner = "\n".join(f"  ({i}): " + repr(layer).replace("\n", "\n  ")
+                          for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
