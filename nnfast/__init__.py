@@ -7,7 +7,7 @@
 
 Backends: "cpp" (compiled, default), "numba" (fallback), "numpy" (reference), "cuda".
 """
-from . import datasets, losses, metrics, nn, optim, threshold
+from . import data, datasets, losses, metrics, nn, optim, threshold
 from ._info import info
 from ._version import __version__
 from ._warmup import warmup
@@ -15,7 +15,9 @@ from .backends import (BackendUnavailableError, available_backends, backend, get
                        get_num_threads, set_backend, set_num_threads)
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN
 from .history import History
+from .interop import from_dlpack
 from .saving import ModelFileError, load, save
+from .seeding import manual_seed
 from . import device as _device, saving as _saving, train as _train
 
 nn.sequential.provide_training_api(nn.sequential.TrainingAPI(
@@ -23,7 +25,8 @@ nn.sequential.provide_training_api(nn.sequential.TrainingAPI(
     predict_proba=_train.predict_proba, predict_classes=_train.predict_classes, save=_saving.save,
     to=_device.to, device_of=_device.device_of))
 
-__all__ = ["nn", "optim", "losses", "metrics", "threshold", "datasets", "info", "backend", "get_backend", "set_backend",
+__all__ = ["nn", "optim", "losses", "metrics", "threshold", "data", "datasets", "manual_seed",
+           "from_dlpack", "info", "backend", "get_backend", "set_backend",
            "available_backends", "set_num_threads", "get_num_threads", "BackendUnavailableError",
            "Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "History", "save", "load",
            "ModelFileError", "warmup", "__version__"]

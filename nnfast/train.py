@@ -15,10 +15,12 @@ from . import device as device_mod
 from . import fused as fused_step
 from . import losses as losses_mod
 from . import optim as optim_mod
+from . import seeding
 from .callbacks import Callback, TerminateOnNaN
 from .distributed.group import SingleProcess, process_group, shard
 from .executor import Executor, LayerwiseStep
 from .history import History
+from .interop import as_array
 from .metrics import MetricSet, metric_set
 from .nn.module import as_float_input
 
@@ -32,8 +34,9 @@ def _positive_int(value, name: str) -> int:
 
 
 def check_inputs(model, X, name: str = "X") -> np.ndarray:
-    """X as a C-contiguous 2-D array of the model's dtype, or a clear error."""
-    X = np.asarray(X)
+    """X as a C-contiguous 2-D array of the model's dtype, or a clear error. A DLPack-capable
+    array (a torch tensor) is read without a copy where its dtype and layout allow."""
+    X = as_array(X, name)
     if X.dtype.kind not in "fiub":
         raise TypeError(f"{name}: expected numeric data, got dtype {X.dtype}")
     if X.ndim != 2:
@@ -59,7 +62,7 @@ def check_inputs(model, X, name: str = "X") -> np.ndarray:
 
 
 def check_targets(model, loss, X, y, name: str = "y") -> np.ndarray:
-    y = np.asarray(y)
+    y = as_array(y, name)
     if y.ndim == 0 or y.shape[0] != X.shape[0]:
         raise ValueError(f"{name}: {y.shape[0] if y.ndim else 0} targets for {X.shape[0]} samples")
     width = model.out_features
@@ -120,19 +123,24 @@ def _expected_metrics(loss_fn, has_validation: bool, metric_names=()) -> list[st
     return names + ["lr", "seconds", "samples_per_sec"]
 
 
-def _check_batch_sizes(model, n: int, batch_size: int, processes: int = 1) -> None:
+def _check_batch_sizes(model, n: int, batch_size: int, processes: int = 1,
+                       drop_last: bool = False) -> None:
     """A layer such as BatchNorm1d needs several samples per training batch: refuse before
     training a split that would hand it fewer, rather than fail in the middle of an epoch.
     With several processes each takes its share of a global batch of processes * batch_size
-    rows (a process with no rows of the last one sits that step out)."""
+    rows (a process with no rows of the last one sits that step out); drop_last leaves out a
+    last global batch smaller than that."""
     if n < processes:
         raise ValueError(f"fit(distributed=True): {n} training samples for {processes} processes; "
                          "every process needs at least one: train on fewer processes")
+    global_batch = batch_size * processes
+    if drop_last and n < global_batch:
+        raise ValueError(f"drop_last=True with {n} training samples and a batch of {global_batch} "
+                         "leaves no batch: choose a batch_size of at most the sample count")
     modules = list(model.modules()) if hasattr(model, "modules") else [model]
     strictest = max(modules, key=lambda m: getattr(m, "min_train_batch", 1))
     need = getattr(strictest, "min_train_batch", 1)
-    global_batch = batch_size * processes
-    last = n % global_batch or global_batch
+    last = global_batch if drop_last else n % global_batch or global_batch
     shares = [hi - lo for m in (min(n, global_batch), last)
               for lo, hi in (shard(m, processes, r) for r in range(processes))]
     smallest = min(s for s in shares if s > 0)
@@ -140,21 +148,26 @@ def _check_batch_sizes(model, n: int, batch_size: int, processes: int = 1) -> No
         where = f" on one of {processes} processes" if processes > 1 else ""
         raise ValueError(f"{type(strictest).__name__} needs at least {need} samples per training "
                          f"batch; batch_size={batch_size} with {n} training samples gives a batch "
-                         f"of {smallest}{where}: choose another batch_size")
+                         f"of {smallest}{where}: choose another batch_size, or pass "
+                         "drop_last=True to leave out the short last batch")
 
 
 def _seed_root(seed) -> int:
     if seed is None:
-        return np.random.SeedSequence().entropy
+        drawn = seeding.next_seed()
+        return np.random.SeedSequence().entropy if drawn is None else drawn
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
     return int(seed)
 
 
+DEFAULT_LOSS = "cross_entropy"
+
+
 def _training_setup(model, loss, optimizer, scheduler, decay):
     """(loss_fn, optimizer, scheduler): None continues what the model was trained with."""
     if loss is None:
-        loss = getattr(model, "loss", None) or "cross_entropy"
+        loss = getattr(model, "loss", None) or DEFAULT_LOSS
     loss_fn = losses_mod.get(loss)
     continuing = optimizer is None and getattr(model, "optimizer", None) is not None
     opt = model.optimizer if continuing else optim_mod.get(optimizer or "adam")
@@ -164,6 +177,11 @@ def _training_setup(model, loss, optimizer, scheduler, decay):
         scheduler = optim_mod.InverseTimeDecay(decay)
     if scheduler is None and continuing:
         scheduler = getattr(model, "scheduler", None)
+    if opt.bound and {id(p) for p in opt.params} != {id(p) for p in model.parameters()}:
+        raise ValueError(f"optimizer: this {type(opt).__name__} was created with the parameters of "
+                         "another model (or of only some of this model's layers); create it with "
+                         f"model.parameters(), or without parameters (optim.{type(opt).__name__}"
+                         "(lr=...)) and fit() gives it this model's")
     if scheduler is not None:
         if not isinstance(scheduler, optim_mod.Scheduler):
             raise TypeError(f"scheduler: expected an nnfast Scheduler, got {type(scheduler).__name__}")
@@ -302,7 +320,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
         shuffle: bool = True, validation_split: float = 0.0, validation_data=None, seed=None,
         verbose: int = 1, callbacks=None, scheduler=None, decay=None,
         terminate_on_nan: bool = True, sample_weight=None, class_weight=None,
-        metrics=None, distributed: bool = False) -> History:
+        metrics=None, distributed: bool = False, drop_last: bool = False) -> History:
     """Train `model` on (X, y) with mini-batches; returns a History.
 
     loss: a Loss or "mse", "bce", "bce_with_logits", "cross_entropy"; None: the model's
@@ -312,7 +330,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     state and its scheduler, else a new Adam.
     validation_split: the fraction of samples, taken from the end before shuffling, held out
     for validation; or validation_data=(X_val, y_val).
-    seed: seeds the shuffling (each epoch's order depends on the seed and the epoch number,
+    seed: seeds the shuffling (None: the next seed of nnfast.manual_seed's sequence, or
+    fresh entropy; each epoch's order depends on the seed and the epoch number,
     counted across fit() calls, so resuming a saved model shuffles as one long run would).
     verbose: 0 silent, 1 progress bar (or a line per epoch when not on a terminal).
     callbacks: Callback objects (EarlyStopping, ModelCheckpoint, ...).
@@ -328,6 +347,8 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     metrics: names among "auc", "precision", "recall", "f1" (nnfast.metrics, computed by
     scikit-learn), logged each epoch on the training data in eval mode and, with validation,
     as val_auc, ...; EarlyStopping(monitor="val_auc") can watch them.
+    drop_last: leave out each epoch's last batch when it is smaller than batch_size (a
+    BatchNorm1d model cannot train on a batch of one).
     The logged loss includes the layers' L1/L2 penalties (Dense(..., l1=, l2=)) and the
     sample weights.
     distributed: train data-parallel on every process of the MPI job (nnfast.distributed):
@@ -349,8 +370,16 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     callbacks = group.callbacks(callbacks)
     seed_root = group.shared_seed(_seed_root(seed))
     with group.together("fit's data checks"):
-        X, y, X_val, y_val, n_val = _split(model, loss_fn, X, y, validation_split,
-                                           validation_data)
+        try:
+            X, y, X_val, y_val, n_val = _split(model, loss_fn, X, y, validation_split,
+                                               validation_data)
+        except (ValueError, TypeError) as exc:
+            if loss is not None or getattr(model, "loss", None) is not None:
+                raise
+            raise type(exc)(f"{exc} (no loss= was given, so fit() used its default "
+                            f"loss='{DEFAULT_LOSS}', which takes integer class labels and one "
+                            "output per class; pass the loss the model is built for, such as "
+                            "loss='bce' after a Sigmoid or loss='mse' for regression)") from None
         n = X.shape[0]
         if sample_weight is not None:  # one per row given; the held-out rows' go with them
             sample_weight = losses_mod.check_sample_weight(sample_weight, n + n_val, np.float64,
@@ -361,7 +390,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     group.agree(samples=n, batch_size=batch_size, epochs=epochs, shuffle=shuffle,
                 validation_samples=None if X_val is None else X_val.shape[0],
                 epochs_trained=model.epochs_trained, weighted=w is not None)
-    _check_batch_sizes(model, n, batch_size, group.size)
+    _check_batch_sizes(model, n, batch_size, group.size, drop_last)
     metrics = _expected_metrics(loss_fn, X_val is not None, extra.names)
     if scheduler is not None:
         scheduler.check_metrics(metrics)
@@ -376,13 +405,15 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     history = History()
     model.history, model.loss, model.optimizer, model.scheduler = history, loss_fn, opt, scheduler
     model.stop_training = False
+    global_batch = batch_size * group.size
+    trained = n - n % global_batch if drop_last else n  # samples per epoch
     progress = _Progress(verbose if group.rank == 0 else 0, first_epoch + epochs,
-                         -(-n // (batch_size * group.size)))
+                         -(-trained // global_batch))
     for cb in callbacks:
         cb.on_train_begin(model, {"metrics": metrics})
     for epoch in range(first_epoch, first_epoch + epochs):
         model.train()
-        order = epoch_order(seed_root, epoch, n) if shuffle else np.arange(n)
+        order = (epoch_order(seed_root, epoch, n) if shuffle else np.arange(n))[:trained]
         progress.start_epoch(epoch)
         for cb in callbacks:
             cb.on_epoch_begin(model, epoch, {})
@@ -492,9 +523,11 @@ def evaluate(model, X, y, *, loss=None, batch_size: int = EVAL_BATCH, sample_wei
 
 
 def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Model outputs for X, in eval mode. A single sample of shape (features,) is accepted."""
+    """Model outputs for X, in eval mode, as a NumPy array. A single sample of shape
+    (features,) is accepted, and any DLPack-capable CPU array (a torch tensor), read without
+    a copy where its dtype and layout allow."""
     batch_size = _positive_int(batch_size, "batch_size")
-    X = np.asarray(X)
+    X = as_array(X, "X")
     single = X.ndim == 1
     X = check_inputs(model, X.reshape(1, -1) if single else X)
     compiled = device_mod.predictor(model) or fused_step.predictor(model)
