@@ -8,6 +8,7 @@ same dropout masks and leave the layers in the same state.
 """
 from __future__ import annotations
 
+import dataclasses
 import weakref
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from . import losses
 from .backends import get_backend
 from .executor import Executor
+from .nn.module import Parameter
 from .nn.ops import (LOSS_CODES, BatchNormOp, CannotLower, fuse_activations, parameters_of,
                      state_key)
 
@@ -114,11 +116,19 @@ def keyed_predictor(model, cache: weakref.WeakKeyDictionary, build):
 _predictors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _all_writeable(ops) -> bool:
+    arrays = [getattr(op, f.name) for op in ops for f in dataclasses.fields(op)]
+    arrays = [a.data if isinstance(a, Parameter) else a for a in arrays]
+    return all(a.flags.writeable for a in arrays if isinstance(a, np.ndarray))
+
+
 def predictor(model):
     """A compiled eval-mode forward pass for `model` on the active backend, or None if it has
-    none."""
+    none. A model with read-only arrays (memory-mapped, as joblib loads large ones) has
+    none: the compiled step binds its arrays for writing, the layer-by-layer path only reads."""
     backend = get_backend()
     if not hasattr(backend, "Trainer"):
         return None
     return keyed_predictor(model, _predictors,
-                           lambda ops: backend.Trainer(ops, LOSS_CODES["cross_entropy"], []))
+                           lambda ops: backend.Trainer(ops, LOSS_CODES["cross_entropy"], [])
+                           if _all_writeable(ops) else None)

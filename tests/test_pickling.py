@@ -81,6 +81,18 @@ def test_unpickled_arrays_reach_the_compiled_kernels(dtype, rng):
         nnfast.get_backend("cpp").gemm(X.astype(">f4"), X.T.astype(">f4").copy())
 
 
+def test_a_model_with_read_only_arrays_predicts(backend, rng):
+    """joblib memory-maps large arrays read-only when it loads a model; predicting only
+    reads them (the compiled step, which binds them for writing, steps aside)."""
+    X, y = task(rng)
+    model = fitted_model(rng, X, y, epochs=1)
+    expected = model.predict(X)
+    twin = pickled(model)
+    for a in [p.data for p in twin.parameters()] + twin.buffers():
+        a.flags.writeable = False
+    np.testing.assert_array_equal(twin.predict(X), expected)
+
+
 def test_a_model_moved_to_cuda_unpickles_on_the_cpu(rng):
     """Device placement is not part of the model's state: the copy lives on the CPU."""
     X, y = task(rng)
