@@ -194,10 +194,35 @@ def test_history_plot_saves_training_curves(backend, rng, tmp_path):
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     axes = fig.get_axes()
-    assert [ax.get_ylabel() for ax in axes] == ["loss", "accuracy"]
+    assert [ax.get_ylabel() for ax in axes] == ["loss", "accuracy", "learning rate"]
+    best = history.best_epoch("val_loss")
+    assert best == int(np.argmin(history["val_loss"]))
+    for ax in axes[:2]:
+        assert [line.get_label() for line in ax.get_lines()] == ["train", "validation",
+                                                                 f"best epoch {best}"]
+    lr_lines = axes[2].get_lines()
+    np.testing.assert_array_equal(lr_lines[0].get_ydata(), history["lr"])
     for ax in axes:
-        assert [line.get_label() for line in ax.get_lines()] == ["train", "validation"]
-        np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [1, 2, 3])
+        np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [0, 1, 2])
+        assert list(ax.get_lines()[-1].get_xdata()) == [best, best]
+
+
+def test_history_plot_marks_early_stoppings_best_epoch_in_its_numbering(backend, rng, tmp_path):
+    """The marked epoch is EarlyStopping.best_epoch, on an axis numbered as History.epoch."""
+    pytest.importorskip("matplotlib")
+    X, y, X_val, y_val = overfitting_task(rng)
+    model = mlp()
+    stopper = nnfast.EarlyStopping(patience=2, restore_best=False)
+    with skip_if_unimplemented():
+        history = model.fit(X, y, epochs=30, verbose=0, validation_data=(X_val, y_val),
+                            callbacks=[stopper], scheduler=nnfast.optim.StepLR(2, 0.5), seed=0)
+    assert history.best_epoch("val_loss") == stopper.best_epoch
+    fig = history.plot(tmp_path / "curves.png", best_epoch=stopper.best_epoch)
+    for ax in fig.get_axes():
+        marker = ax.get_lines()[-1]
+        assert marker.get_label() == f"best epoch {stopper.best_epoch}"
+        assert list(marker.get_xdata()) == [stopper.best_epoch] * 2
+        assert list(ax.get_lines()[0].get_xdata()) == history.epoch
 
 
 def test_history_plot_without_matplotlib_says_what_to_install(monkeypatch):
