@@ -23,6 +23,7 @@ ARCHITECTURES = {
     "784-512x4-10": [784, 512, 512, 512, 512, 10],
 }
 BATCHES = (32, 64, 256, 1024)
+PEERS = ("nnfast-cpp", "nnfast-numba", "torch-eager", "torch-compile", "jax-jit", "numpy-blueprint")
 N_SAMPLES = 8192  # a multiple of every batch size, so each epoch has only full batches
 
 
@@ -146,20 +147,32 @@ def set_threads(threads: int) -> None:
         pass
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
 def run(archs, batches, peers_, rounds, threads):
     set_threads(threads)
     X, y = synthetic_data()
     notes, rows = {}, []
-    for arch in archs:
-        sizes = ARCHITECTURES[arch]
-        for batch in batches:
-            trainers = make_trainers(peers_, sizes, X, y, batch, notes)
-            settle(2.0)  # torch.compile's worker processes finish compiling in the background
-            rates, contended = measure(trainers, rounds, len(X))
-            compile_s = {t.name: t.compile_seconds for t in trainers}
-            rows.append({"arch": arch, "batch": batch, "rates": rates, "compile": compile_s,
-                         "contended": contended.get("nnfast-cpp", 0), "rounds": rounds})
-            print(format_row(rows[-1]), flush=True)
+    plan = [(arch, batch) for arch in archs for batch in batches]
+    # Each row: 2 s for compilers to settle, then per round and framework 0.2 s of settling
+    # and one epoch; the first row's time sets the estimate of the others.
+    print(f"{len(plan)} rows x {len(peers_)} frameworks x {rounds} rounds of one epoch "
+          f"({N_SAMPLES} samples); at least {_minutes(len(plan) * (2 + 0.2 * len(peers_) * rounds))} "
+          "of settling alone", flush=True)
+    start = time.perf_counter()
+    for done, (arch, batch) in enumerate(plan, 1):
+        trainers = make_trainers(peers_, ARCHITECTURES[arch], X, y, batch, notes)
+        settle(2.0)  # torch.compile's worker processes finish compiling in the background
+        rates, contended = measure(trainers, rounds, len(X))
+        compile_s = {t.name: t.compile_seconds for t in trainers}
+        rows.append({"arch": arch, "batch": batch, "rates": rates, "compile": compile_s,
+                     "contended": contended.get("nnfast-cpp", 0), "rounds": rounds})
+        elapsed = time.perf_counter() - start
+        print(f"[row {done}/{len(plan)}, {_minutes(elapsed)} elapsed, about "
+              f"{_minutes(elapsed / done * (len(plan) - done))} left] {format_row(rows[-1])}",
+              flush=True)
     return rows, notes
 
 
@@ -267,6 +280,9 @@ def plot(rows, path):
             pts = [(r["batch"], r["rates"][name]) for r in sub if name in r["rates"]]
             ax.plot(*zip(*pts), marker="o", label=name)
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples/s", title=arch)
+        batches = sorted({r["batch"] for r in sub})
+        ax.set_xticks(batches, [str(b) for b in batches])  # 32, 64, ... not 10^2
+        ax.minorticks_off()
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -277,8 +293,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="nnfast bench", description=__doc__)
     parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
     parser.add_argument("--batch", nargs="+", type=int, default=list(BATCHES))
-    parser.add_argument("--peers", nargs="+", default=["nnfast-cpp", "nnfast-numba", "torch-eager",
-                                                       "torch-compile", "jax-jit", "numpy-blueprint"])
+    parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS, metavar="PEER",
+                        help=f"frameworks to measure, of {', '.join(PEERS)} (nnfast-cpp is "
+                             "added when no nnfast backend is named, as the ratios need it)")
+    parser.add_argument("--list", action="store_true",
+                        help="list the frameworks and architectures, then exit")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--markdown", type=Path, help="write the results table to this file")
@@ -287,6 +306,15 @@ def main(argv=None) -> int:
     parser.add_argument("--mnist-epochs", type=int, default=5,
                         help="timed epochs of the real MNIST run (0 skips it)")
     args = parser.parse_args(argv)
+    if args.list:
+        print("frameworks (--peers): " + ", ".join(PEERS))
+        print("architectures (--arch): " + ", ".join(ARCHITECTURES))
+        print("batch sizes (--batch, default): " + ", ".join(map(str, BATCHES)))
+        return 0
+    if not any(p.startswith("nnfast") for p in args.peers):
+        print("--peers names no nnfast backend: adding nnfast-cpp, which every ratio compares",
+              flush=True)
+        args.peers = ["nnfast-cpp", *args.peers]
     rows, notes = run(args.arch, args.batch, args.peers, args.rounds, args.threads)
     latency = {} if args.no_latency else run_latency(args.peers, args.threads, notes)
     mnist = run_mnist(args.peers, args.threads, notes, args.mnist_epochs) if args.mnist_epochs else {}
