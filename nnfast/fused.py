@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
 from . import losses
 from .backends import get_backend
 from .executor import Executor
-from .nn.module import Parameter
+from .nn.module import Parameter, edits
 from .nn.ops import (LOSS_CODES, BatchNormOp, CannotLower, fuse_activations, parameters_of,
                      state_key)
 
@@ -95,21 +96,33 @@ def class_weight_of(loss_fn, model):
     return loss_fn.class_weight_array(model.out_features, model.dtype)
 
 
+class _Compiled(NamedTuple):
+    edits: int  # module.edits() when `key` was last found current
+    key: tuple
+    made: object
+
+
 def keyed_predictor(model, cache: weakref.WeakKeyDictionary, build):
     """The compiled forward `build(ops)` made for `model`'s op records, kept in `cache` and
     rebuilt when any setting or array of those records changes, so repeated predict() calls
     on small batches reuse one set of workspaces. None for a model without a compiled step
-    (a model that lowers but cannot be compiled, mixed dtypes say, is remembered as None)."""
+    (a model that lowers but cannot be compiled, mixed dtypes say, is remembered as None).
+    The records are lowered and keyed again only after some layer, parameter or layer list
+    was set since the last check: that walk cost more than the C++ forward of a small model."""
+    edits_now = edits()
+    cached = cache.get(model)
+    if cached is not None and cached.edits == edits_now:
+        return cached.made
     try:
         key = state_key(model.lower())
     except CannotLower:
         return None
-    cached = cache.get(model)
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    if cached is not None and cached.key == key:
+        cache[model] = cached._replace(edits=edits_now)
+        return cached.made
     ops = plan(model)
     made = None if isinstance(ops, str) else build(ops)
-    cache[model] = (key, made)
+    cache[model] = _Compiled(edits_now, key, made)
     return made
 
 

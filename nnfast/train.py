@@ -533,10 +533,10 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     compiled = device_mod.predictor(model) or fused_step.predictor(model)
     if compiled is not None:  # the compiled forwards run in eval mode, as the path below
         n = X.shape[0]
-        out = np.empty((n, model.out_features), dtype=X.dtype)
-        if n <= batch_size:  # a sample or a small batch: one call, no slicing
-            compiled.predict(X, out)
+        if n <= batch_size:  # a sample or a small batch: one call, no slicing, out made in C++
+            out = compiled.predict(X, None)
         else:
+            out = np.empty((n, model.out_features), dtype=X.dtype)
             for s in range(0, n, batch_size):
                 compiled.predict(X[s:s + batch_size], out[s:s + batch_size])
     else:

@@ -217,6 +217,30 @@ def test_model_predict_tracks_replaced_buffers_and_changed_layers(rng):
         np.testing.assert_allclose(got, model.eval()(X), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("change", ["set", "append", "pop", "nested", "parameter"])
+def test_model_predict_follows_each_single_change(rng, change):
+    """predict() re-keys its compiled forward only after an edit (module.edits()): each kind
+    of change alone, with nothing else set between the two calls, must reach it."""
+    inner = nn.Sequential(nn.Dense(6, 6, seed=2, dtype=np.float64), nn.ReLU())
+    model = nn.Sequential(nn.Dense(5, 6, seed=0, dtype=np.float64), nn.ReLU(), nn.Residual(inner),
+                          nn.Dense(6, 3, seed=1, dtype=np.float64))
+    X = rng.standard_normal((4, 5))
+    swap = {"set": lambda: model.layers.__setitem__(1, nn.Tanh()),
+            "append": lambda: model.layers.append(nn.Tanh()),
+            "pop": lambda: model.layers.pop(1),
+            "nested": lambda: inner.layers.__setitem__(1, nn.Tanh()),
+            "parameter": lambda: setattr(model.layers[3].weight_param, "data",
+                                         rng.standard_normal((6, 3)))}[change]
+    with nnfast.backend("cpp"):
+        before = model.predict(X)
+        swap()
+        got = model.predict(X)
+    with nnfast.backend("numpy"):
+        expected = model.eval()(X)
+    assert not np.allclose(before, expected)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("act", KINKED)
 def test_fused_float32_gradients_match_reference_at_the_same_weights(rng, act):
     """The float32 counterpart for kinked activations: every step, the reference starts from

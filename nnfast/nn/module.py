@@ -3,6 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 
+# How many times an attribute of any Layer or Parameter, or a Sequential's layer list, was
+# set. A compiled predictor checked at one count is still valid at the same count, so
+# predict() rebuilds the op records only after something was set (nnfast.fused).
+_EDITS = [0]
+
+
+def edits() -> int:
+    """The count of attribute sets on layers, parameters and layer lists so far."""
+    return _EDITS[0]
+
+
+def note_edit() -> None:
+    _EDITS[0] += 1
+
 
 class CannotLower(ValueError):
     """A layer that has no op record (a custom layer, Softmax): the compiled executors cannot
@@ -17,6 +31,10 @@ class Parameter:
     """
 
     __slots__ = ("data", "grad", "name")
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        _EDITS[0] += 1
 
     def __init__(self, data: np.ndarray, name: str):
         self.data = np.ascontiguousarray(data)
@@ -74,6 +92,10 @@ class Layer:
     training = True
     # The smallest batch a training-mode forward accepts (BatchNorm1d needs 2).
     min_train_batch = 1
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        _EDITS[0] += 1
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from .module import Layer, as_float_input
+from .module import Layer, as_float_input, note_edit
 from .registry import layer_from_config, layer_to_config
 
 
@@ -31,6 +31,26 @@ _api: TrainingAPI | None = None
 def provide_training_api(api: TrainingAPI) -> None:
     global _api
     _api = api
+
+
+def _counted(method):
+    def mutate(self, *args):
+        result = method(self, *args)
+        note_edit()
+        return result
+    mutate.__name__ = method.__name__
+    return mutate
+
+
+class LayerList(list):
+    """A Sequential's layers: a list whose every change counts as an edit (module.edits()),
+    so that a compiled predictor notices a layer swapped in place."""
+
+
+for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert",
+              "pop", "remove", "clear", "sort", "reverse"):
+    setattr(LayerList, _name, _counted(getattr(list, _name)))
+del _name
 
 
 def _refuse_shared_layers(layers) -> None:
@@ -67,7 +87,7 @@ class Sequential(Layer):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Layer")
         _refuse_shared_layers(layers)
-        self.layers = list(layers)
+        self.layers = LayerList(layers)
         self._check_widths()
         self.history = self.loss = self.optimizer = self.scheduler = None
         self.epochs_trained = 0
