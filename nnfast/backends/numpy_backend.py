@@ -67,6 +67,8 @@ def _sigmoid(x):
 
 
 def _softmax(x):
+    if x.shape[-1] == 0:  # no classes: nothing to normalize, and max() of nothing raises
+        return x.copy()
     shifted = x - x.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
     return e / e.sum(axis=-1, keepdims=True)
