@@ -59,25 +59,14 @@ class TrainerBinding {
   // one step on rows idx.
   py::tuple step(py::handle X_obj, py::handle targets_obj, py::handle idx_obj, py::handle rule,
                  py::handle sample_weight) {
-    py::array X = shape_.features(X_obj);
-    const int64_t rows = X.shape(0);
-    py::array idx = shape_.step_rows(idx_obj, rows);
-    py::array targets = shape_.targets(targets_obj, rows, &idx);
-    py::array weights;  // empty (not None) when absent: track presence apart
-    const bool weighted = !sample_weight.is_none();
-    if (weighted) weights = shape_.sample_weight(sample_weight, rows);
-    const void* w = weighted ? weights.data() : nullptr;
+    const Batch b = read_batch(X_obj, targets_obj, idx_obj, sample_weight, false);
     const nnfast::UpdateRule r = read_update_rule(rule);
-    const int64_t batch = idx.shape(0);
-    const int64_t* rows_ptr = cptr<int64_t>(idx);
-    const void* x = X.data();
-    const void* t = targets.data();
     return step_result(without_gil([&] {
       std::lock_guard<std::mutex> lock(mutex_);
       return by_dtype(shape_.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        return trainer<T>()->step(static_cast<const T*>(x), t, rows_ptr, batch, r,
-                                  static_cast<const T*>(w));
+        return trainer<T>()->step(b.x<T>(), b.targets.data(), b.rows(), b.size(), r,
+                                  b.sample_weight<T>());
       });
     }));
   }
@@ -88,29 +77,18 @@ class TrainerBinding {
   // empty.
   py::tuple gradients(py::handle X_obj, py::handle targets_obj, py::handle idx_obj,
                       int64_t first, int64_t total, py::handle sample_weight) {
-    py::array X = shape_.features(X_obj);
-    const int64_t rows = X.shape(0);
-    py::array idx = shape_.step_rows(idx_obj, rows, true);
-    py::array targets = shape_.targets(targets_obj, rows, &idx);
-    py::array weights;  // empty (not None) when absent: track presence apart
-    const bool weighted = !sample_weight.is_none();
-    if (weighted) weights = shape_.sample_weight(sample_weight, rows);
-    const void* w = weighted ? weights.data() : nullptr;
-    const int64_t batch = idx.shape(0);
-    if (first < 0 || first + batch > total)
+    const Batch b = read_batch(X_obj, targets_obj, idx_obj, sample_weight, true);
+    if (first < 0 || first + b.size() > total)
       throw py::value_error("gradients: rows [" + std::to_string(first) + ", " +
-                            std::to_string(first + batch) + ") lie outside a global batch of " +
+                            std::to_string(first + b.size()) + ") lie outside a global batch of " +
                             std::to_string(total) + " rows");
     const nnfast::RowWindow window{first, total};
-    const int64_t* rows_ptr = cptr<int64_t>(idx);
-    const void* x = X.data();
-    const void* t = targets.data();
     return step_result(without_gil([&] {
       std::lock_guard<std::mutex> lock(mutex_);
       return by_dtype(shape_.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        return trainer<T>()->gradients(static_cast<const T*>(x), t, rows_ptr, batch, window,
-                                       static_cast<const T*>(w));
+        return trainer<T>()->gradients(b.x<T>(), b.targets.data(), b.rows(), b.size(), window,
+                                       b.sample_weight<T>());
       });
     }));
   }
@@ -147,6 +125,33 @@ class TrainerBinding {
   }
 
  private:
+  // One batch's checked arguments; the arrays stay referenced while the kernels read them.
+  struct Batch {
+    py::array X, idx, targets, weights;  // weights: empty (not None) when absent
+    bool weighted = false;
+
+    int64_t size() const { return idx.shape(0); }
+    const int64_t* rows() const { return cptr<int64_t>(idx); }
+    template <typename T>
+    const T* x() const { return static_cast<const T*>(X.data()); }
+    template <typename T>
+    const T* sample_weight() const {
+      return weighted ? static_cast<const T*>(weights.data()) : nullptr;
+    }
+  };
+
+  Batch read_batch(py::handle X_obj, py::handle targets_obj, py::handle idx_obj,
+                   py::handle sample_weight, bool allow_empty) {
+    Batch b;
+    b.X = shape_.features(X_obj);
+    const int64_t rows = b.X.shape(0);
+    b.idx = shape_.step_rows(idx_obj, rows, allow_empty);
+    b.targets = shape_.targets(targets_obj, rows, &b.idx);
+    b.weighted = !sample_weight.is_none();
+    if (b.weighted) b.weights = shape_.sample_weight(sample_weight, rows);
+    return b;
+  }
+
   template <typename T>
   using CpuTrainer = nnfast::Trainer<nnfast::CpuKernels, T>;
 
