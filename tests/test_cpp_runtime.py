@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import pytest
 import nnfast
 from nnfast import backends
 from subprocesses import run_python
+from threads import run_in_threads
 
 if backends.unavailable_reason("cpp") is not None:
     pytest.skip(f"cpp backend unavailable: {backends.unavailable_reason('cpp')}",
@@ -101,22 +101,9 @@ def test_four_python_threads_at_once_get_their_own_correct_results(cpp_threads):
         return loss, probs, dlogits, db, p
 
     expected = [work(*job) for job in jobs]
-    outcomes = {}
-
-    def worker(index):
-        try:
-            outcomes[index] = [work(*jobs[index]) for _ in range(20)]
-        except BaseException as exc:  # reported by the main thread
-            outcomes[index] = exc
-
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in pool), "a kernel call hung"
+    outcomes = run_in_threads(lambda index: [work(*jobs[index]) for _ in range(20)], 4,
+                              timeout=60, what="a kernel call")
     for index in range(4):
-        assert not isinstance(outcomes[index], BaseException), outcomes[index]
         for result in outcomes[index]:
             for got, want in zip(result, expected[index]):
                 assert np.array_equal(got, want)

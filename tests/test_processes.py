@@ -3,13 +3,12 @@ kernel, fork (and a "fork" Pool) after multi-threaded work, and Python threads t
 once. Each subprocess has a timeout: a hang fails the test instead of blocking CI."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 import nnfast
 from subprocesses import run_python
+from threads import run_in_threads
 
 BACKENDS = nnfast.available_backends()
 
@@ -94,23 +93,13 @@ def _train_a_model(seed: int):
 
 def test_four_python_threads_training_at_once_match_serial_training(backend):
     expected = [_train_a_model(seed) for seed in range(4)]
-    outcomes: dict = {}
     name = nnfast.backends.active_backend_name()
 
-    def worker(seed):
-        try:
-            with nnfast.backend(name):  # the active backend belongs to each thread
-                outcomes[seed] = _train_a_model(seed)
-        except BaseException as exc:  # reported by the main thread
-            outcomes[seed] = exc
+    def train(seed):
+        with nnfast.backend(name):  # the active backend belongs to each thread
+            return _train_a_model(seed)
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a training thread hung"
+    outcomes = run_in_threads(train, 4, timeout=120, what="a training thread")
     for seed in range(4):
-        assert not isinstance(outcomes[seed], BaseException), outcomes[seed]
         for got, want in zip(outcomes[seed], expected[seed], strict=True):
             assert np.array_equal(got, want), f"thread {seed} differs from serial training"
