@@ -101,3 +101,20 @@ def test_plot_labels_the_batch_axis_with_the_batch_sizes(tmp_path):
     ax = plt.gcf().get_axes()[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "256", "1024"]
     plt.close("all")
+
+
+def test_latency_only_times_single_sample_predict_without_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_bench, "settle", lambda seconds=0.2: None)
+    epochs = []
+    monkeypatch.setattr(train_bench, "measure", lambda *args: epochs.append(args))
+    table = tmp_path / "latency.md"
+    assert train_bench.main(["--latency-only", "--peers", "nnfast-cpp", "torch-eager",
+                             "--latency-rounds", "3", "--markdown", str(table)]) == 0
+    text = table.read_text()
+    assert not epochs and "Training throughput" not in text
+    assert "median of 3 rounds" in text and "load average" in text
+    assert re.search(r"^\| nnfast-cpp \| \d+\.\d \| 1\.00x \|$", text, re.M), text
+    if "torch-eager: skipped" not in text:
+        assert re.search(r"^nnfast-cpp against the fastest peer, torch-eager: \d+\.\d\dx$",
+                         text, re.M), text
+    assert [set(counts) for counts in tables(text)] == [{3}]

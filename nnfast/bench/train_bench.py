@@ -46,14 +46,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def make_trainers(names, sizes, X, y, batch, notes):
+def make_trainers(names, sizes, X, y, batch, notes, warm_up=True):
+    """The trainers of `names` (a peer that fails to build is noted and left out); warm_up:
+    run (and so compile) their first two training steps, which only training needs."""
     from . import peers
     makers = {
-        "nnfast-cpp": lambda: peers.NnfastTrainer("cpp", sizes, X, y, batch),
-        "nnfast-numba": lambda: peers.NnfastTrainer("numba", sizes, X, y, batch),
-        "torch-eager": lambda: peers.TorchTrainer(sizes, X, y, batch),
-        "torch-compile": lambda: peers.TorchTrainer(sizes, X, y, batch, compiled=True),
-        "jax-jit": lambda: peers.JaxTrainer(sizes, X, y, batch),
+        "nnfast-cpp": lambda: peers.NnfastTrainer("cpp", sizes, X, y, batch, warm_up=warm_up),
+        "nnfast-numba": lambda: peers.NnfastTrainer("numba", sizes, X, y, batch, warm_up=warm_up),
+        "torch-eager": lambda: peers.TorchTrainer(sizes, X, y, batch, warm_up=warm_up),
+        "torch-compile": lambda: peers.TorchTrainer(sizes, X, y, batch, compiled=True,
+                                                    warm_up=warm_up),
+        "jax-jit": lambda: peers.JaxTrainer(sizes, X, y, batch, warm_up=warm_up),
         "numpy-blueprint": lambda: peers.NumpyBlueprintTrainer(sizes, X, y, batch),
     }
     trainers = []
@@ -107,29 +110,47 @@ def measure(trainers, rounds: int, samples: int):
     return {name: statistics.median(r) for name, r in rates.items()}, contended
 
 
-def predict_latency(trainer, x, calls: int = 2000, rounds: int = 5) -> float:
-    """Median over rounds of the mean seconds per single-sample predict call."""
-    settle()
-    trainer.predict_one(x)
-    times = []
+LATENCY_CALLS = 1000  # single-sample predict calls per timed block
+
+
+def predict_latency(trainers, x, rounds: int, calls: int = LATENCY_CALLS) -> dict:
+    """Median over rounds of the mean seconds per single-sample predict call, per trainer. The
+    trainers take turns, one block of `calls` calls each per round (after a warm-up call that
+    compiles), so a burst of load from another process hits them all alike."""
+    times = {t.name: [] for t in trainers}
+    for t in trainers:
+        t.predict_one(x)
     for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            trainer.predict_one(x)
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
+        for t in trainers:
+            settle()
+            start = time.perf_counter()
+            for _ in range(calls):
+                t.predict_one(x)
+            times[t.name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def run_latency(peers_, threads, notes):
-    """Single-sample predict latency on 784-128-64-10, in microseconds."""
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (other processes on the cores), or "?"."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def run_latency(peers_, threads, notes, rounds: int, warm_up: bool = True):
+    """Single-sample predict latency on 784-128-64-10: {framework: microseconds}, and the load
+    averages before and after."""
     set_threads(threads)
     X, y = synthetic_data(n=1024)
-    trainers = make_trainers([p for p in peers_ if p != "numpy-blueprint"], ARCHITECTURES["784-128-64-10"],
-                             X, y, 64, notes)
-    latency = {t.name: 1e6 * predict_latency(t, X[0]) for t in trainers}
-    print("single-sample predict latency (us): " +
+    trainers = make_trainers([p for p in peers_ if p != "numpy-blueprint"],
+                             ARCHITECTURES["784-128-64-10"], X, y, 64, notes, warm_up)
+    load_before = load_average()
+    latency = {name: 1e6 * s for name, s in predict_latency(trainers, X[0], rounds).items()}
+    load = f"{load_before} before, {load_average()} after"
+    print(f"single-sample predict latency (us; load {load}): " +
           ", ".join(f"{k} {v:.1f}" for k, v in latency.items()), flush=True)
-    return latency
+    return {"us": latency, "rounds": rounds, "load": load}
 
 
 def set_threads(threads: int) -> None:
@@ -230,11 +251,19 @@ def format_row(row) -> str:
 def latency_markdown(latency) -> str:
     if not latency:
         return ""
-    out = ["", "## Single-sample predict latency, 784-128-64-10 (microseconds, median of 5 x 2000 calls)", "",
+    us = latency["us"]
+    out = ["", f"## Single-sample predict latency, 784-128-64-10 (microseconds, median of "
+               f"{latency['rounds']} rounds of {LATENCY_CALLS} calls, frameworks alternating)", "",
+           f"- load average (1, 5, 15 min): {latency['load']}", "",
            "| framework | latency (us) | nnfast-cpp speed-up |", "| --- | --- | --- |"]
-    ours = latency.get("nnfast-cpp")
-    for name, us in latency.items():
-        out.append(f"| {name} | {us:.1f} | {us / ours:.2f}x |" if ours else f"| {name} | {us:.1f} | - |")
+    ours = us.get("nnfast-cpp")
+    for name, t in us.items():
+        out.append(f"| {name} | {t:.1f} | {t / ours:.2f}x |" if ours else f"| {name} | {t:.1f} | - |")
+    peers_ = {k: v for k, v in us.items() if not k.startswith("nnfast")}
+    if ours and peers_:
+        fastest = min(peers_, key=peers_.get)
+        out += ["", f"nnfast-cpp against the fastest peer, {fastest}: "
+                    f"{peers_[fastest] / ours:.2f}x"]
     return "\n".join(out) + "\n"
 
 
@@ -266,6 +295,14 @@ def markdown(rows, notes, threads, rounds, command) -> str:
     for name, note in sorted(notes.items()):
         out.append(f"- {name}: {note}")
     return "\n".join(out) + "\n"
+
+
+def latency_markdown_page(latency, notes, threads, command) -> str:
+    """--latency-only's report: the machine, the command and the latency table."""
+    out = [f"- machine: {cpu_model()}, {os.cpu_count()} cores, {threads} thread(s) for every "
+           f"framework", f"- date: {datetime.date.today().isoformat()}", f"- command: `{command}`"]
+    out += [f"- {name}: {note}" for name, note in sorted(notes.items())]
+    return "\n".join(out) + "\n" + latency_markdown(latency)
 
 
 def plot(rows, path):
@@ -302,7 +339,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--markdown", type=Path, help="write the results table to this file")
     parser.add_argument("--plot", type=Path, help="save samples/s against batch size (PNG)")
-    parser.add_argument("--no-latency", action="store_true", help="skip the single-sample latency test")
+    latency = parser.add_mutually_exclusive_group()
+    latency.add_argument("--no-latency", action="store_true",
+                         help="skip the single-sample latency test")
+    latency.add_argument("--latency-only", action="store_true",
+                         help="run only the single-sample latency test (no training rows, no "
+                              "MNIST run, no training warm-up)")
+    parser.add_argument("--latency-rounds", type=int, default=15,
+                        help="rounds of the latency test, each timing every framework in turn")
     parser.add_argument("--mnist-epochs", type=int, default=5,
                         help="timed epochs of the real MNIST run (0 skips it)")
     args = parser.parse_args(argv)
@@ -315,11 +359,20 @@ def main(argv=None) -> int:
         print("--peers names no nnfast backend: adding nnfast-cpp, which every ratio compares",
               flush=True)
         args.peers = ["nnfast-cpp", *args.peers]
+    command = ("python -m nnfast bench " + " ".join(argv if argv is not None else [])).strip()
+    if args.latency_only:
+        notes = {}
+        latency = run_latency(args.peers, args.threads, notes, args.latency_rounds, warm_up=False)
+        text = latency_markdown_page(latency, notes, args.threads, command)
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text)
+        return 0
     rows, notes = run(args.arch, args.batch, args.peers, args.rounds, args.threads)
-    latency = {} if args.no_latency else run_latency(args.peers, args.threads, notes)
+    latency = ({} if args.no_latency
+               else run_latency(args.peers, args.threads, notes, args.latency_rounds))
     mnist = run_mnist(args.peers, args.threads, notes, args.mnist_epochs) if args.mnist_epochs else {}
-    command = "python -m nnfast bench " + " ".join(argv if argv is not None else [])
-    text = (markdown(rows, notes, args.threads, args.rounds, command.strip()) + latency_markdown(latency)
+    text = (markdown(rows, notes, args.threads, args.rounds, command) + latency_markdown(latency)
             + mnist_markdown(mnist, args.mnist_epochs, 64))
     print(text)
     if args.markdown:
