@@ -530,9 +530,16 @@ def predict(model, X, *, batch_size: int = EVAL_BATCH) -> np.ndarray:
     a copy where its dtype and layout allow."""
     batch_size = _positive_int(batch_size, "batch_size")
     X = as_array(X, "X")
+    on_device = device_mod.predictor(model)
+    compiled = on_device or fused_step.predictor(model)
+    if on_device is None and compiled is not None:
+        # X as check_inputs would pass it unchanged, in one batch: checked and run in one C++
+        # call; anything else (None) goes through check_inputs, which converts it or refuses.
+        out = compiled.predict_ready(X, batch_size)
+        if out is not None:
+            return out
     single = X.ndim == 1
     X = check_inputs(model, X.reshape(1, -1) if single else X)
-    compiled = device_mod.predictor(model) or fused_step.predictor(model)
     if compiled is not None:  # the compiled forwards run in eval mode, as the path below
         n = X.shape[0]
         if n <= batch_size:  # a sample or a small batch: one call, no slicing, out made in C++

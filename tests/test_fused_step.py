@@ -191,6 +191,53 @@ def test_fused_predict_matches_forward(rng):
         np.testing.assert_allclose(out, model(X), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_ready_runs_a_ready_input_and_gives_none_for_any_other(rng, dtype):
+    """predict()'s one-call path: a finite C-contiguous, aligned (in) or (rows, in) array of
+    the model's dtype with 1 <= rows <= max_rows runs; anything else gives None (check_inputs
+    then converts it or says what is wrong), a non-finite value anywhere included."""
+    model = make_model("gelu", dtype, 5)
+    with nnfast.backend("cpp"):
+        compiled = fused.predictor(model)
+    X = rng.standard_normal((7, 13)).astype(dtype)
+    expected = compiled.predict(X, None)
+    np.testing.assert_array_equal(compiled.predict_ready(X, 7), expected)
+    single = compiled.predict_ready(X[2], 1)
+    assert single.shape == (5,)
+    np.testing.assert_array_equal(single, expected[2])
+    largest = X.copy()
+    largest[4, 5] = -np.finfo(dtype).max
+    assert compiled.predict_ready(largest, 7) is not None
+    other = np.float64 if dtype == np.float32 else np.float32
+    unaligned = np.frombuffer(b"\0" + X.tobytes(), dtype=dtype, offset=1).reshape(X.shape)
+    for not_ready, max_rows in [(X, 6), (X.astype(other), 7), (np.asfortranarray(X), 7),
+                                (X[:, :12].copy(), 7), (X[:0], 7), (X[::2], 7), (X[None], 7),
+                                (X.tolist(), 7), (X[2, :12].copy(), 1), (unaligned, 7)]:
+        assert compiled.predict_ready(not_ready, max_rows) is None
+    for bad in (np.nan, np.inf, -np.inf):
+        for row, column in [(0, 0), (3, 7), (6, 12)]:
+            with_bad = X.copy()
+            with_bad[row, column] = bad
+            assert compiled.predict_ready(with_bad, 7) is None
+            assert compiled.predict_ready(with_bad[row], 1) is None
+
+
+def test_model_predict_gives_the_same_outputs_on_every_path(rng):
+    """A ready input (one C++ call), one converted by check_inputs (float64 data, Fortran
+    order) and one split into batches give the same outputs."""
+    model = make_model("relu", np.float32, 5)
+    X = rng.standard_normal((9, 13)).astype(np.float32)
+    with nnfast.backend("cpp"):
+        ready = model.predict(X)
+        for other in (X.astype(np.float64), np.asfortranarray(X)):
+            np.testing.assert_array_equal(model.predict(other), ready)
+        # Other row counts may take other GEMM kernels: equal up to float32 rounding.
+        np.testing.assert_allclose(model.predict(X, batch_size=4), ready, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(model.predict(X[3]), ready[3], rtol=1e-6, atol=1e-7)
+    with nnfast.backend("numpy"):
+        np.testing.assert_allclose(ready, model.predict(X), rtol=1e-5, atol=1e-6)
+
+
 def test_model_predict_uses_compiled_forward_and_tracks_new_weights(rng):
     model = make_model("relu", np.float32, 5)
     x = rng.standard_normal(13).astype(np.float32)

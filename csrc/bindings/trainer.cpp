@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -22,6 +24,25 @@
 namespace nnfast::bindings {
 
 namespace {
+
+// x (n): whether no value is NaN or infinite. A value's magnitude bits, read as an integer,
+// order as the magnitudes do, and infinity's are the smallest of the non-finite ones: one
+// running maximum, which vectorizes, without a branch per value.
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  constexpr Bits magnitude = ~(Bits{1} << (8 * sizeof(T) - 1));
+  const T inf = std::numeric_limits<T>::infinity();
+  Bits inf_bits, largest = 0;
+  std::memcpy(&inf_bits, &inf, sizeof inf_bits);
+  for (int64_t i = 0; i < n; ++i) {
+    Bits b;
+    std::memcpy(&b, x + i, sizeof b);
+    b &= magnitude;
+    largest = b > largest ? b : largest;
+  }
+  return largest < inf_bits;
+}
 
 // Holds the trainer and a reference to every array it writes into, so Python cannot free
 // them while it lives. Calls are serialized: a trainer has one set of workspaces.
@@ -104,6 +125,41 @@ class TrainerBinding {
         trainer<T>()->update(r);
       });
     });
+  }
+
+  // The eval-mode outputs of X where X can run as it is: an ndarray of the model's dtype,
+  // C-contiguous and aligned, (in) for one sample or (rows, in) with 1 <= rows <= max_rows,
+  // every value finite; gives (out) or (rows, out). None for anything else, raising nothing:
+  // the caller's checks (nnfast/train.py check_inputs) then convert X or say what is wrong
+  // with it. One call instead of those checks and predict(), which cost several times the
+  // forward of one sample.
+  py::object predict_ready(py::handle X_obj, int64_t max_rows) {
+    if (!py::isinstance<py::array>(X_obj)) return py::none();
+    const auto X = py::reinterpret_borrow<py::array>(X_obj);
+    const int64_t in = shape_.in();
+    const bool single = X.ndim() == 1 && X.shape(0) == in;
+    const bool batch = X.ndim() == 2 && X.shape(1) == in && X.shape(0) >= 1 &&
+                       X.shape(0) <= max_rows;
+    const bool of_dtype = shape_.dtype() == DType::f32 ? has_dtype<float>(X)
+                                                       : has_dtype<double>(X);
+    if (!(single || batch) || !of_dtype || !(X.flags() & py::array::c_style) ||
+        reinterpret_cast<std::uintptr_t>(X.data()) % X.itemsize() != 0)
+      return py::none();
+    const int64_t rows = single ? 1 : X.shape(0);
+    py::array out = single ? new_array(shape_.dtype(), {shape_.out()})
+                           : new_array(shape_.dtype(), {rows, shape_.out()});
+    const void* x = X.data();
+    void* y = out.mutable_data();
+    const bool finite = without_gil([&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return by_dtype(shape_.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        if (!all_finite(static_cast<const T*>(x), rows * in)) return false;
+        trainer<T>()->predict(static_cast<const T*>(x), rows, static_cast<T*>(y));
+        return true;
+      });
+    });
+    return finite ? py::object(std::move(out)) : py::object(py::none());
   }
 
   // X (batch, in), out (batch, out) or None: eval mode.
@@ -189,7 +245,10 @@ void register_trainer(py::module_& m) {
            "of a global batch of total rows; leaves the gradients for update()")
       .def("update", &TrainerBinding::update, py::arg("rule"),
            "clip the gradients and update every parameter by the rule")
-      .def("predict", &TrainerBinding::predict, py::arg("X"), py::arg("out") = py::none());
+      .def("predict", &TrainerBinding::predict, py::arg("X"), py::arg("out") = py::none())
+      .def("predict_ready", &TrainerBinding::predict_ready, py::arg("X"), py::arg("max_rows"),
+           "the eval-mode outputs of X, (out) or (rows, out), when X is a finite C-contiguous "
+           "(in) or (rows, in) array of the model's dtype with rows <= max_rows; else None");
 }
 
 }  // namespace nnfast::bindings
