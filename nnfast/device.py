@@ -103,7 +103,7 @@ _predictors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def predictor(model):
     """The device's forward pass for a model on cuda, with the current host weights; else None."""
-    if model not in _on_cuda:
+    if not _on_cuda or model not in _on_cuda:  # the length first: no weak reference made
         return None
     trainer = _on_cuda[model]
     if trainer is not None:

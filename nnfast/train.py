@@ -28,6 +28,8 @@ EVAL_BATCH = 1024
 
 
 def _positive_int(value, name: str) -> int:
+    if type(value) is int and value > 0:  # the common case, checked first: predict() is hot
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
