@@ -1,5 +1,7 @@
 // The fused training step on the CPU: the one trainer (train/trainer.h) over the CPU kernel
-// table, built from the op records (nnfast/fused.py drives it).
+// table, built from the op records (nnfast/fused.py drives it); and the same trainer over
+// the timed kernel table (train/timed_kernels.h), _core.ProfilingTrainer, which also reports
+// where its steps' time went.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -19,6 +21,7 @@
 #include "bindings/register.h"
 #include "train/cpu_kernels.h"
 #include "train/op_spec.h"
+#include "train/timed_kernels.h"
 #include "train/trainer.h"
 
 namespace nnfast::bindings {
@@ -44,8 +47,10 @@ bool all_finite(const T* x, int64_t n) {
   return largest < inf_bits;
 }
 
-// Holds the trainer and a reference to every array it writes into, so Python cannot free
-// them while it lives. Calls are serialized: a trainer has one set of workspaces.
+// Holds the trainer over kernel table K and a reference to every array it writes into, so
+// Python cannot free them while it lives. Calls are serialized: a trainer has one set of
+// workspaces.
+template <typename K>
 class TrainerBinding {
  public:
   TrainerBinding(py::list ops, int loss, py::list slots, py::object class_weight)
@@ -84,10 +89,11 @@ class TrainerBinding {
     const nnfast::UpdateRule r = read_update_rule(rule);
     return step_result(without_gil([&] {
       std::lock_guard<std::mutex> lock(mutex_);
+      const nnfast::StepClock<K> clock(times_);
       return by_dtype(shape_.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        return trainer<T>()->step(b.x<T>(), b.targets.data(), b.rows(), b.size(), r,
-                                  b.sample_weight<T>());
+        return trainer<T>()->step(b.template x<T>(), b.targets.data(), b.rows(), b.size(), r,
+                                  b.template sample_weight<T>());
       });
     }));
   }
@@ -106,10 +112,11 @@ class TrainerBinding {
     const nnfast::RowWindow window{first, total};
     return step_result(without_gil([&] {
       std::lock_guard<std::mutex> lock(mutex_);
+      const nnfast::StepClock<K> clock(times_);
       return by_dtype(shape_.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        return trainer<T>()->gradients(b.x<T>(), b.targets.data(), b.rows(), b.size(), window,
-                                       b.sample_weight<T>());
+        return trainer<T>()->gradients(b.template x<T>(), b.targets.data(), b.rows(), b.size(),
+                                       window, b.template sample_weight<T>());
       });
     }));
   }
@@ -120,6 +127,7 @@ class TrainerBinding {
     const nnfast::UpdateRule r = read_update_rule(rule);
     without_gil([&] {
       std::lock_guard<std::mutex> lock(mutex_);
+      const nnfast::StepClock<K> clock(times_);
       by_dtype(shape_.dtype(), [&](auto tag) {
         using T = decltype(tag);
         trainer<T>()->update(r);
@@ -180,6 +188,17 @@ class TrainerBinding {
     return out;
   }
 
+  // The phase times summed over the step(), gradients() and update() calls since the last
+  // reset_times(); all zero unless K is timed.
+  nnfast::PhaseTimes times() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return times_;
+  }
+  void reset_times() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    times_ = nnfast::PhaseTimes{};
+  }
+
  private:
   // One batch's checked arguments; the arrays stay referenced while the kernels read them.
   struct Batch {
@@ -209,7 +228,7 @@ class TrainerBinding {
   }
 
   template <typename T>
-  using CpuTrainer = nnfast::Trainer<nnfast::CpuKernels, T>;
+  using CpuTrainer = nnfast::Trainer<K, T>;
 
   template <typename T>
   CpuTrainer<T>* trainer() {
@@ -222,33 +241,66 @@ class TrainerBinding {
   std::mutex mutex_;
   std::unique_ptr<CpuTrainer<float>> f32_;
   std::unique_ptr<CpuTrainer<double>> f64_;
+  nnfast::PhaseTimes times_;
 };
 
-}  // namespace
+using ProductionBinding = TrainerBinding<nnfast::CpuKernels>;
+using ProfilingBinding = TrainerBinding<nnfast::TimedKernels<nnfast::CpuKernels>>;
 
-void register_trainer(py::module_& m) {
-  py::class_<TrainerBinding>(m, "Trainer",
-                             "One C++ call per batch: gather, forward, loss, backward, update")
+// The methods both trainers share, under the production trainer's names and arguments.
+template <typename Binding>
+py::class_<Binding> define_trainer(py::module_& m, const char* name, const char* doc) {
+  return py::class_<Binding>(m, name, doc)
       .def(py::init<py::list, int, py::list, py::object>(), py::arg("ops"), py::arg("loss"),
            py::arg("slots"), py::arg("class_weight") = py::none(),
            "ops: typed op records (nnfast/nn/ops.py); loss: a code of ops.LOSS_CODES; slots: "
            "the optimizer's state per parameter (nnfast/optim/rules.py), empty to predict only; "
            "class_weight: the loss's per-class weights (out,) or None")
-      .def("step", &TrainerBinding::step, py::arg("X"), py::arg("targets"), py::arg("idx"),
+      .def("step", &Binding::step, py::arg("X"), py::arg("targets"), py::arg("idx"),
            py::arg("rule"), py::arg("sample_weight") = py::none(),
            "(loss, correct count or None) of one training step on rows idx; sample_weight: "
            "(rows,) loss weights of the data set, or None")
-      .def("gradients", &TrainerBinding::gradients, py::arg("X"), py::arg("targets"),
+      .def("gradients", &Binding::gradients, py::arg("X"), py::arg("targets"),
            py::arg("idx"), py::arg("first"), py::arg("total"),
            py::arg("sample_weight") = py::none(),
            "(loss, correct count or None) of rows idx, which are rows [first, first + len(idx)) "
            "of a global batch of total rows; leaves the gradients for update()")
-      .def("update", &TrainerBinding::update, py::arg("rule"),
+      .def("update", &Binding::update, py::arg("rule"),
            "clip the gradients and update every parameter by the rule")
-      .def("predict", &TrainerBinding::predict, py::arg("X"), py::arg("out") = py::none())
-      .def("predict_ready", &TrainerBinding::predict_ready, py::arg("X"), py::arg("max_rows"),
+      .def("predict", &Binding::predict, py::arg("X"), py::arg("out") = py::none())
+      .def("predict_ready", &Binding::predict_ready, py::arg("X"), py::arg("max_rows"),
            "the eval-mode outputs of X, (out) or (rows, out), when X is a finite C-contiguous "
            "(in) or (rows, in) array of the model's dtype with rows <= max_rows; else None");
+}
+
+}  // namespace
+
+void register_trainer(py::module_& m) {
+  define_trainer<ProductionBinding>(
+      m, "Trainer", "One C++ call per batch: gather, forward, loss, backward, update");
+
+  using Times = nnfast::PhaseTimes;
+  py::class_<Times>(m, "PhaseTimes",
+                    "seconds per phase of a ProfilingTrainer's calls, summed since its last "
+                    "reset_times(); 'other' is step less every phase named here")
+      .def_readonly("gemm_forward", &Times::gemm_forward, "x W, with its fused epilogue")
+      .def_readonly("gemm_dx", &Times::gemm_dx, "dY W^T: input gradients")
+      .def_readonly("gemm_dw", &Times::gemm_dw, "X^T dY: weight gradients")
+      .def_readonly("activation", &Times::activation,
+                    "activations outside a GEMM epilogue, forward and backward")
+      .def_readonly("loss", &Times::loss, "loss and its gradient, correct counts")
+      .def_readonly("bias_grad", &Times::bias_grad)
+      .def_readonly("optimizer", &Times::optimizer, "update, penalties, clipping")
+      .def_readonly("gather", &Times::gather, "the batch's rows, labels and weights")
+      .def_readonly("step", &Times::step, "whole trainer calls")
+      .def_readonly("steps", &Times::steps, "trainer calls timed");
+
+  define_trainer<ProfilingBinding>(
+      m, "ProfilingTrainer",
+      "Trainer with the same arguments and results, whose kernels are timed by phase "
+      "(profiling only: the timers cost a little on every kernel call)")
+      .def("times", &ProfilingBinding::times, "the PhaseTimes since the last reset_times()")
+      .def("reset_times", &ProfilingBinding::reset_times);
 }
 
 }  // namespace nnfast::bindings

@@ -339,6 +339,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--markdown", type=Path, help="write the results table to this file")
     parser.add_argument("--plot", type=Path, help="save samples/s against batch size (PNG)")
+    parser.add_argument("--roofline", type=Path,
+                        help="save training GFLOP/s against batch size with the measured FMA "
+                             "peak (PNG), and add their table")
     latency = parser.add_mutually_exclusive_group()
     latency.add_argument("--no-latency", action="store_true",
                          help="skip the single-sample latency test")
@@ -374,6 +377,12 @@ def main(argv=None) -> int:
     mnist = run_mnist(args.peers, args.threads, notes, args.mnist_epochs) if args.mnist_epochs else {}
     text = (markdown(rows, notes, args.threads, args.rounds, command) + latency_markdown(latency)
             + mnist_markdown(mnist, args.mnist_epochs, 64))
+    if args.roofline:
+        from . import roofline
+        settle()
+        peak = roofline.measured_peak_gflops(args.threads)
+        text += roofline.markdown(rows, ARCHITECTURES, peak, args.threads)
+        roofline.plot(rows, ARCHITECTURES, peak, args.threads, args.roofline)
     print(text)
     if args.markdown:
         args.markdown.write_text(text)
