@@ -12,8 +12,12 @@ last two). Per step:
 
 - each C++ phase: the profiling trainer's time in it;
 - other: the profiling trainer's C++ time no phase accounts for;
-- Python: a fit() step's wall time less the profiling trainer's C++ step: fit's loop,
-  shuffling, input checks, the optimizer's rule, the binding's argument checks.
+- Python: a fit() step's wall time less the profiling trainer's C++ step, in two parts.
+  "step call": a step() call's wall time from Python less its C++ step (the executor's
+  step(), the optimizer's rule, the binding's argument checks); "fit": the rest of a fit()
+  step (fit's loop, shuffling, callbacks and history, and, spread over the epoch's steps,
+  what each fit() call does once: input checks, building the executor, the first step's
+  workspace allocation; the bench calls fit() once per epoch).
 
 Every figure is the median over rounds; shares are of their sum. --write DIR writes
 RESULTS_where_time_goes_<isa>.md and where_time_goes_<isa>.png (a stacked bar per
@@ -38,10 +42,11 @@ from nnfast.fused import FusedTrainer
 from nnfast.profiling import PhaseTimes, ProfiledStep
 
 BATCHES = (64, 256, 1024)
-COLUMNS = (*PhaseTimes.PHASES, "python")
+COLUMNS = (*PhaseTimes.PHASES, "step_call", "fit_loop")
 LABELS = {"gemm_forward": "GEMM forward", "gemm_dx": "GEMM dX", "gemm_dw": "GEMM dW",
           "activation": "activations", "loss": "loss", "bias_grad": "bias grad",
-          "optimizer": "optimizer", "gather": "gather", "other": "other", "python": "Python"}
+          "optimizer": "optimizer", "gather": "gather", "other": "other",
+          "step_call": "Python: step call", "fit_loop": "Python: fit"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,8 @@ def measure_row(arch: str, batch: int, X, y, rounds: int) -> Row:
             t = profiled.times().per_step()
             for phase in PhaseTimes.PHASES:
                 per_round[phase].append(getattr(t, phase))
-            per_round["python"].append(fit_s[-1] - t.step)
+            per_round["step_call"].append(timed_s[-1] - t.step)
+            per_round["fit_loop"].append(fit_s[-1] - timed_s[-1])
             cpp_s.append(t.step)
             train_bench.settle()
             plain_s.append(epoch_of_steps(plain, X, y, batch, rng) / steps)
@@ -130,7 +136,9 @@ def header(threads: int, rounds: int, peak: float, command: str, load: str) -> l
             f"- command: `{command}`; load average at the start: {load}",
             f"- {train_bench.N_SAMPLES} samples per epoch, Adam lr 1e-3, softmax cross-entropy, "
             "float32; phases measured inside the C++ step by the profiling trainer "
-            "(nnfast.profiling), Python = a fit() step's wall time less that C++ step",
+            "(nnfast.profiling); Python: step call = a step() call's wall time less its C++ "
+            "step, fit = a fit() step's wall time less a step() call's (one fit() call per "
+            "epoch, as the bench)",
             "- GEMM forward includes its fused bias and ReLU epilogue; activations are what "
             "runs outside it (ReLU's backward)"]
 
@@ -177,12 +185,14 @@ def plot(rows, path) -> None:
     archs = list(dict.fromkeys(r.arch for r in rows))
     fig, axes = plt.subplots(1, len(archs), figsize=(4.5 * len(archs), 4.5), squeeze=False,
                              sharey=True)
-    colors = plt.get_cmap("tab10").colors
+    # GEMMs in blues, the other C++ phases in distinct hues, Python in greys.
+    colors = ("#08519c", "#3182bd", "#9ecae1", "#d62728", "#ff7f0e", "#bcbd22", "#2ca02c",
+              "#9467bd", "#8c564b", "#525252", "#bdbdbd")
     for ax, arch in zip(axes[0], archs):
         sub = [r for r in rows if r.arch == arch]
         labels = [str(r.batch) for r in sub]
         bottom = np.zeros(len(sub))
-        for column, color in zip(COLUMNS, colors):
+        for column, color in zip(COLUMNS, colors, strict=True):
             share = np.array([100 * max(r.share(column), 0.0) for r in sub])
             ax.bar(labels, share, bottom=bottom, color=color, label=LABELS[column])
             bottom += share
