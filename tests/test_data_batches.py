@@ -36,19 +36,23 @@ def test_batches_refuse_mismatched_input():
 
 
 def test_the_readme_manual_loop_trains(rng):
+    # Judged on the whole set before and after, not on one batch of 16 (a single batch's loss
+    # swings with which rows it drew: 0.53 to 0.33 on one seed, under the halving asked). Over
+    # 300 seeds the whole-set loss fell to at most 0.23 of its start, accuracy at least 0.94.
     X = rng.standard_normal((64, 3)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
     model = nn.Sequential(nn.Dense(3, 8, seed=0), nn.ReLU(), nn.Dense(8, 2, seed=1))
     opt = nnfast.optim.Adam(model.parameters(), lr=1e-2)
     loss_fn = nnfast.losses.CrossEntropy()
-    losses = []
-    for _ in range(20):
-        for xb, yb in data.batches(X, y, batch_size=16, shuffle=True, seed=0):
+    before = loss_fn(model(X), y)
+    for epoch in range(40):
+        for xb, yb in data.batches(X, y, batch_size=16, shuffle=True, seed=epoch):
             opt.zero_grad()
-            losses.append(loss_fn(model(xb), yb))
+            loss_fn(model(xb), yb)
             model.backward(loss_fn.backward())
             opt.step()
-    assert losses[-1] < losses[0] / 2
+    assert loss_fn(model(X), y) < before / 2
+    assert np.mean(model(X).argmax(axis=1) == y) >= 0.9
 
 
 def test_fit_drop_last_lets_batchnorm_train_on_a_remainder_of_one(backend, rng):
