@@ -7,12 +7,15 @@ import warnings
 
 import numpy as np
 
+from .executor import copy_arrays
 from .monitor import improved, require_metric, resolve_mode
 
 
 class Callback:
     """Override any hook. `logs` holds the epoch's metrics (loss, accuracy, val_loss, ...);
-    on_train_begin's logs["metrics"] lists the names every epoch will log. Setting
+    on_train_begin's logs["metrics"] lists the names every epoch will log (and
+    logs["keep_previous"](sources, targets) copies arrays before the next step changes them,
+    as late as fit()'s executor can). Setting
     `model.stop_training = True` ends fit() after the current epoch, or, from on_batch_loss,
     skips that batch's update and ends the epoch there.
 
@@ -151,14 +154,16 @@ class TerminateOnNaN(Callback):
     """
 
     def on_train_begin(self, model, logs):
+        # fit()'s logs["keep_previous"] copies the weights into _before at the latest moment
+        # its executor can (the fused step: each right before its update reads it).
+        self._keep_previous = logs.get("keep_previous", copy_arrays)
         self.stopped_at = None
         self._before = snapshot_weights(model)  # the weights the current batch started from
         self._good = None  # the last weights whose batch loss was finite
         self._good_at = None
 
     def on_batch_begin(self, model, epoch, batch):
-        for saved, current in zip(self._before, _weight_arrays(model), strict=True):
-            np.copyto(saved, current)
+        self._keep_previous(_weight_arrays(model), self._before)
 
     def on_batch_loss(self, model, epoch, batch, loss):
         if math.isfinite(loss):
@@ -169,6 +174,9 @@ class TerminateOnNaN(Callback):
         self.stopped_at = (epoch, batch)
         self._put_back(model, f"the loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
                               "training stopped")
+
+    def on_train_end(self, model, logs):
+        self._keep_previous = None  # fit()'s executor: not kept alive, nor pickled
 
     def check_final_update(self, model, epoch, batch, loss):
         """`loss`: that of the weights after training on batch (epoch, batch), the last."""

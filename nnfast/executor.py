@@ -14,6 +14,11 @@ from .nn.dropout import Dropout
 from .nn.ops import RowWindow
 
 
+def copy_arrays(sources: list[np.ndarray], targets: list[np.ndarray]) -> None:
+    for target, source in zip(targets, sources, strict=True):
+        np.copyto(target, source)
+
+
 class Executor:
     """step() computes a batch's loss; apply() then makes its update unless a callback
     refused the batch (compiled executors update inside step(), and apply() does nothing).
@@ -33,6 +38,12 @@ class Executor:
 
     def apply(self) -> None:
         pass
+
+    def keep_previous(self, sources: list[np.ndarray], targets: list[np.ndarray]) -> None:
+        """Copy each source array into its target before the next step changes it
+        (TerminateOnNaN's copy of the weights a batch starts from). Here: now; a compiled
+        executor may copy later, as long as it is before the change."""
+        copy_arrays(sources, targets)
 
     def gradients(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray, rows: RowWindow,
                   w: np.ndarray | None = None):

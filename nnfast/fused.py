@@ -82,6 +82,12 @@ class FusedTrainer(Executor):
         with self.opt.external_step() as rule:
             return self.trainer.step(X, y, idx, rule, w)
 
+    def keep_previous(self, sources, targets):
+        """The trainer copies each parameter right before its update reads it (one write
+        stream, no pass of its own: TerminateOnNaN's copy took 5% of a batch-64 step of
+        784-128-64-10), the other arrays now."""
+        self.trainer.keep_previous(sources, targets)
+
     def gradients(self, X, y, idx, rows, w=None):
         return self.trainer.gradients(X, y, idx, rows.first, rows.total, w)
 

@@ -414,7 +414,7 @@ def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: 
     progress = _Progress(verbose if group.rank == 0 else 0, first_epoch + epochs,
                          -(-trained // global_batch))
     for cb in callbacks:
-        cb.on_train_begin(model, {"metrics": metrics})
+        cb.on_train_begin(model, {"metrics": metrics, "keep_previous": executor.keep_previous})
     for epoch in range(first_epoch, first_epoch + epochs):
         model.train()
         order = (epoch_order(seed_root, epoch, n) if shuffle else np.arange(n))[:trained]

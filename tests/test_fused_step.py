@@ -739,3 +739,60 @@ def test_compiled_predict_accepts_read_only_weights(rng):
         expected = model.predict(X)
     with nnfast.backend("cpp"):
         np.testing.assert_allclose(model.predict(X), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("opt_name", OPTIMIZERS)
+def test_keep_previous_keeps_what_the_next_step_changes_and_changes_nothing(rng, opt_name):
+    """Trainer.keep_previous (TerminateOnNaN's copy of the weights a batch starts from): the
+    batch norm statistics are copied at once, each parameter by its update kernel, once; the
+    training itself is bitwise that of a trainer never asked."""
+    X, y = data("cross_entropy", np.float64, rng, n=40)
+    kept_model, plain_model = everything_model(np.float64), everything_model(np.float64)
+    with nnfast.backend("cpp"):
+        kept = fused.FusedTrainer(kept_model, losses.CrossEntropy(),
+                                  OPTIMIZERS[opt_name](kept_model.parameters()))
+        plain = fused.FusedTrainer(plain_model, losses.CrossEntropy(),
+                                   OPTIMIZERS[opt_name](plain_model.parameters()))
+    params = [p.data for p in kept_model.parameters()]
+    buffers = list(kept_model.buffers())
+    sources = params + buffers
+    for step in range(3):
+        before = [a.copy() for a in sources]
+        targets = [np.full_like(a, np.nan) for a in sources]
+        kept.keep_previous(sources, targets)
+        for target, source in zip(targets[len(params):], buffers):
+            np.testing.assert_array_equal(target, source)  # before the forward changes them
+        assert all(np.isnan(t).all() for t in targets[:len(params)])  # not before the update
+        idx = rng.choice(len(X), 8, replace=False)
+        kept.step(X, y, idx)
+        plain.step(X, y, idx)
+        for target, was in zip(targets, before):
+            np.testing.assert_array_equal(target, was)
+        # (the first bias, right before the batch norm, has a gradient of rounding noise)
+        assert not any(np.array_equal(a, b) for a, b in zip(sources, before) if a.ndim == 2)
+        assert not any(np.array_equal(a, b) for a, b in zip(buffers, before[len(params):]))
+    kept.step(X, y, np.arange(8))  # no new call: the last targets stay as they were
+    plain.step(X, y, np.arange(8))
+    for target, was in zip(targets, before):
+        np.testing.assert_array_equal(target, was)
+    for a, b in zip(sources, [p.data for p in plain_model.parameters()] + list(plain_model.buffers())):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_keep_previous_refuses_targets_that_cannot_take_the_copy(rng):
+    model = everything_model(np.float32)
+    with nnfast.backend("cpp"):
+        trainer = fused.FusedTrainer(model, losses.CrossEntropy(), optim.SGD(model.parameters(), lr=0.1)).trainer
+    weight = model.layers[0].weight
+    with pytest.raises(ValueError, match="keep_previous: 2 sources for 1 targets"):
+        trainer.keep_previous([weight, weight], [np.empty_like(weight)])
+    with pytest.raises(TypeError, match="target: dtype float64 does not match"):
+        trainer.keep_previous([weight], [np.empty(weight.shape)])
+    with pytest.raises(ValueError, match=r"target: expected shape \(13, 17\), got \(17, 13\)"):
+        trainer.keep_previous([weight], [np.empty_like(weight.T)])
+    read_only = np.empty_like(weight)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="target: array is read-only"):
+        trainer.keep_previous([weight], [read_only])
+    with pytest.raises(ValueError, match="target: shares memory with source"):
+        trainer.keep_previous([weight], [weight])

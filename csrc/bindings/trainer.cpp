@@ -135,6 +135,32 @@ class TrainerBinding {
     });
   }
 
+  // Each sources[i] copied into targets[i] (same dtype, shape, C-contiguous, writable)
+  // before the next step() or update() changes it: a parameter's right before its update
+  // reads it (Trainer::keep_previous), anything else (batch norm's running statistics,
+  // which the forward changes) now.
+  void keep_previous(const py::list& sources, const py::list& targets) {
+    if (sources.size() != targets.size())
+      throw py::value_error("keep_previous: " + std::to_string(sources.size()) + " sources for " +
+                            std::to_string(targets.size()) + " targets");
+    py::list kept;
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < sources.size(); ++i) {
+      py::array source = ndarray(sources[i], "source");
+      check_dtype(source, "source", shape_.dtype());
+      check_layout(source, "source");
+      py::array target = inout(targets[i], "target", shape_.dtype(), shape_of(source));
+      check_no_overlap(target, "target", source, "source", false);
+      by_dtype(shape_.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        if (!trainer<T>()->keep_previous(cptr<T>(source), ptr<T>(target)))
+          std::memcpy(target.mutable_data(), source.data(), source.nbytes());
+      });
+      kept.append(target);
+    }
+    pending_previous_ = kept;  // written by the next update: alive until then
+  }
+
   // The eval-mode outputs of X where X can run as it is: an ndarray of the model's dtype,
   // C-contiguous and aligned, (in) for one sample or (rows, in) with 1 <= rows <= max_rows,
   // every value finite; gives (out) or (rows, out). None for anything else, raising nothing:
@@ -238,6 +264,7 @@ class TrainerBinding {
 
   TrainerShape shape_;
   py::list keep_alive_;
+  py::list pending_previous_;
   std::mutex mutex_;
   std::unique_ptr<CpuTrainer<float>> f32_;
   std::unique_ptr<CpuTrainer<double>> f64_;
@@ -267,6 +294,9 @@ py::class_<Binding> define_trainer(py::module_& m, const char* name, const char*
            "of a global batch of total rows; leaves the gradients for update()")
       .def("update", &Binding::update, py::arg("rule"),
            "clip the gradients and update every parameter by the rule")
+      .def("keep_previous", &Binding::keep_previous, py::arg("sources"), py::arg("targets"),
+           "copy each source into its target before the next step or update changes it: a "
+           "parameter right before its update, anything else now")
       .def("predict", &Binding::predict, py::arg("X"), py::arg("out") = py::none())
       .def("predict_ready", &Binding::predict_ready, py::arg("X"), py::arg("max_rows"),
            "the eval-mode outputs of X, (out) or (rows, out), when X is a finite C-contiguous "

@@ -98,12 +98,18 @@ struct CudaKernels {
     gpu::softmax_cross_entropy_backward<T>(dlogits, probs, labels, nullptr, N, C, w);
   }
 
+  // previous (n) or null: param as it was, copied first (the CUDA trainer is never asked for
+  // it today: fit() keeps a model on the GPU's weights once an epoch, on the host).
   template <typename T>
-  static void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const UpdateRule& r) {
+  static void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const UpdateRule& r,
+                         T* previous) {
+    if (previous) gpu::copy<T>(previous, param, n);
     gpu::sgd_update<T>(param, grad, velocity, n, r.lr, r.momentum, r.nesterov, r.weight_decay);
   }
   template <typename T>
-  static void adam_update(T* param, const T* grad, T* m, T* v, int64_t n, const UpdateRule& r) {
+  static void adam_update(T* param, const T* grad, T* m, T* v, int64_t n, const UpdateRule& r,
+                          T* previous) {
+    if (previous) gpu::copy<T>(previous, param, n);
     gpu::adam_update<T>(param, grad, m, v, n, r.lr, r.beta1, r.beta2, r.eps, r.weight_decay,
                         r.step, r.decoupled);
   }

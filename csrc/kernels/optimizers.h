@@ -12,8 +12,11 @@ struct SgdOptions {
 
 // param (n), grad (n), velocity (n) or null when momentum == 0:
 // g = grad + wd * param; v = momentum * v + g; param -= lr * (nesterov ? g + momentum * v : v)
+// previous (n) or null: receives param as it was, in the same pass (TerminateOnNaN keeps the
+// weights each batch starts from; a copy of its own read param once more).
 template <typename T>
-void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const SgdOptions& opt);
+void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const SgdOptions& opt,
+                T* previous = nullptr);
 
 struct AdamOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
@@ -24,7 +27,9 @@ struct AdamOptions {
 // param (n), grad (n), m (n), v (n):
 // g = grad (+ wd * param); m += (g - m)(1 - b1); v = b2 v + (1 - b2) g g;
 // param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// previous (n) or null: as sgd_update's.
 template <typename T>
-void adam_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamOptions& opt);
+void adam_update(T* param, const T* grad, T* m, T* v, int64_t n, const AdamOptions& opt,
+                 T* previous = nullptr);
 
 }  // namespace nnfast

@@ -75,16 +75,18 @@ struct CpuKernels {
   static constexpr auto weight_penalty_backward = &nnfast::weight_penalty_backward<T>;
 
   template <typename T>
-  static void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const UpdateRule& r) {
+  static void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const UpdateRule& r,
+                         T* previous) {
     SgdOptions sgd;
     sgd.lr = r.lr;
     sgd.momentum = r.momentum;
     sgd.nesterov = r.nesterov;
     sgd.weight_decay = r.weight_decay;
-    nnfast::sgd_update<T>(param, grad, velocity, n, sgd);
+    nnfast::sgd_update<T>(param, grad, velocity, n, sgd, previous);
   }
   template <typename T>
-  static void adam_update(T* param, const T* grad, T* m, T* v, int64_t n, const UpdateRule& r) {
+  static void adam_update(T* param, const T* grad, T* m, T* v, int64_t n, const UpdateRule& r,
+                          T* previous) {
     AdamOptions adam;
     adam.lr = r.lr;
     adam.beta1 = r.beta1;
@@ -93,7 +95,7 @@ struct CpuKernels {
     adam.weight_decay = r.weight_decay;
     adam.step = r.step;
     adam.decoupled = r.decoupled;
-    nnfast::adam_update<T>(param, grad, m, v, n, adam);
+    nnfast::adam_update<T>(param, grad, m, v, n, adam, previous);
   }
 
   // out (batch, cols) = rows idx (batch) of X (rows, cols).

@@ -122,6 +122,24 @@ class Trainer {
       }
   }
 
+  // Where the next update of the parameter whose values are at `value` writes them as they
+  // were (TerminateOnNaN keeps the weights each batch started from): the update kernel does,
+  // in its own pass, which then writes one array more instead of a copy reading the
+  // parameter once more. Used once: an update after that keeps nothing until the next call.
+  // False, and nothing kept, when `value` is not one of this trainer's parameters. target in
+  // K's memory, p.size elements.
+  bool keep_previous(const T* value, T* target) {
+    for (const auto& op : ops_)
+      for (const Param<T>& p : op->params())
+        if (p.value == value) {
+          for (auto& kept : previous_)
+            if (kept.first == value) return kept.second = target, true;
+          previous_.emplace_back(value, target);
+          return true;
+        }
+    return false;
+  }
+
   // X (batch, in), out (batch, out), in K's memory: inference in eval mode.
   void predict(const T* X, int64_t batch, T* out) {
     reserve(batch);
@@ -254,12 +272,15 @@ class Trainer {
                                 static_cast<T>(clipvalue));
   }
 
-  static void apply(const Param<T>& p, const UpdateRule& rule) {
+  void apply(const Param<T>& p, const UpdateRule& rule) {
+    T* previous = nullptr;
+    for (auto& kept : previous_)
+      if (kept.first == p.value) std::swap(previous, kept.second);
     if (rule.kind == RuleKind::adam)
-      K::template adam_update<T>(p.value, p.grad, p.state0, p.state1, p.size, rule);
+      K::template adam_update<T>(p.value, p.grad, p.state0, p.state1, p.size, rule, previous);
     else
       K::template sgd_update<T>(p.value, p.grad, rule.momentum != 0.0 ? p.state0 : nullptr,
-                                p.size, rule);
+                                p.size, rule, previous);
   }
 
   // As torch's clip_grad_norm_: a norm just at max_norm is left alone.
@@ -276,6 +297,7 @@ class Trainer {
   KBuffer<K, int64_t> labels_;    // (batch): the gathered labels
   KBuffer<K, T> weights_;         // (batch): the gathered sample weights
   RowWindow rows_;                // this step's place in the global batch (DropoutOp reads it)
+  std::vector<std::pair<const T*, T*>> previous_;  // keep_previous(): value, target or null
 };
 
 }  // namespace nnfast
