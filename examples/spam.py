@@ -1,15 +1,21 @@
-"""A spam scanner on 3,921 real e-mails (9.4% spam): stratified 75/25 train/test split, a
-stratified 20% of the training part for validation. Features: log1p of the count columns,
-a 0/1 "present" flag per count column, log characters per line; then StandardScaler. A
-33-64-32-1 MLP (ReLU, Dropout 0.1, one logit, BCEWithLogits, class_weight="balanced",
-Adam 3e-3, batch 64, early stopping on validation ROC-AUC; --members N averages the
-probabilities of N such models); the decision threshold picked on the validation split
-(best F1), never on the test split.
+"""A spam scanner on 3,921 real e-mails (9.4% spam): stratified 75/25 train/test split; the
+training part cut into 5 stratified folds. Features: log1p of the count columns, a 0/1
+"present" flag per count column, log characters per line, all standardized, and beside them
+a piecewise-linear encoding of each non-binary column over 16 quantile bins of the training
+part (Gorishniy et al. 2022, "On Embeddings for Numerical Features in Tabular Deep
+Learning"). One MLP per fold, trained on the other four and stopped early on the held-out
+fold's loss: 112-64-32-1 (33 scaled features and 79 bin features in; Dense, BatchNorm1d,
+ReLU, Dropout 0.1; one logit, BCEWithLogits, no class weights, Adam 3e-3, batch 64); the
+scanner averages the 5 models' probabilities (--members N trains N differently seeded
+models per fold). The decision threshold is the best F1 of the out-of-fold predictions,
+each training e-mail scored by the model that did not train on it; never picked on the
+test split.
 Prints the test ROC-AUC, precision, recall and F1 of the spam class and the confusion
 matrix, beside scikit-learn's LogisticRegression(class_weight="balanced"),
 MLPClassifier((64, 32), early_stopping=True) and HistGradientBoostingClassifier trained on
-the same features of the same split, and saves ROC and precision/recall curves. Needs
-scikit-learn (pip install "nnfast[metrics]"): the metrics and the peers are its.
+the same features of the whole training part, each with its threshold picked on its own
+out-of-fold predictions over the same folds, and saves ROC and precision/recall curves.
+Needs scikit-learn (pip install "nnfast[metrics]"): the metrics and the peers are its.
 
     python examples/spam.py [--seeds 0 1 2] [--members 1] [--backend numpy] [--plot spam_training.png]
 """
@@ -27,21 +33,20 @@ from nnfast import datasets, losses, nn, optim, threshold
 from nnfast.datasets.spam import COUNT_FEATURES, FEATURE_NAMES
 
 TEST_SIZE = 0.25
-VAL_SIZE = 0.2
+FOLDS = 5
+BINS = 16
 EPOCHS, BATCH, LR = 60, 64, 3e-3
 PATIENCE = 8
 MEMBERS = 1
 COUNT_COLUMNS = [FEATURE_NAMES.index(name) for name in COUNT_FEATURES]
 CHARS, LINES = FEATURE_NAMES.index("num_char"), FEATURE_NAMES.index("line_breaks")
-WIDTH = len(FEATURE_NAMES) + len(COUNT_COLUMNS) + 1
 
 
 @dataclass
 class Split:
-    X_fit: np.ndarray
-    y_fit: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
+    X_train: np.ndarray
+    y_train: np.ndarray
+    fold: np.ndarray  # (N_train,) the fold, 0 .. FOLDS-1, that holds out each training e-mail
     X_test: np.ndarray
     y_test: np.ndarray
 
@@ -57,23 +62,61 @@ def preprocess(X: np.ndarray) -> np.ndarray:
     return np.hstack([logs, present, per_line])
 
 
+class PiecewiseLinear:
+    """Each column with more than two distinct quantiles becomes one feature per quantile
+    bin of the data it was fitted on: 0 below the bin, 1 above it, linear inside. A step or
+    a bump anywhere along a column is then one weight away for the first Dense layer, where
+    a standardized column needs several ReLUs to bend; the trees' advantage on tabular data."""
+
+    def __init__(self, bins: int):
+        self.bins = bins
+
+    def fit(self, X: np.ndarray) -> PiecewiseLinear:
+        quantiles = np.linspace(0, 1, self.bins + 1)
+        self.edges = []
+        for j in range(X.shape[1]):
+            edges = np.unique(np.quantile(X[:, j], quantiles))
+            if len(edges) > 2:  # 0/1 flags and near-constant columns are left to the scaled copy
+                self.edges.append((j, edges[:-1], edges[1:]))
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return np.hstack([np.clip((X[:, [j]] - low) / (high - low), 0, 1)
+                          for j, low, high in self.edges])
+
+
+def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """The fold of each sample: each class dealt out in turn, in an order drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=np.int64)
+    for label in (0, 1):
+        members = rng.permutation(np.flatnonzero(y == label))
+        fold[members] = np.arange(len(members)) % folds
+    return fold
+
+
 def split_data(seed: int) -> Split:
-    """The test split from `seed`, validation carved out of the training part, all scaled
-    with statistics of the part trained on."""
+    """The test split from `seed` and the folds of the training part; the features scaled and
+    binned with statistics of the whole training part (no labels involved)."""
     (X_train, y_train), (X_test, y_test) = datasets.load_spam_split(test_size=TEST_SIZE, seed=seed)
-    X_fit, X_val, y_fit, y_val = datasets.train_test_split(X_train, y_train, test_size=VAL_SIZE,
-                                                           stratify=y_train, random_state=seed)
-    scaler = datasets.StandardScaler().fit(preprocess(X_fit))
-    scaled = [scaler.transform(preprocess(X)).astype(np.float32) for X in (X_fit, X_val, X_test)]
-    return Split(scaled[0], y_fit, scaled[1], y_val, scaled[2], y_test)
+    train_features = preprocess(X_train)
+    scaler = datasets.StandardScaler().fit(train_features)
+    encoder = PiecewiseLinear(BINS).fit(train_features)
+
+    def features(X):
+        F = preprocess(X)
+        return np.hstack([scaler.transform(F), encoder.transform(F)]).astype(np.float32)
+
+    return Split(features(X_train), y_train, stratified_folds(y_train, FOLDS, seed),
+                 features(X_test), y_test)
 
 
-def build_model(seed: int) -> nn.Sequential:
-    return nn.Sequential(nn.Dense(WIDTH, 64, seed=seed), nn.ReLU(),
+def build_model(width: int, seed: int) -> nn.Sequential:
+    return nn.Sequential(nn.Dense(width, 64, seed=seed), nn.BatchNorm1d(64), nn.ReLU(),
                          nn.Dropout(0.1, seed=seed + 100),
-                         nn.Dense(64, 32, seed=seed + 1), nn.ReLU(),
+                         nn.Dense(64, 32, seed=seed + 1), nn.BatchNorm1d(32), nn.ReLU(),
                          nn.Dropout(0.1, seed=seed + 101),
-                         nn.Dense(32, 1, init="xavier", seed=seed + 2))
+                         nn.Dense(32, 1, init="xavier", seed=seed + 50))
 
 
 @dataclass
@@ -110,8 +153,8 @@ def score(name, y_true, proba, cut, seconds) -> Scores:
 
 
 class Ensemble:
-    """Models trained alike from different initial weights and batch orders; the mean of
-    their probabilities of spam, (N,)."""
+    """Models trained alike on different folds or from different initial weights; the mean
+    of their probabilities of spam, (N,)."""
 
     def __init__(self, models):
         self.models = models
@@ -121,31 +164,42 @@ class Ensemble:
 
 
 def train(seed: int = 0, split: Split | None = None, members: int = MEMBERS):
-    """(ensemble, first member's history, tuned threshold, training seconds) of nnfast on
-    the split of `seed`: `members` models, each stopped early on its validation ROC-AUC."""
+    """(ensemble, first model's history, tuned threshold, training seconds) of nnfast on the
+    split of `seed`: `members` models per fold, each stopped early on its held-out fold's
+    loss. Unweighted classes: class_weight="balanced" ranked the likeliest spam worse (F1
+    0.629 against 0.644 on development splits) and the threshold makes up for the rarity."""
     s = split or split_data(seed)
     models, histories = [], []
+    out_of_fold = np.zeros(len(s.y_train))
     start = time.perf_counter()
-    for k in range(members):
-        model = build_model(1000 * seed + 10 * k)
-        stopper = nnfast.EarlyStopping(monitor="val_auc", patience=PATIENCE, restore_best=True)
-        histories.append(model.fit(
-            s.X_fit, s.y_fit.astype(np.float32), loss=losses.BCEWithLogits(),
-            optimizer=optim.Adam(lr=LR), epochs=EPOCHS, batch_size=BATCH, class_weight="balanced",
-            validation_data=(s.X_val, s.y_val.astype(np.float32)), metrics=["auc"],
-            callbacks=[stopper], seed=1000 * seed + k, verbose=0))
-        models.append(model)
+    for k in range(FOLDS):
+        fit, held_out = s.fold != k, s.fold == k
+        fold_models = []
+        for member in range(members):
+            model_seed = 1000 * seed + 10 * k + member
+            model = build_model(s.X_train.shape[1], model_seed)
+            stopper = nnfast.EarlyStopping(monitor="val_loss", patience=PATIENCE, restore_best=True)
+            histories.append(model.fit(
+                s.X_train[fit], s.y_train[fit].astype(np.float32), loss=losses.BCEWithLogits(),
+                optimizer=optim.Adam(lr=LR), epochs=EPOCHS, batch_size=BATCH,
+                validation_data=(s.X_train[held_out], s.y_train[held_out].astype(np.float32)),
+                callbacks=[stopper], seed=model_seed, verbose=0,
+                drop_last=True))  # a last batch of one would break BatchNorm1d
+            fold_models.append(model)
+        out_of_fold[held_out] = Ensemble(fold_models).predict_proba(s.X_train[held_out])
+        models += fold_models
     seconds = time.perf_counter() - start
-    ensemble = Ensemble(models)
-    cut = threshold.best(s.y_val, ensemble.predict_proba(s.X_val), criterion="f1")
-    return ensemble, histories[0], cut, seconds
+    cut = threshold.best(s.y_train, out_of_fold, criterion="f1")
+    return Ensemble(models), histories[0], cut, seconds
 
 
 def peers(s: Split, seed: int):
-    """(name, fitted estimator, seconds) of the scikit-learn models, trained on the same
-    fit part (the MLP's early stopping holds out its own 10% of it)."""
+    """(name, estimator fitted on the whole training part, threshold picked on its
+    out-of-fold predictions over the folds of `s`, seconds of the final fit) of the
+    scikit-learn models. The MLP's early stopping holds out its own 10%."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import PredefinedSplit, cross_val_predict
     from sklearn.neural_network import MLPClassifier
     models = [
         ("sklearn LogisticRegression(balanced)", LogisticRegression(class_weight="balanced", max_iter=2000)),
@@ -154,24 +208,25 @@ def peers(s: Split, seed: int):
         ("sklearn HistGradientBoosting", HistGradientBoostingClassifier(random_state=seed)),
     ]
     for name, estimator in models:
+        out_of_fold = cross_val_predict(estimator, s.X_train, s.y_train, cv=PredefinedSplit(s.fold),
+                                        method="predict_proba")[:, 1]
         start = time.perf_counter()
-        estimator.fit(s.X_fit, s.y_fit)
-        yield name, estimator, time.perf_counter() - start
+        estimator.fit(s.X_train, s.y_train)
+        yield name, estimator, threshold.best(s.y_train, out_of_fold), time.perf_counter() - start
 
 
 def run_seed(seed: int, members: int):
     """The rows of one split: nnfast at its tuned threshold and at 0.5, then each peer at
-    0.5 and at a threshold tuned on the same validation split. Also the curves' inputs."""
+    0.5 and at its tuned threshold. Also the curves' inputs."""
     s = split_data(seed)
     model, history, cut, seconds = train(seed, s, members)
     proba = model.predict_proba(s.X_test)
-    label = "nnfast MLP" if members == 1 else f"nnfast {members} MLPs"
+    label = f"nnfast {FOLDS}-fold MLPs" if members == 1 else f"nnfast {FOLDS}x{members} MLPs"
     rows = [score(f"{label} (tuned threshold)", s.y_test, proba, cut, seconds),
             score(f"{label} (threshold 0.5)", s.y_test, proba, 0.5, seconds)]
     curves = [(label, proba)]
-    for name, estimator, secs in peers(s, seed):
+    for name, estimator, peer_cut, secs in peers(s, seed):
         p = estimator.predict_proba(s.X_test)[:, 1]
-        peer_cut = threshold.best(s.y_val, estimator.predict_proba(s.X_val)[:, 1])
         rows.append(score(f"{name}", s.y_test, p, 0.5, secs))
         rows.append(score(f"{name} (tuned)", s.y_test, p, peer_cut, secs))
         curves.append((name, p))
@@ -216,7 +271,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="the split seeds (default: 0 1 2)")
     parser.add_argument("--members", type=int, default=MEMBERS,
-                        help=f"models averaged (default: {MEMBERS})")
+                        help=f"models per fold, differently seeded (default: {MEMBERS})")
     args = example_cli.parse_args(parser, argv)
     try:  # imported before any timing: the first import of scikit-learn takes seconds
         import sklearn.metrics  # noqa: F401
@@ -226,7 +281,7 @@ def main(argv=None) -> None:
     for i, seed in enumerate(args.seeds):
         rows, history, curves, y_test = run_seed(seed, args.members)
         print(f"split seed {seed}: {len(y_test)} test e-mails, {int(y_test.sum())} spam; "
-              f"nnfast stopped after {len(history.epoch)} epochs")
+              f"nnfast's first model stopped after {len(history.epoch)} epochs")
         print(HEADER)
         for r in rows:
             print(r.row())
@@ -253,7 +308,7 @@ def main(argv=None) -> None:
                        f"{np.mean([r.f1 for r in nnfast_runs]):.4f} at the tuned threshold, "
                        f"training {np.mean([r.seconds for r in nnfast_runs]):.3f} s (mean of "
                        f"{len(nnfast_runs)} splits)", first_history, args.plot,
-                       f"spam, {WIDTH}-64-32-1")
+                       f"spam, first fold's model")
 
 
 if __name__ == "__main__":

@@ -102,18 +102,20 @@ def test_mnist_deep_model_beats_the_plain_one(backend, plain_mnist_runs):
 
 
 def test_spam_scanner_beats_logistic_regression(backend):
-    """examples/spam.py's MLP on the split of seed 0 (981 test e-mails, 92 spam): test
-    ROC-AUC >= 0.92 and above scikit-learn's balanced logistic regression on the same
-    features; F1 of the spam class >= 0.5 at the threshold tuned on validation."""
+    """examples/spam.py's 5 fold models on the split of seed 0 (981 test e-mails, 92 spam):
+    test ROC-AUC >= 0.93 and above scikit-learn's balanced logistic regression on the same
+    features; F1 of the spam class >= 0.55 at the threshold tuned on the out-of-fold
+    predictions, which cover every training e-mail."""
     metrics = pytest.importorskip("sklearn.metrics")
     from sklearn.linear_model import LogisticRegression
     split = spam.split_data(0)
     with skip_if_unimplemented():
         model, history, cut, _ = spam.train(0, split, members=1)
+    assert len(model.models) == spam.FOLDS
     proba = model.predict_proba(split.X_test)
     auc = metrics.roc_auc_score(split.y_test, proba)
     f1 = metrics.f1_score(split.y_test, (proba >= cut).astype(int))
-    peer = LogisticRegression(class_weight="balanced", max_iter=2000).fit(split.X_fit, split.y_fit)
+    peer = LogisticRegression(class_weight="balanced", max_iter=2000).fit(split.X_train, split.y_train)
     peer_auc = metrics.roc_auc_score(split.y_test, peer.predict_proba(split.X_test)[:, 1])
-    assert auc >= 0.92 and auc > peer_auc and f1 >= 0.5, (auc, peer_auc, f1)
-    assert len(history.epoch) < spam.EPOCHS  # early stopping on val_auc acted
+    assert auc >= 0.93 and auc > peer_auc and f1 >= 0.55, (auc, peer_auc, f1)
+    assert len(history.epoch) < spam.EPOCHS  # early stopping on the held-out fold's loss acted
