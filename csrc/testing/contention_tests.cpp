@@ -40,6 +40,7 @@ PYBIND11_MODULE(_contention_tests, m) {
       }, py::arg("now_ns"));
   m.attr("SLACK_NS") = ContentionMonitor::kSlackNs;
   m.attr("IDLE_NS") = ContentionMonitor::kIdleNs;
+  m.attr("COLD_SLACK_NS") = ContentionMonitor::kColdSlackNs;
   m.attr("FIRST_BACKOFF_NS") = ContentionMonitor::kFirstBackoffNs;
   m.attr("MAX_BACKOFF_NS") = ContentionMonitor::kMaxBackoffNs;
 }
