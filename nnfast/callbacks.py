@@ -155,7 +155,7 @@ class TerminateOnNaN(Callback):
 
     def on_train_begin(self, model, logs):
         # fit()'s logs["keep_previous"] copies the weights into _before at the latest moment
-        # its executor can (the fused step: each right before its update reads it).
+        # its executor can (the fused step: each parameter's update writes its old values).
         self._keep_previous = logs.get("keep_previous", copy_arrays)
         self.stopped_at = None
         self._before = snapshot_weights(model)  # the weights the current batch started from

@@ -98,8 +98,9 @@ struct CudaKernels {
     gpu::softmax_cross_entropy_backward<T>(dlogits, probs, labels, nullptr, N, C, w);
   }
 
-  // previous (n) or null: param as it was, copied first (the CUDA trainer is never asked for
-  // it today: fit() keeps a model on the GPU's weights once an epoch, on the host).
+  // previous (n) or null: param as it was, copied first. fit() never asks the CUDA trainer
+  // for it: for a model on the GPU, TerminateOnNaN keeps the host's copy of the weights,
+  // which is current once an epoch.
   template <typename T>
   static void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const UpdateRule& r,
                          T* previous) {

@@ -12,8 +12,9 @@ struct SgdOptions {
 
 // param (n), grad (n), velocity (n) or null when momentum == 0:
 // g = grad + wd * param; v = momentum * v + g; param -= lr * (nesterov ? g + momentum * v : v)
-// previous (n) or null: receives param as it was, in the same pass (TerminateOnNaN keeps the
-// weights each batch starts from; a copy of its own read param once more).
+// previous (n) or null: receives param as it was before this update, in the same pass
+// (TerminateOnNaN keeps the weights each batch starts from; a separate copy would read param
+// once more).
 template <typename T>
 void sgd_update(T* param, const T* grad, T* velocity, int64_t n, const SgdOptions& opt,
                 T* previous = nullptr);

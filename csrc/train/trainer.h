@@ -123,21 +123,23 @@ class Trainer {
   }
 
   // Where the next update of the parameter whose values are at `value` writes them as they
-  // were (TerminateOnNaN keeps the weights each batch started from): the update kernel does,
-  // in its own pass, which then writes one array more instead of a copy reading the
-  // parameter once more. Used once: an update after that keeps nothing until the next call.
-  // False, and nothing kept, when `value` is not one of this trainer's parameters. target in
-  // K's memory, p.size elements.
+  // were (TerminateOnNaN keeps the weights each batch started from). The update kernel
+  // writes them in its own pass: one array more to write, where a separate copy would also
+  // read the parameter once more. Used once: a later update keeps nothing until the next
+  // call. False, and nothing kept, when `value` is not one of this trainer's parameters.
+  // target in K's memory, p.size elements.
   bool keep_previous(const T* value, T* target) {
+    bool is_param = false;
     for (const auto& op : ops_)
-      for (const Param<T>& p : op->params())
-        if (p.value == value) {
-          for (auto& kept : previous_)
-            if (kept.first == value) return kept.second = target, true;
-          previous_.emplace_back(value, target);
-          return true;
-        }
-    return false;
+      for (const Param<T>& p : op->params()) is_param = is_param || p.value == value;
+    if (!is_param) return false;
+    for (auto& kept : previous_)
+      if (kept.first == value) {
+        kept.second = target;
+        return true;
+      }
+    previous_.emplace_back(value, target);
+    return true;
   }
 
   // X (batch, in), out (batch, out), in K's memory: inference in eval mode.
