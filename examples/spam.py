@@ -6,11 +6,10 @@ part (Gorishniy et al. 2022, "On Embeddings for Numerical Features in Tabular De
 Learning"). One MLP per fold, trained on the other four and stopped early on the held-out
 fold's loss (--monitor val_auc: its ROC-AUC): 112-64-32-1 (33 scaled features and 79 bin
 features in; Dense, BatchNorm1d, ReLU, Dropout 0.1; one logit, BCEWithLogits, no class
-weights unless --class-weight balanced, Adam 3e-3, batch 64); the
-scanner averages the 5 models' probabilities (--members N trains N differently seeded
-models per fold). The decision threshold is the best F1 of the out-of-fold predictions,
-each training e-mail scored by the model that did not train on it; never picked on the
-test split.
+weights unless --class-weight balanced, Adam 3e-3, batch 64); the scanner averages the 5
+models' probabilities (--members N trains N differently seeded models per fold). The
+decision threshold is the best F1 of the out-of-fold predictions, each training e-mail
+scored by the model that did not train on it; never picked on the test split.
 Prints the test ROC-AUC, precision, recall and F1 of the spam class and the confusion
 matrix, beside scikit-learn's LogisticRegression(class_weight="balanced"),
 MLPClassifier((64, 32), early_stopping=True) and HistGradientBoostingClassifier trained on
@@ -322,7 +321,7 @@ def main(argv=None) -> None:
                        f"{np.mean([r.f1 for r in nnfast_runs]):.4f} at the tuned threshold, "
                        f"training {np.mean([r.seconds for r in nnfast_runs]):.3f} s (mean of "
                        f"{len(nnfast_runs)} splits)", first_history, args.plot,
-                       f"spam, first fold's model")
+                       "spam, first fold's model")
 
 
 if __name__ == "__main__":

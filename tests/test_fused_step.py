@@ -756,7 +756,7 @@ def test_keep_previous_keeps_what_the_next_step_changes_and_changes_nothing(rng,
     params = [p.data for p in kept_model.parameters()]
     buffers = list(kept_model.buffers())
     sources = params + buffers
-    for step in range(3):
+    for _ in range(3):
         before = [a.copy() for a in sources]
         targets = [np.full_like(a, np.nan) for a in sources]
         kept.keep_previous(sources, targets)
