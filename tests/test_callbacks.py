@@ -184,6 +184,27 @@ def test_terminate_on_nan_catches_a_diverging_final_update(backend, rng):
     assert np.isfinite(model.predict(X)).all()
 
 
+class PoisonAfterLastBatch(Callback):
+    """Puts a NaN into the first layer's weights at the end of training: a final update gone
+    wrong that a ReLU mapping NaN to 0 could hide from the loss."""
+
+    def on_epoch_end(self, model, epoch, logs):
+        model.layers[0].weight.data[0, 0] = np.nan
+
+
+def test_terminate_on_nan_catches_a_nan_weight_from_the_final_update(backend, rng):
+    X = rng.standard_normal((40, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    model = nn.Sequential(nn.Dense(4, 8, seed=0), nn.ReLU(), nn.Dense(8, 3, seed=1))
+    with skip_if_unimplemented(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "overflow|invalid value", RuntimeWarning)
+        with pytest.warns(RuntimeWarning, match=r"the weights after the last update \(epoch 1, "
+                                                r"batch 3\) give a loss of nan"):
+            model.fit(X, y, epochs=1, batch_size=16, verbose=0,
+                      callbacks=[PoisonAfterLastBatch()])
+    assert all(np.isfinite(p.data).all() for p in model.parameters())
+
+
 def test_history_plot_saves_training_curves(backend, rng, tmp_path):
     X, y, X_val, y_val = overfitting_task(rng)
     model = mlp()
