@@ -796,3 +796,32 @@ def test_keep_previous_refuses_targets_that_cannot_take_the_copy(rng):
         trainer.keep_previous([weight], [read_only])
     with pytest.raises(ValueError, match="target: shares memory with source"):
         trainer.keep_previous([weight], [weight])
+
+
+def test_fit_calls_share_one_compiled_trainer_while_its_arrays_and_settings_stay(rng):
+    X, y = data("cross_entropy", np.float32, rng)
+    model, one_run = make_model("relu", np.float32, 5), make_model("relu", np.float32, 5)
+    opt, one_opt = optim.Adam(model.parameters()), optim.Adam(one_run.parameters())
+    with nnfast.backend("cpp"):
+        model.fit(X, y, optimizer=opt, batch_size=16, seed=7, verbose=0)
+        first = fused._fit_trainers[model][1]
+        model.fit(X, y, optimizer=opt, batch_size=16, seed=7, verbose=0)
+        assert fused._fit_trainers[model][1] is first
+        one_run.fit(X, y, optimizer=one_opt, epochs=2, batch_size=16, seed=7, verbose=0)
+        for a, b in zip(model.parameters(), one_run.parameters()):
+            np.testing.assert_array_equal(a.data, b.data)
+
+        model.fit(X, y, optimizer=optim.Adam(model.parameters()), batch_size=16, verbose=0)
+        second = fused._fit_trainers[model][1]
+        assert second is not first  # other slot arrays
+
+        weight = model.layers[0].weight_param
+        weight.data = weight.data.copy()
+        before = weight.data.copy()
+        model.fit(X, y, batch_size=16, verbose=0)
+        assert fused._fit_trainers[model][1] is not second  # another weight array
+        assert not np.array_equal(weight.data, before)  # the new array is the one trained
+        third = fused._fit_trainers[model][1]
+        model.fit(X, y, loss=losses.CrossEntropy(weight=np.arange(1.0, 6.0)), batch_size=16,
+                  verbose=0)
+        assert fused._fit_trainers[model][1] is not third  # other class weights
