@@ -29,6 +29,8 @@ struct CpuKernels {
 
   // Enough bytes per thread that a gathering thread pays for waking it.
   static constexpr int64_t kMinGatherBytesPerThread = 1 << 16;
+  static constexpr int64_t kGatherAhead = 2;
+  static constexpr int64_t kCacheLineBytes = 64;
 
   // The kernels the primitives bind, as they are.
   template <typename T>
@@ -98,12 +100,18 @@ struct CpuKernels {
     nnfast::adam_update<T>(param, grad, m, v, n, adam, previous);
   }
 
-  // out (batch, cols) = rows idx (batch) of X (rows, cols).
+  // out (batch, cols) = rows idx (batch) of X (rows, cols). Each row starts a stream that
+  // the hardware prefetcher has to find anew, so the row kGatherAhead places on is
+  // requested while this one is copied.
   template <typename T>
   static void gather_rows(T* out, const T* X, const int64_t* idx, int64_t batch, int64_t cols) {
     const int64_t bytes = static_cast<int64_t>(sizeof(T)) * cols;
     const int threads = threads_for(batch * bytes, kMinGatherBytesPerThread);
     parallel_tasks(batch, threads, [&](int64_t i) {
+      if (i + kGatherAhead < batch) {
+        const char* ahead = reinterpret_cast<const char*>(X + idx[i + kGatherAhead] * cols);
+        for (int64_t at = 0; at < bytes; at += kCacheLineBytes) __builtin_prefetch(ahead + at);
+      }
       std::memcpy(out + i * cols, X + idx[i] * cols, static_cast<size_t>(bytes));
     });
   }
