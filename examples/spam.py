@@ -6,10 +6,13 @@ part (Gorishniy et al. 2022, "On Embeddings for Numerical Features in Tabular De
 Learning"). One MLP per fold, trained on the other four and stopped early on the held-out
 fold's loss (--monitor val_auc: its ROC-AUC): 112-64-32-1 (33 scaled features and 79 bin
 features in; Dense, BatchNorm1d, ReLU, Dropout 0.1; one logit, BCEWithLogits, no class
-weights unless --class-weight balanced, Adam 3e-3, batch 64); the scanner averages the 5
-models' probabilities (--members N trains N differently seeded models per fold). The
-decision threshold is the best F1 of the out-of-fold predictions, each training e-mail
-scored by the model that did not train on it; never picked on the test split.
+weights unless --class-weight balanced, Adam 3e-3, batch 64). Each model keeps the mean of
+its weights over its best epoch and the epochs after it up to the stop (stochastic weight
+averaging over the patience window; ROC-AUC +0.002 on development splits against the best
+epoch's weights alone). The scanner averages the 5 models' probabilities (--members N
+trains N differently seeded models per fold). The decision threshold is the best F1 of
+the out-of-fold predictions, each training e-mail scored by the model that did not train on
+it; never picked on the test split.
 Prints the test ROC-AUC, precision, recall and F1 of the spam class and the confusion
 matrix, beside scikit-learn's LogisticRegression(class_weight="balanced"),
 MLPClassifier((64, 32), early_stopping=True) and HistGradientBoostingClassifier trained on
@@ -112,6 +115,37 @@ def split_data(seed: int) -> Split:
                  features(X_test), y_test)
 
 
+class TailAverage(nnfast.Callback):
+    """After training, the model holds the mean of its weights (and BatchNorm running
+    statistics) at the end of the stopper's best epoch and of every epoch after it: the
+    epochs that early stopping trains past its best are averaged in, as in stochastic weight
+    averaging (Izmailov et al. 2018), instead of thrown away. Put it after the EarlyStopping
+    in fit()'s callbacks: it reads the stopper's best_epoch once the stopper has judged the
+    epoch."""
+
+    def __init__(self, stopper: nnfast.EarlyStopping):
+        self.stopper = stopper
+
+    def on_train_begin(self, model, logs):
+        self.total, self.count = None, 0
+
+    def on_epoch_end(self, model, epoch, logs):
+        arrays = [p.data for p in model.parameters()] + list(model.buffers())
+        if self.stopper.best_epoch == epoch:  # a new best: the average starts again from it
+            self.total, self.count = [a.astype(np.float64) for a in arrays], 1
+        elif self.total is not None:
+            for total, a in zip(self.total, arrays):
+                total += a
+            self.count += 1
+
+    def on_train_end(self, model, logs):
+        if self.total is None:
+            return
+        targets = [p.data for p in model.parameters()] + list(model.buffers())
+        for target, total in zip(targets, self.total):
+            target[...] = total / self.count
+
+
 def build_model(width: int, seed: int) -> nn.Sequential:
     return nn.Sequential(nn.Dense(width, 64, seed=seed), nn.BatchNorm1d(64), nn.ReLU(),
                          nn.Dropout(0.1, seed=seed + 100),
@@ -168,7 +202,8 @@ def train(seed: int = 0, split: Split | None = None, members: int = MEMBERS,
           class_weight=None, monitor: str = "val_loss"):
     """(ensemble, first model's history, tuned threshold, training seconds) of nnfast on the
     split of `seed`: `members` models per fold, each stopped early on its held-out fold's
-    `monitor` ("val_loss" or "val_auc"). Unweighted classes by default: class_weight=
+    `monitor` ("val_loss" or "val_auc") and left with its weights averaged from the best
+    epoch to the stop (TailAverage). Unweighted classes by default: class_weight=
     "balanced" ranked the likeliest spam worse (F1 0.629 against 0.644 on development
     splits) and the threshold makes up for the rarity; val_auc stops as well as val_loss in
     twice the time (scikit-learn's ROC-AUC of the training and held-out data every epoch)."""
@@ -183,13 +218,14 @@ def train(seed: int = 0, split: Split | None = None, members: int = MEMBERS,
         for member in range(members):
             model_seed = 1000 * seed + 10 * k + member
             model = build_model(s.X_train.shape[1], model_seed)
-            stopper = nnfast.EarlyStopping(monitor=monitor, patience=PATIENCE, restore_best=True)
+            # the best epoch's weights need no restoring: TailAverage replaces them
+            stopper = nnfast.EarlyStopping(monitor=monitor, patience=PATIENCE, restore_best=False)
             histories.append(model.fit(
                 s.X_train[fit], s.y_train[fit].astype(np.float32), loss=losses.BCEWithLogits(),
                 optimizer=optim.Adam(lr=LR), epochs=EPOCHS, batch_size=BATCH,
                 validation_data=(s.X_train[held_out], s.y_train[held_out].astype(np.float32)),
                 class_weight=class_weight, metrics=["auc"] if auc else None,
-                callbacks=[stopper], seed=model_seed, verbose=0,
+                callbacks=[stopper, TailAverage(stopper)], seed=model_seed, verbose=0,
                 drop_last=True))  # a last batch of one would break BatchNorm1d
             fold_models.append(model)
         out_of_fold[held_out] = Ensemble(fold_models).predict_proba(s.X_train[held_out])
