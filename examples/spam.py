@@ -129,20 +129,22 @@ class TailAverage(nnfast.Callback):
     def on_train_begin(self, model, logs):
         self.total, self.count = None, 0
 
+    @staticmethod
+    def arrays(model) -> list[np.ndarray]:
+        return [p.data for p in model.parameters()] + list(model.buffers())
+
     def on_epoch_end(self, model, epoch, logs):
-        arrays = [p.data for p in model.parameters()] + list(model.buffers())
         if self.stopper.best_epoch == epoch:  # a new best: the average starts again from it
-            self.total, self.count = [a.astype(np.float64) for a in arrays], 1
+            self.total, self.count = [a.astype(np.float64) for a in self.arrays(model)], 1
         elif self.total is not None:
-            for total, a in zip(self.total, arrays):
+            for total, a in zip(self.total, self.arrays(model)):
                 total += a
             self.count += 1
 
     def on_train_end(self, model, logs):
         if self.total is None:
             return
-        targets = [p.data for p in model.parameters()] + list(model.buffers())
-        for target, total in zip(targets, self.total):
+        for target, total in zip(self.arrays(model), self.total):
             target[...] = total / self.count
 
 
