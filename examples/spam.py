@@ -34,6 +34,7 @@ import numpy as np
 import example_cli
 import nnfast
 from nnfast import datasets, losses, nn, optim, threshold
+from nnfast.callbacks import weight_arrays
 from nnfast.datasets.spam import COUNT_FEATURES, FEATURE_NAMES
 
 TEST_SIZE = 0.25
@@ -129,22 +130,18 @@ class TailAverage(nnfast.Callback):
     def on_train_begin(self, model, logs):
         self.total, self.count = None, 0
 
-    @staticmethod
-    def arrays(model) -> list[np.ndarray]:
-        return [p.data for p in model.parameters()] + list(model.buffers())
-
     def on_epoch_end(self, model, epoch, logs):
         if self.stopper.best_epoch == epoch:  # a new best: the average starts again from it
-            self.total, self.count = [a.astype(np.float64) for a in self.arrays(model)], 1
+            self.total, self.count = [a.astype(np.float64) for a in weight_arrays(model)], 1
         elif self.total is not None:
-            for total, a in zip(self.total, self.arrays(model)):
+            for total, a in zip(self.total, weight_arrays(model)):
                 total += a
             self.count += 1
 
     def on_train_end(self, model, logs):
         if self.total is None:
             return
-        for target, total in zip(self.arrays(model), self.total):
+        for target, total in zip(weight_arrays(model), self.total):
             target[...] = total / self.count
 
 

@@ -152,10 +152,9 @@ class TerminateOnNaN(Callback):
     computed (before its update), running statistics included. fit() also checks the final
     update, which no later batch does: when the weights it made are not finite, or give a
     non-finite loss on the first rows of its batch (check_final_update), they are put back
-    the same way. fit() adds one unless
-    given terminate_on_nan=False. After fit: stopped_at =
-    (epoch, batch) or None. On a model on cuda, whose weights come back to the host once an
-    epoch, the weights put back are those of the start of the epoch.
+    the same way. fit() adds one unless given terminate_on_nan=False. After fit:
+    stopped_at = (epoch, batch) or None. On a model on cuda, whose weights come back to the
+    host once an epoch, the weights put back are those of the start of the epoch.
     """
 
     def on_train_begin(self, model, logs):

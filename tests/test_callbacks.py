@@ -189,7 +189,7 @@ class PoisonAfterLastBatch(Callback):
     wrong that a ReLU mapping NaN to 0 could hide from the loss."""
 
     def on_epoch_end(self, model, epoch, logs):
-        model.layers[0].weight.data[0, 0] = np.nan
+        model.layers[0].weight[0, 0] = np.nan
 
 
 def test_terminate_on_nan_catches_a_nan_weight_from_the_final_update(backend, rng):
