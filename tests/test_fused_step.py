@@ -2,6 +2,9 @@
 reference: same losses and weights over 50 steps, for every supported combination."""
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
@@ -825,3 +828,16 @@ def test_fit_calls_share_one_compiled_trainer_while_its_arrays_and_settings_stay
         model.fit(X, y, loss=losses.CrossEntropy(weight=np.arange(1.0, 6.0)), batch_size=16,
                   verbose=0)
         assert fused._fit_trainers[model][1] is not third  # other class weights
+
+
+def test_a_cached_trainer_does_not_keep_its_model_alive(rng):
+    X, y = data("cross_entropy", np.float32, rng)
+    model = nn.Sequential(nn.Dense(13, 16, seed=0), nn.BatchNorm1d(16), nn.ReLU(),
+                          nn.Dropout(0.1, seed=1), nn.Dense(16, 5, seed=2))
+    with nnfast.backend("cpp"):
+        model.fit(X, y, batch_size=16, verbose=0)
+    assert model in fused._fit_trainers
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None
