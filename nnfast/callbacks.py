@@ -56,8 +56,7 @@ def snapshot_weights(model) -> list[np.ndarray]:
 
 
 def restore_weights(model, snapshot) -> None:
-    for target, saved in zip(weight_arrays(model), snapshot, strict=True):
-        target[...] = saved
+    copy_arrays(snapshot, weight_arrays(model))
 
 
 class EarlyStopping(Callback):
