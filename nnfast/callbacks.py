@@ -167,6 +167,7 @@ class TerminateOnNaN(Callback):
         self._before = snapshot_weights(model)  # the weights the current batch started from
         self._good = None  # the last weights whose batch loss was finite
         self._good_at = None
+        self._spare = None  # epoch_buffers()' second set, made on first use
 
     def on_batch_begin(self, model, epoch, batch):
         self._keep_previous(self._weights, self._before)
@@ -181,9 +182,34 @@ class TerminateOnNaN(Callback):
         self._put_back(model, f"the loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
                               "training stopped")
 
+    def epoch_buffers(self):
+        """(weights, even, odd) for an executor that runs a whole epoch in one call
+        (Executor.steps): it copies the weights batch i starts from into even for an even i,
+        odd for an odd one, so the last two batches' are at hand. epoch_done() reads them."""
+        if self._spare is None:
+            self._spare = [a.copy() for a in self._before]
+        return self._weights, self._before, self._spare
+
+    def epoch_done(self, model, epoch, losses):
+        """After Executor.steps with epoch_buffers(): what on_batch_loss would have done for
+        each of the batch losses in turn (only the last can be non-finite)."""
+        buffers, last = (self._before, self._spare), len(losses) - 1
+        if math.isfinite(losses[last]):
+            self._spare = self._good
+            self._good, self._good_at = buffers[last % 2], (epoch, last)
+            self._before = buffers[(last + 1) % 2]
+            return
+        if last > 0:
+            self._good, self._good_at = buffers[(last - 1) % 2], (epoch, last - 1)
+        self._before = buffers[last % 2]
+        model.stop_training = True
+        self.stopped_at = (epoch, last)
+        self._put_back(model, f"the loss is {losses[last]} at epoch {epoch + 1}, batch {last + 1}; "
+                              "training stopped")
+
     def on_train_end(self, model, logs):
         # fit()'s executor and the model's arrays: not kept alive, nor pickled
-        self._keep_previous = self._weights = None
+        self._keep_previous = self._weights = self._spare = None
 
     def check_final_update(self, model, epoch, batch, loss):
         """`loss`: that of the weights after training on batch (epoch, batch), the last."""

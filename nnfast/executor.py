@@ -39,6 +39,17 @@ class Executor:
     def apply(self) -> None:
         pass
 
+    # Whether steps() runs an epoch's batches in one call.
+    runs_epochs = False
+
+    def steps(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
+              w: np.ndarray | None = None, kept=None):
+        """An epoch in one call, where runs_epochs: step() on each batch of batch_size rows of
+        order (the last may be shorter), stopping after the first batch whose loss is not
+        finite. kept: None or TerminateOnNaN.epoch_buffers(). Returns (each batch's loss,
+        float64 (batches run,); the correct count or None)."""
+        raise NotImplementedError(f"{type(self).__name__} takes one batch per call")
+
     def keep_previous(self, sources: list[np.ndarray], targets: list[np.ndarray]) -> None:
         """Copy each source array into its target before the next step changes it
         (TerminateOnNaN's copy of the weights a batch starts from). Here: now; a compiled

@@ -82,6 +82,17 @@ class FusedTrainer(Executor):
         with self.opt.external_step() as rule:
             return self.trainer.step(X, y, idx, rule, w)
 
+    runs_epochs = True
+
+    def steps(self, X, y, order, batch_size, w=None, kept=None):
+        """The whole epoch in one call, with no Python between batches: the per-batch
+        Python of a step (the binding, the update rule, the callbacks) was 24 us of a 125 us
+        batch-64 step of a 112-64-32-1 model, and the GIL stays free for other threads."""
+        def run(rule):
+            losses, correct = self.trainer.steps(X, y, order, batch_size, rule, w, kept)
+            return len(losses), (losses, correct)
+        return self.opt.external_steps(run)
+
     def keep_previous(self, sources, targets):
         """Each parameter's update kernel writes its old values in the same pass (one more
         array written, no pass of its own: TerminateOnNaN's NumPy copy took 5% of a batch-64

@@ -91,6 +91,10 @@ class _Progress:
         self.use_bar = bool(verbose) and sys.stderr.isatty()
         self.bar = None
 
+    @property
+    def shows_batches(self) -> bool:
+        return self.use_bar
+
     def start_epoch(self, epoch: int):
         if self.use_bar:
             from tqdm.auto import tqdm
@@ -293,19 +297,62 @@ def sample_weights(loss_fn, y: np.ndarray, n_out: int, dtype, sample_weight=None
     return None if w is None else np.ascontiguousarray(w, dtype=dtype)
 
 
+def _watches_batches(cb: Callback) -> bool:
+    return (type(cb).on_batch_begin is not Callback.on_batch_begin
+            or type(cb).on_batch_loss is not Callback.on_batch_loss)
+
+
+def _epoch_in_one_call(executor, callbacks, progress):
+    """(whether the executor may run the epoch in one call, the TerminateOnNaN to keep the
+    last two batches' weights for, or None). It may where it can, no bar shows each batch,
+    and no callback acts between batches but one TerminateOnNaN of its own class, which
+    keeps its weights through the executor (epoch_buffers)."""
+    if not executor.runs_epochs or progress.shows_batches:
+        return False, None
+    watching = [cb for cb in callbacks if _watches_batches(cb)]
+    if not watching:
+        return True, None
+    guard = watching[0]
+    return len(watching) == 1 and type(guard) is TerminateOnNaN, guard
+
+
 def _run_epoch(executor, model, X, y, w, order, batch_size, callbacks, progress, epoch):
     """One pass over the samples in `order`, with sample weights w or None: (its loss and
     accuracy logs, samples seen, seconds)."""
-    total_loss, total_correct, has_accuracy, seen = 0.0, 0, True, 0
     start = time.perf_counter()
     executor.begin_epoch()
+    in_one_call, guard = _epoch_in_one_call(executor, callbacks, progress)
+    if in_one_call:
+        losses, correct = executor.steps(X, y, order, batch_size, w,
+                                         None if guard is None else guard.epoch_buffers())
+        if guard is not None:
+            guard.epoch_done(model, epoch, losses)
+        batches = zip(losses.tolist(), range(0, len(order), batch_size))
+        sizes = [(value, min(batch_size, len(order) - first)) for value, first in batches]
+    else:
+        sizes, correct = _batch_by_batch(executor, model, X, y, w, order, batch_size, callbacks,
+                                         progress, epoch)
+    executor.end_epoch()  # the host arrays are current again for validation and callbacks
+    total_loss, seen = 0.0, 0
+    for value, size in sizes:  # summed in batch order, as either path ran them
+        total_loss += value * size
+        seen += size
+    logs = {"loss": total_loss / seen}
+    if correct is not None:
+        logs["accuracy"] = correct / seen
+    return logs, seen, time.perf_counter() - start
+
+
+def _batch_by_batch(executor, model, X, y, w, order, batch_size, callbacks, progress, epoch):
+    """The batches of an epoch one executor call each, the callbacks around each: ([(batch
+    loss, batch size)] of the batches run, the correct count or None)."""
+    sizes, total_correct, has_accuracy = [], 0, True
     for b, first in enumerate(range(0, len(order), batch_size)):
         idx = order[first:first + batch_size]
         for cb in callbacks:
             cb.on_batch_begin(model, epoch, b)
         value, correct = executor.step(X, y, idx, w)
-        total_loss += value * len(idx)
-        seen += len(idx)
+        sizes.append((value, len(idx)))
         has_accuracy = has_accuracy and correct is not None
         total_correct += correct or 0
         for cb in callbacks:
@@ -314,11 +361,7 @@ def _run_epoch(executor, model, X, y, w, order, batch_size, callbacks, progress,
             break
         executor.apply()
         progress.update(value)
-    executor.end_epoch()  # the host arrays are current again for validation and callbacks
-    logs = {"loss": total_loss / seen}
-    if has_accuracy:
-        logs["accuracy"] = total_correct / seen
-    return logs, seen, time.perf_counter() - start
+    return sizes, total_correct if has_accuracy else None
 
 
 def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: int = 32,

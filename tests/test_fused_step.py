@@ -3,6 +3,7 @@ reference: same losses and weights over 50 steps, for every supported combinatio
 from __future__ import annotations
 
 import gc
+import warnings
 import weakref
 
 import numpy as np
@@ -110,10 +111,19 @@ def test_fused_optimizers_match_reference(rng, opt_name):
 
 @pytest.fixture
 def fused_steps(monkeypatch):
-    """A list that grows by one with every fused step taken."""
+    """A list that grows by one with every fused step taken: "batch" for a step of its own
+    call, "epoch" for one of a whole epoch's call."""
     calls = []
-    original = fused.FusedTrainer.step
-    monkeypatch.setattr(fused.FusedTrainer, "step", lambda self, *a: calls.append(1) or original(self, *a))
+    step, steps = fused.FusedTrainer.step, fused.FusedTrainer.steps
+
+    def epoch(self, *args):
+        losses, correct = steps(self, *args)
+        calls.extend(["epoch"] * len(losses))
+        return losses, correct
+
+    monkeypatch.setattr(fused.FusedTrainer, "step",
+                        lambda self, *a: calls.append("batch") or step(self, *a))
+    monkeypatch.setattr(fused.FusedTrainer, "steps", epoch)
     return calls
 
 
@@ -841,3 +851,148 @@ def test_a_cached_trainer_does_not_keep_its_model_alive(rng):
     del model
     gc.collect()
     assert alive() is None
+
+
+class WatchBatches(nnfast.Callback):
+    """Acts between batches (doing nothing), so fit() drives the fused step batch by batch."""
+
+    def on_batch_loss(self, model, epoch, batch, loss):
+        pass
+
+
+EPOCH_CASES = {
+    "adam, classes weighted, last batch short": dict(
+        loss="cross_entropy", optimizer=lambda: optim.Adam(lr=1e-2), class_weight={1: 3.0}),
+    "momentum, nesterov, clipnorm, sample weights, float64": dict(
+        loss="mse", dtype=np.float64, sample_weight=True,
+        optimizer=lambda: optim.SGD(lr=1e-2, momentum=0.9, nesterov=True, clipnorm=0.5)),
+    "adamw, clipvalue, drop_last": dict(
+        loss="bce_with_logits", drop_last=True,
+        optimizer=lambda: optim.AdamW(lr=1e-2, weight_decay=0.05, clipvalue=0.1)),
+}
+
+
+@pytest.mark.parametrize("case", EPOCH_CASES)
+def test_an_epoch_in_one_call_is_bitwise_the_epoch_batch_by_batch(rng, fused_steps, case):
+    """fit() runs each epoch in one compiled call when no callback acts between batches;
+    the weights, running statistics, dropout counters, losses and step counts are those of
+    the same epochs run one batch per call."""
+    c = EPOCH_CASES[case]
+    dtype = c.get("dtype", np.float32)
+    X, y = data(c["loss"], dtype, rng, n=203)
+    w = rng.uniform(0.1, 2.0, len(X)) if c.get("sample_weight") else None
+    runs = []
+    for callbacks in ([], [WatchBatches()]):
+        fused_steps.clear()
+        model = everything_model(dtype)
+        with nnfast.backend("cpp"):
+            history = model.fit(X, y, loss=c["loss"], optimizer=c["optimizer"](), epochs=3,
+                                batch_size=16, seed=3, verbose=0, callbacks=callbacks,
+                                sample_weight=w, class_weight=c.get("class_weight"),
+                                drop_last=c.get("drop_last", False))
+        runs.append((model, history, set(fused_steps)))
+    (one_call, h1, path1), (by_batch, h2, path2) = runs
+    assert (path1, path2) == ({"epoch"}, {"batch"})
+    assert h1.history["loss"] == h2.history["loss"]
+    assert h1.history.get("accuracy") == h2.history.get("accuracy")
+    assert one_call.optimizer.step_count == by_batch.optimizer.step_count == 3 * (
+        203 // 16 if c.get("drop_last") else -(-203 // 16))
+    for a, b in zip(nnfast.callbacks.weight_arrays(one_call), nnfast.callbacks.weight_arrays(by_batch)):
+        np.testing.assert_array_equal(a, b)
+    assert one_call.layers[3].offset == by_batch.layers[3].offset > 0
+
+
+class PoisonTarget(nnfast.Callback):
+    """Sets row `row` of the targets y to 1e30 at the end of epoch `epoch` - 1 (before any
+    epoch when 0): the batch that holds the row has a squared error that overflows float32
+    in epoch `epoch` (a huge input would not: the batch norm scales it back)."""
+
+    def __init__(self, y, epoch, row):
+        self.y, self.epoch, self.row = y, epoch, row
+        if epoch == 0:
+            y[row] = 1e30
+
+    def on_epoch_end(self, model, epoch, logs):
+        if epoch + 1 == self.epoch:
+            self.y[self.row] = 1e30
+
+
+@pytest.mark.parametrize("epoch,batch", [(0, 0), (0, 3), (1, 0), (2, 5)])
+def test_terminate_on_nan_in_one_call_keeps_the_weights_batch_by_batch_keeps(rng, fused_steps,
+                                                                             epoch, batch):
+    """A loss that overflows in batch `batch` of epoch `epoch`: the epoch run in one call
+    stops at the same batch and keeps the same weights (those the last finite batch started
+    from, from this epoch, the one before or the start) as when run one batch per call."""
+    X, y0 = data("mse", np.float32, rng, n=96)
+    runs = []
+    for callbacks in ([], [WatchBatches()]):
+        fused_steps.clear()
+        y = y0.copy()
+        model = everything_model(np.float32)
+        guard = nnfast.TerminateOnNaN()
+        with nnfast.backend("cpp"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(X, y, loss="mse", optimizer=optim.Adam(lr=1e-2), epochs=4,
+                                batch_size=8, shuffle=False, verbose=0,
+                                callbacks=[*callbacks, PoisonTarget(y, epoch, 8 * batch + 2), guard])
+        messages = [str(m.message) for m in caught if "TerminateOnNaN" in str(m.message)]
+        runs.append((model, history, guard, messages, set(fused_steps)))
+    (one_call, h1, g1, m1, path1), (by_batch, h2, g2, m2, path2) = runs
+    assert (path1, path2) == ({"epoch"}, {"batch"})
+    assert g1.stopped_at == g2.stopped_at == (epoch, batch)
+    assert m1 == m2 and len(m1) == 1 and f"epoch {epoch + 1}, batch {batch + 1}" in m1[0]
+    assert h1.history["loss"] == h2.history["loss"] and len(h1.epoch) == epoch + 1
+    for a, b in zip(nnfast.callbacks.weight_arrays(one_call), nnfast.callbacks.weight_arrays(by_batch)):
+        np.testing.assert_array_equal(a, b)
+        assert np.isfinite(a).all()
+
+
+def test_trainer_steps_checks_its_arguments(rng):
+    model = everything_model(np.float32)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with nnfast.backend("cpp"):
+        trainer = fused.FusedTrainer(model, losses.CrossEntropy(), opt)
+    X, y = data("cross_entropy", np.float32, rng, n=20)
+    weights = nnfast.callbacks.weight_arrays(model)
+    copies = [a.copy() for a in weights]
+    with pytest.raises(ValueError, match="batch_size: must be at least 1, got 0"):
+        trainer.steps(X, y, np.arange(20), 0)
+    with pytest.raises(ValueError, match="21 rows in batches of 4 leave a batch of 1"):
+        trainer.steps(X, y, np.r_[np.arange(20), 0], 4)
+    with pytest.raises(ValueError, match="idx"):
+        trainer.steps(X, y, np.arange(21), 4)
+    with pytest.raises(ValueError, match=r"kept: expected \(sources, even, odd\)"):
+        trainer.steps(X, y, np.arange(20), 4, kept=(weights, copies))
+    with pytest.raises(ValueError, match="kept: .* sources for"):
+        trainer.steps(X, y, np.arange(20), 4, kept=(weights, copies, copies[:-1]))
+    with pytest.raises(ValueError, match="odd batch's target: shares memory with an even"):
+        trainer.steps(X, y, np.arange(20), 4, kept=(weights, copies, copies))
+    with pytest.raises(ValueError, match="shape"):
+        trainer.steps(X, y, np.arange(20), 4, kept=(weights, copies, [c.T for c in copies]))
+    assert model.layers[3].offset == 0 and opt.step_count == 0  # nothing ran
+
+
+def test_models_fitted_side_by_side_in_threads_match_one_at_a_time(rng):
+    """An epoch's call leaves the GIL to other threads: models fitted in two threads at once
+    (examples/spam.py does) come out as when fitted one after the other."""
+    import threading
+    X, y = data("cross_entropy", np.float32, rng, n=300)
+
+    def fit(seed, out):
+        model = everything_model(np.float32)
+        model.fit(X, y, optimizer=optim.Adam(lr=1e-2), epochs=4, batch_size=16, seed=seed,
+                  verbose=0)
+        out[seed] = nnfast.callbacks.weight_arrays(model)
+
+    with nnfast.backend("cpp"):
+        alone, together = {}, {}
+        for seed in (1, 2):
+            fit(seed, alone)
+        threads = [threading.Thread(target=fit, args=(seed, together)) for seed in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for seed in (1, 2):
+        for a, b in zip(alone[seed], together[seed]):
+            np.testing.assert_array_equal(a, b)

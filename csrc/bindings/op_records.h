@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -268,6 +269,20 @@ class TrainerShape {
       throw py::value_error("idx: batch norm in training mode needs at least 2 samples per "
                             "batch, got a batch of " + std::to_string(idx.shape(0)));
     return idx;
+  }
+
+  // An epoch's row order (n) of a data set of `rows` rows, cut into batches of batch_size
+  // rows (the last one shorter where n is not a multiple): each batch can train.
+  py::array epoch_rows(py::handle order_obj, int64_t rows, int64_t batch_size) const {
+    if (batch_size < 1)
+      throw py::value_error("batch_size: must be at least 1, got " + std::to_string(batch_size));
+    py::array order = step_rows(order_obj, rows);
+    const int64_t n = order.shape(0), last = n % batch_size == 0 ? batch_size : n % batch_size;
+    if (has_batchnorm_ && std::min(batch_size, last) < 2)
+      throw py::value_error("order: batch norm in training mode needs at least 2 samples per "
+                            "batch; " + std::to_string(n) + " rows in batches of " +
+                            std::to_string(batch_size) + " leave a batch of 1");
+    return order;
   }
 
   // predict's result array, (batch, out), apart from X.

@@ -5,6 +5,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -98,6 +100,75 @@ class TrainerBinding {
     }));
   }
 
+  // An epoch's steps in one call, without the GIL or a Python call between batches: step()
+  // on each batch of batch_size rows of `order` (rows of X; the last batch may be shorter),
+  // Adam's step count going on from the rule's. Stops after the first batch whose loss is
+  // not finite, whose update is made, as step() makes it. kept: None, or (sources, even,
+  // odd), where the arrays batch i starts from go, as keep_previous() puts them: into
+  // even[j] for an even i, odd[j] for an odd one (TerminateOnNaN's weights of the last two
+  // batches). Returns (the loss of each batch run, float64; the correct count or None).
+  py::tuple steps(py::handle X_obj, py::handle targets_obj, py::handle order_obj,
+                  int64_t batch_size, py::handle rule, py::handle sample_weight,
+                  py::handle kept) {
+    Batch b;
+    b.X = shape_.features(X_obj);
+    b.idx = shape_.epoch_rows(order_obj, b.X.shape(0), batch_size);
+    b.targets = shape_.targets(targets_obj, b.X.shape(0), &b.idx);
+    b.weighted = !sample_weight.is_none();
+    if (b.weighted) b.weights = shape_.sample_weight(sample_weight, b.X.shape(0));
+    const nnfast::UpdateRule first_rule = read_update_rule(rule);
+    std::vector<KeptArray> keep;
+    if (!kept.is_none()) {
+      const auto lists = kept.cast<py::tuple>();
+      if (lists.size() != 3) throw py::value_error("kept: expected (sources, even, odd)");
+      const auto sources = lists[0].cast<py::list>(), even = lists[1].cast<py::list>(),
+                 odd = lists[2].cast<py::list>();
+      if (even.size() != sources.size() || odd.size() != sources.size())
+        throw py::value_error("kept: " + std::to_string(sources.size()) + " sources for " +
+                              std::to_string(even.size()) + " and " +
+                              std::to_string(odd.size()) + " targets");
+      for (size_t i = 0; i < sources.size(); ++i) {
+        auto [source, to_even] = kept_pair(sources[i], even[i]);
+        py::array to_odd = kept_pair(sources[i], odd[i]).second;
+        check_no_overlap(to_odd, "an odd batch's target", to_even, "an even batch's target",
+                         false);
+        keep.push_back({source.data(), to_even.mutable_data(), to_odd.mutable_data(),
+                        static_cast<size_t>(source.nbytes())});
+      }
+    }
+    const int64_t n = b.size();
+    const int64_t batches = (n + batch_size - 1) / batch_size;
+    std::vector<double> loss(batches);
+    int64_t correct = 0;
+    const int64_t run = without_gil([&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return by_dtype(shape_.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        nnfast::UpdateRule r = first_rule;
+        for (int64_t i = 0; i < batches; ++i) {
+          for (const KeptArray& k : keep) {
+            T* target = static_cast<T*>(i % 2 == 0 ? k.even : k.odd);
+            if (!trainer<T>()->keep_previous(static_cast<const T*>(k.source), target))
+              std::memcpy(target, k.source, k.bytes);
+          }
+          const int64_t first = i * batch_size;
+          const nnfast::StepClock<K> clock(times_);
+          const nnfast::StepResult result = trainer<T>()->step(
+              b.template x<T>(), b.targets.data(), b.rows() + first,
+              std::min(batch_size, n - first), r, b.template sample_weight<T>());
+          loss[i] = result.loss;
+          correct = result.correct < 0 ? -1 : correct + result.correct;
+          ++r.step;
+          if (!std::isfinite(result.loss)) return i + 1;
+        }
+        return batches;
+      });
+    });
+    py::array_t<double> losses(run);
+    std::copy_n(loss.begin(), run, losses.mutable_data());
+    return py::make_tuple(losses, correct < 0 ? py::object(py::none()) : py::int_(correct));
+  }
+
   // The first half of a data-parallel step: forward, loss and backward on rows idx of
   // (X, targets), which are rows [first, first + len(idx)) of a global batch of `total`
   // rows, with sample_weight as step(); the gradients are left for update(). idx may be
@@ -146,11 +217,7 @@ class TrainerBinding {
     py::list kept;
     std::lock_guard<std::mutex> lock(mutex_);
     for (size_t i = 0; i < sources.size(); ++i) {
-      py::array source = ndarray(sources[i], "source");
-      check_dtype(source, "source", shape_.dtype());
-      check_layout(source, "source");
-      py::array target = inout(targets[i], "target", shape_.dtype(), shape_of(source));
-      check_no_overlap(target, "target", source, "source", false);
+      auto [source, target] = kept_pair(sources[i], targets[i]);
       by_dtype(shape_.dtype(), [&](auto tag) {
         using T = decltype(tag);
         if (!trainer<T>()->keep_previous(cptr<T>(source), ptr<T>(target)))
@@ -253,6 +320,24 @@ class TrainerBinding {
     return b;
   }
 
+  // A source of keep_previous() or steps() and one of its targets, checked.
+  std::pair<py::array, py::array> kept_pair(py::handle source_obj, py::handle target_obj) const {
+    py::array source = ndarray(source_obj, "source");
+    check_dtype(source, "source", shape_.dtype());
+    check_layout(source, "source");
+    py::array target = inout(target_obj, "target", shape_.dtype(), shape_of(source));
+    check_no_overlap(target, "target", source, "source", false);
+    return {source, target};
+  }
+
+  // One of steps()' kept arrays: where its values go before an even and an odd batch.
+  struct KeptArray {
+    const void* source;
+    void* even;
+    void* odd;
+    size_t bytes;
+  };
+
   template <typename T>
   using CpuTrainer = nnfast::Trainer<K, T>;
 
@@ -287,6 +372,13 @@ py::class_<Binding> define_trainer(py::module_& m, const char* name, const char*
            py::arg("rule"), py::arg("sample_weight") = py::none(),
            "(loss, correct count or None) of one training step on rows idx; sample_weight: "
            "(rows,) loss weights of the data set, or None")
+      .def("steps", &Binding::steps, py::arg("X"), py::arg("targets"), py::arg("order"),
+           py::arg("batch_size"), py::arg("rule"), py::arg("sample_weight") = py::none(),
+           py::arg("kept") = py::none(),
+           "(losses, correct count or None) of an epoch's steps on the batches of order, in "
+           "one call; stops after the first batch whose loss is not finite. kept: None or "
+           "(sources, even, odd), where the arrays each batch starts from go (into even for "
+           "even batches, odd for odd ones)")
       .def("gradients", &Binding::gradients, py::arg("X"), py::arg("targets"),
            py::arg("idx"), py::arg("first"), py::arg("total"),
            py::arg("sample_weight") = py::none(),

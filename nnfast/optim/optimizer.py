@@ -98,6 +98,16 @@ class Optimizer:
             self.step_count -= 1
             raise
 
+    def external_steps(self, run):
+        """For an executor that makes several steps in one call (fit()'s compiled trainer,
+        an epoch at a time): run(rule) gets the first step's rule, whose step count the
+        next steps go on from, and returns (steps made, result); returns the result, with
+        the steps counted."""
+        with self.external_step() as rule:
+            made, result = run(rule)
+        self.step_count += made - 1
+        return result
+
     def rule(self) -> UpdateRule:
         """The update of step number step_count, as a typed record."""
         raise NotImplementedError
