@@ -679,12 +679,17 @@ def test_compiled_predict_runs_in_eval_mode(rng):
     assert model.layers[3].offset == 0  # no mask drawn
 
 
-def test_fused_step_rejects_bad_training_arguments(rng):
+def sgd_trainer(rng):
+    """(model, optimizer, FusedTrainer, X, y) of everything_model on 20 samples."""
     model = everything_model(np.float32)
     opt = optim.SGD(model.parameters(), lr=0.1)
     with nnfast.backend("cpp"):
         trainer = fused.FusedTrainer(model, losses.CrossEntropy(), opt)
-    X, y = data("cross_entropy", np.float32, rng, n=20)
+    return (model, opt, trainer, *data("cross_entropy", np.float32, rng, n=20))
+
+
+def test_fused_step_rejects_bad_training_arguments(rng):
+    model, opt, trainer, X, y = sgd_trainer(rng)
     with pytest.raises(ValueError, match="batch norm in training mode needs at least 2 samples"):
         trainer.step(X, y, np.array([3]))
     both = optim.rules.SgdRule(lr=0.1, weight_decay=0.0, clipnorm=1.0, clipvalue=1.0)
@@ -948,11 +953,7 @@ def test_terminate_on_nan_in_one_call_keeps_the_weights_batch_by_batch_keeps(rng
 
 
 def test_trainer_steps_checks_its_arguments(rng):
-    model = everything_model(np.float32)
-    opt = optim.SGD(model.parameters(), lr=0.1)
-    with nnfast.backend("cpp"):
-        trainer = fused.FusedTrainer(model, losses.CrossEntropy(), opt)
-    X, y = data("cross_entropy", np.float32, rng, n=20)
+    model, opt, trainer, X, y = sgd_trainer(rng)
     weights = nnfast.callbacks.weight_arrays(model)
     copies = [a.copy() for a in weights]
     with pytest.raises(ValueError, match="batch_size: must be at least 1, got 0"):
