@@ -312,8 +312,9 @@ def _epoch_in_one_call(executor, callbacks, progress):
     watching = [cb for cb in callbacks if _watches_batches(cb)]
     if not watching:
         return True, None
-    guard = watching[0]
-    return len(watching) == 1 and type(guard) is TerminateOnNaN, guard
+    if len(watching) == 1 and type(watching[0]) is TerminateOnNaN:
+        return True, watching[0]
+    return False, None
 
 
 def _run_epoch(executor, model, X, y, w, order, batch_size, callbacks, progress, epoch):
@@ -327,14 +328,15 @@ def _run_epoch(executor, model, X, y, w, order, batch_size, callbacks, progress,
                                          None if guard is None else guard.epoch_buffers())
         if guard is not None:
             guard.epoch_done(model, epoch, losses)
-        batches = zip(losses.tolist(), range(0, len(order), batch_size))
-        sizes = [(value, min(batch_size, len(order) - first)) for value, first in batches]
+        firsts = range(0, len(order), batch_size)
+        batches = [(value, min(batch_size, len(order) - first))
+                   for value, first in zip(losses.tolist(), firsts)]
     else:
-        sizes, correct = _batch_by_batch(executor, model, X, y, w, order, batch_size, callbacks,
+        batches, correct = _batch_by_batch(executor, model, X, y, w, order, batch_size, callbacks,
                                          progress, epoch)
     executor.end_epoch()  # the host arrays are current again for validation and callbacks
     total_loss, seen = 0.0, 0
-    for value, size in sizes:  # summed in batch order, as either path ran them
+    for value, size in batches:  # summed in batch order, as either path ran them
         total_loss += value * size
         seen += size
     logs = {"loss": total_loss / seen}
@@ -346,13 +348,13 @@ def _run_epoch(executor, model, X, y, w, order, batch_size, callbacks, progress,
 def _batch_by_batch(executor, model, X, y, w, order, batch_size, callbacks, progress, epoch):
     """The batches of an epoch one executor call each, the callbacks around each: ([(batch
     loss, batch size)] of the batches run, the correct count or None)."""
-    sizes, total_correct, has_accuracy = [], 0, True
+    batches, total_correct, has_accuracy = [], 0, True
     for b, first in enumerate(range(0, len(order), batch_size)):
         idx = order[first:first + batch_size]
         for cb in callbacks:
             cb.on_batch_begin(model, epoch, b)
         value, correct = executor.step(X, y, idx, w)
-        sizes.append((value, len(idx)))
+        batches.append((value, len(idx)))
         has_accuracy = has_accuracy and correct is not None
         total_correct += correct or 0
         for cb in callbacks:
@@ -361,7 +363,7 @@ def _batch_by_batch(executor, model, X, y, w, order, batch_size, callbacks, prog
             break
         executor.apply()
         progress.update(value)
-    return sizes, total_correct if has_accuracy else None
+    return batches, total_correct if has_accuracy else None
 
 
 def fit(model, X, y, *, loss=None, optimizer=None, epochs: int = 1, batch_size: int = 32,
