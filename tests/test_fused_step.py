@@ -2,6 +2,7 @@
 reference: same losses and weights over 50 steps, for every supported combination."""
 from __future__ import annotations
 
+import contextlib
 import gc
 import warnings
 import weakref
@@ -865,6 +866,23 @@ class WatchBatches(nnfast.Callback):
         pass
 
 
+@contextlib.contextmanager
+def calls_of_at_most(seconds):
+    """FusedTrainer's compiled calls return after `seconds` (None: as they do)."""
+    saved = fused.FusedTrainer.CALL_SECONDS
+    fused.FusedTrainer.CALL_SECONDS = saved if seconds is None else seconds
+    try:
+        yield
+    finally:
+        fused.FusedTrainer.CALL_SECONDS = saved
+
+
+# (callbacks, seconds a call may run): the epoch in one call; in one call per batch, by the
+# time limit (each call then makes one step, the even and odd copies TerminateOnNaN keeps
+# going on across calls); and one batch per call, forced by a callback between batches.
+RUNS_OF_AN_EPOCH = [(list, None), (list, 1e-9), (lambda: [WatchBatches()], None)]
+
+
 EPOCH_CASES = {
     "adam, classes weighted, last batch short": dict(
         loss="cross_entropy", optimizer=lambda: optim.Adam(lr=1e-2), class_weight={1: 3.0}),
@@ -887,24 +905,25 @@ def test_an_epoch_in_one_call_is_bitwise_the_epoch_batch_by_batch(rng, fused_ste
     X, y = data(c["loss"], dtype, rng, n=203)
     w = rng.uniform(0.1, 2.0, len(X)) if c.get("sample_weight") else None
     runs = []
-    for callbacks in ([], [WatchBatches()]):
+    for callbacks, call_seconds in RUNS_OF_AN_EPOCH:
         fused_steps.clear()
         model = everything_model(dtype)
-        with nnfast.backend("cpp"):
+        with nnfast.backend("cpp"), calls_of_at_most(call_seconds):
             history = model.fit(X, y, loss=c["loss"], optimizer=c["optimizer"](), epochs=3,
-                                batch_size=16, seed=3, verbose=0, callbacks=callbacks,
+                                batch_size=16, seed=3, verbose=0, callbacks=callbacks(),
                                 sample_weight=w, class_weight=c.get("class_weight"),
                                 drop_last=c.get("drop_last", False))
         runs.append((model, history, set(fused_steps)))
-    (one_call, h1, path1), (by_batch, h2, path2) = runs
-    assert (path1, path2) == ({"epoch"}, {"batch"})
-    assert h1.history["loss"] == h2.history["loss"]
-    assert h1.history.get("accuracy") == h2.history.get("accuracy")
-    assert one_call.optimizer.step_count == by_batch.optimizer.step_count == 3 * (
-        203 // 16 if c.get("drop_last") else -(-203 // 16))
-    for a, b in zip(nnfast.callbacks.weight_arrays(one_call), nnfast.callbacks.weight_arrays(by_batch)):
-        np.testing.assert_array_equal(a, b)
-    assert one_call.layers[3].offset == by_batch.layers[3].offset > 0
+    (by_batch, h0, path0) = runs[-1]
+    assert [path for _, _, path in runs] == [{"epoch"}, {"epoch"}, {"batch"}]
+    for model, history, _ in runs:
+        assert history.history["loss"] == h0.history["loss"]
+        assert history.history.get("accuracy") == h0.history.get("accuracy")
+        assert model.optimizer.step_count == 3 * (
+            203 // 16 if c.get("drop_last") else -(-203 // 16))
+        for a, b in zip(nnfast.callbacks.weight_arrays(model), nnfast.callbacks.weight_arrays(by_batch)):
+            np.testing.assert_array_equal(a, b)
+        assert model.layers[3].offset == by_batch.layers[3].offset > 0
 
 
 class PoisonTarget(nnfast.Callback):
@@ -930,26 +949,30 @@ def test_terminate_on_nan_in_one_call_keeps_the_weights_batch_by_batch_keeps(rng
     from, from this epoch, the one before or the start) as when run one batch per call."""
     X, y0 = data("mse", np.float32, rng, n=96)
     runs = []
-    for callbacks in ([], [WatchBatches()]):
+    for callbacks, call_seconds in RUNS_OF_AN_EPOCH:
         fused_steps.clear()
         y = y0.copy()
         model = everything_model(np.float32)
         guard = nnfast.TerminateOnNaN()
-        with nnfast.backend("cpp"), warnings.catch_warnings(record=True) as caught:
+        with nnfast.backend("cpp"), calls_of_at_most(call_seconds), \
+                warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             history = model.fit(X, y, loss="mse", optimizer=optim.Adam(lr=1e-2), epochs=4,
                                 batch_size=8, shuffle=False, verbose=0,
-                                callbacks=[*callbacks, PoisonTarget(y, epoch, 8 * batch + 2), guard])
+                                callbacks=[*callbacks(), PoisonTarget(y, epoch, 8 * batch + 2),
+                                           guard])
         messages = [str(m.message) for m in caught if "TerminateOnNaN" in str(m.message)]
         runs.append((model, history, guard, messages, set(fused_steps)))
-    (one_call, h1, g1, m1, path1), (by_batch, h2, g2, m2, path2) = runs
-    assert (path1, path2) == ({"epoch"}, {"batch"})
-    assert g1.stopped_at == g2.stopped_at == (epoch, batch)
-    assert m1 == m2 and len(m1) == 1 and f"epoch {epoch + 1}, batch {batch + 1}" in m1[0]
-    assert h1.history["loss"] == h2.history["loss"] and len(h1.epoch) == epoch + 1
-    for a, b in zip(nnfast.callbacks.weight_arrays(one_call), nnfast.callbacks.weight_arrays(by_batch)):
-        np.testing.assert_array_equal(a, b)
-        assert np.isfinite(a).all()
+    by_batch, h0, g0, m0, _ = runs[-1]
+    assert [path for *_, path in runs] == [{"epoch"}, {"epoch"}, {"batch"}]
+    assert g0.stopped_at == (epoch, batch) and len(h0.epoch) == epoch + 1
+    assert len(m0) == 1 and f"epoch {epoch + 1}, batch {batch + 1}" in m0[0]
+    for model, history, guard, messages, _ in runs:
+        assert guard.stopped_at == g0.stopped_at and messages == m0
+        assert history.history["loss"] == h0.history["loss"]
+        for a, b in zip(nnfast.callbacks.weight_arrays(model), nnfast.callbacks.weight_arrays(by_batch)):
+            np.testing.assert_array_equal(a, b)
+            assert np.isfinite(a).all()
 
 
 def test_trainer_steps_checks_its_arguments(rng):
@@ -970,6 +993,11 @@ def test_trainer_steps_checks_its_arguments(rng):
         trainer.steps(X, y, np.arange(20), 4, kept=(weights, copies, copies))
     with pytest.raises(ValueError, match="shape"):
         trainer.steps(X, y, np.arange(20), 4, kept=(weights, copies, [c.T for c in copies]))
+    rule = opt.rule()
+    with pytest.raises(ValueError, match="first_batch: 5 is not one of the 5 batches"):
+        trainer.trainer.steps(X, y, np.arange(20), 4, rule, None, None, 5, 1.0)
+    with pytest.raises(ValueError, match="max_seconds: must be positive"):
+        trainer.trainer.steps(X, y, np.arange(20), 4, rule, None, None, 0, 0.0)
     assert model.layers[3].offset == 0 and opt.step_count == 0  # nothing ran
 
 
@@ -997,3 +1025,32 @@ def test_models_fitted_side_by_side_in_threads_match_one_at_a_time(rng):
     for seed in (1, 2):
         for a, b in zip(alone[seed], together[seed]):
             np.testing.assert_array_equal(a, b)
+
+
+class InterruptOnceTraining(nnfast.Callback):
+    """Sends the main thread a Ctrl-C (KeyboardInterrupt) 0.2 s into the first epoch."""
+
+    def on_epoch_begin(self, model, epoch, logs):
+        import _thread
+        import threading
+        self.timer = threading.Timer(0.2, _thread.interrupt_main)
+        self.timer.start()
+
+
+def test_ctrl_c_stops_an_epoch_in_one_call_within_its_calls(rng):
+    """fit()'s compiled epoch returns to Python every CALL_SECONDS, so Ctrl-C stops an epoch
+    of seconds there, well before its end."""
+    X = rng.standard_normal((16384, 256)).astype(np.float32)
+    y = rng.integers(0, 10, len(X))
+    model = nn.Sequential(nn.Dense(256, 2048, seed=0), nn.ReLU(), nn.Dense(2048, 2048, seed=1),
+                          nn.ReLU(), nn.Dense(2048, 10, seed=2))
+    opt = optim.SGD(lr=1e-3)
+    interrupter = InterruptOnceTraining()
+    with nnfast.backend("cpp"), pytest.raises(KeyboardInterrupt):
+        try:
+            model.fit(X, y, optimizer=opt, epochs=1, batch_size=16, verbose=0,
+                      callbacks=[interrupter])
+        finally:
+            interrupter.timer.join()
+    # a step is about 0.45 GFLOP: the epoch's 1,024 steps take seconds
+    assert 0 < opt.step_count < len(X) // 16

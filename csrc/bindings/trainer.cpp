@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -101,15 +102,17 @@ class TrainerBinding {
   }
 
   // An epoch's steps in one call, without the GIL or a Python call between batches: step()
-  // on each batch of batch_size rows of `order` (rows of X; the last batch may be shorter),
-  // Adam's step count going on from the rule's. Stops after the first batch whose loss is
-  // not finite, whose update is made, as step() makes it. kept: None, or (sources, even,
-  // odd), where the arrays batch i starts from go, as keep_previous() puts them: into
-  // even[j] for an even i, odd[j] for an odd one (TerminateOnNaN's weights of the last two
-  // batches). Returns (the loss of each batch run, float64; the correct count or None).
+  // on each batch of batch_size rows of `order` (rows of X; the last batch may be shorter)
+  // from batch first_batch on, Adam's step count going on from the rule's. Stops after the
+  // first batch whose loss is not finite, whose update is made, as step() makes it, or
+  // after the batch that ends max_seconds (> 0) of them, so that the caller can see to
+  // Ctrl-C. kept: None, or (sources, even, odd), where the arrays batch i starts from go,
+  // as keep_previous() puts them: into even[j] for an even i, odd[j] for an odd one
+  // (TerminateOnNaN's weights of the last two batches). Returns (the loss of each batch
+  // run, float64; the correct count or None).
   py::tuple steps(py::handle X_obj, py::handle targets_obj, py::handle order_obj,
                   int64_t batch_size, py::handle rule, py::handle sample_weight,
-                  py::handle kept) {
+                  py::handle kept, int64_t first_batch, double max_seconds) {
     Batch b;
     b.X = shape_.features(X_obj);
     b.idx = shape_.epoch_rows(order_obj, b.X.shape(0), batch_size);
@@ -138,14 +141,24 @@ class TrainerBinding {
     }
     const int64_t n = b.size();
     const int64_t batches = (n + batch_size - 1) / batch_size;
-    std::vector<double> loss(batches);
+    if (first_batch < 0 || first_batch >= batches)
+      throw py::value_error("first_batch: " + std::to_string(first_batch) + " is not one of the " +
+                            std::to_string(batches) + " batches");
+    if (!(max_seconds > 0.0))
+      throw py::value_error("max_seconds: must be positive, got " + std::to_string(max_seconds));
+    std::vector<double> loss;
+    loss.reserve(batches - first_batch);
     int64_t correct = 0;
-    const int64_t run = without_gil([&] {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(
+                                                 std::min(max_seconds, 1e9)));
+    without_gil([&] {
       std::lock_guard<std::mutex> lock(mutex_);
-      return by_dtype(shape_.dtype(), [&](auto tag) {
+      by_dtype(shape_.dtype(), [&](auto tag) {
         using T = decltype(tag);
         nnfast::UpdateRule r = first_rule;
-        for (int64_t i = 0; i < batches; ++i) {
+        for (int64_t i = first_batch; i < batches; ++i) {
           for (const KeptArray& k : keep) {
             T* target = static_cast<T*>(i % 2 == 0 ? k.even : k.odd);
             if (!trainer<T>()->keep_previous(static_cast<const T*>(k.source), target))
@@ -156,16 +169,15 @@ class TrainerBinding {
           const nnfast::StepResult result = trainer<T>()->step(
               b.template x<T>(), b.targets.data(), b.rows() + first,
               std::min(batch_size, n - first), r, b.template sample_weight<T>());
-          loss[i] = result.loss;
+          loss.push_back(result.loss);
           correct = result.correct < 0 ? -1 : correct + result.correct;
           ++r.step;
-          if (!std::isfinite(result.loss)) return i + 1;
+          if (!std::isfinite(result.loss) || Clock::now() >= deadline) break;
         }
-        return batches;
       });
     });
-    py::array_t<double> losses(run);
-    std::copy_n(loss.begin(), run, losses.mutable_data());
+    py::array_t<double> losses(static_cast<py::ssize_t>(loss.size()));
+    std::copy(loss.begin(), loss.end(), losses.mutable_data());
     return py::make_tuple(losses, correct < 0 ? py::object(py::none()) : py::int_(correct));
   }
 
@@ -374,11 +386,12 @@ py::class_<Binding> define_trainer(py::module_& m, const char* name, const char*
            "(rows,) loss weights of the data set, or None")
       .def("steps", &Binding::steps, py::arg("X"), py::arg("targets"), py::arg("order"),
            py::arg("batch_size"), py::arg("rule"), py::arg("sample_weight") = py::none(),
-           py::arg("kept") = py::none(),
-           "(losses, correct count or None) of an epoch's steps on the batches of order, in "
-           "one call; stops after the first batch whose loss is not finite. kept: None or "
-           "(sources, even, odd), where the arrays each batch starts from go (into even for "
-           "even batches, odd for odd ones)")
+           py::arg("kept") = py::none(), py::arg("first_batch") = 0,
+           py::arg("max_seconds") = std::numeric_limits<double>::infinity(),
+           "(losses, correct count or None) of the steps on the batches of order from "
+           "first_batch on, in one call; stops after the first batch whose loss is not finite "
+           "or the batch that ends max_seconds. kept: None or (sources, even, odd), where the "
+           "arrays each batch starts from go (into even for even batches, odd for odd ones)")
       .def("gradients", &Binding::gradients, py::arg("X"), py::arg("targets"),
            py::arg("idx"), py::arg("first"), py::arg("total"),
            py::arg("sample_weight") = py::none(),
