@@ -177,10 +177,7 @@ class TerminateOnNaN(Callback):
             spare = self._good if self._good is not None else [a.copy() for a in self._before]
             self._good, self._before, self._good_at = self._before, spare, (epoch, batch)
             return
-        model.stop_training = True
-        self.stopped_at = (epoch, batch)
-        self._put_back(model, f"the loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
-                              "training stopped")
+        self._stop(model, epoch, batch, loss)
 
     def epoch_buffers(self):
         """(weights, even, odd) for an executor that runs a whole epoch in one call
@@ -202,9 +199,13 @@ class TerminateOnNaN(Callback):
         if last > 0:
             self._good, self._good_at = buffers[(last - 1) % 2], (epoch, last - 1)
         self._before = buffers[last % 2]
+        self._stop(model, epoch, last, losses[last])
+
+    def _stop(self, model, epoch, batch, loss):
+        """Batch (epoch, batch) gave a non-finite loss: stop there, with the last good weights."""
         model.stop_training = True
-        self.stopped_at = (epoch, last)
-        self._put_back(model, f"the loss is {losses[last]} at epoch {epoch + 1}, batch {last + 1}; "
+        self.stopped_at = (epoch, batch)
+        self._put_back(model, f"the loss is {loss} at epoch {epoch + 1}, batch {batch + 1}; "
                               "training stopped")
 
     def on_train_end(self, model, logs):

@@ -271,18 +271,16 @@ class TrainerShape {
     return idx;
   }
 
-  // An epoch's row order (n) of a data set of `rows` rows, cut into batches of batch_size
-  // rows (the last one shorter where n is not a multiple): each batch can train.
-  py::array epoch_rows(py::handle order_obj, int64_t rows, int64_t batch_size) const {
+  // An epoch's n rows (step_rows' checks passed), cut into batches of batch_size rows (the
+  // last one shorter where n is not a multiple): each batch can train.
+  void check_epoch_batches(int64_t n, int64_t batch_size) const {
     if (batch_size < 1)
       throw py::value_error("batch_size: must be at least 1, got " + std::to_string(batch_size));
-    py::array order = step_rows(order_obj, rows);
-    const int64_t n = order.shape(0), last = n % batch_size == 0 ? batch_size : n % batch_size;
+    const int64_t last = n % batch_size == 0 ? batch_size : n % batch_size;
     if (has_batchnorm_ && std::min(batch_size, last) < 2)
       throw py::value_error("order: batch norm in training mode needs at least 2 samples per "
                             "batch; " + std::to_string(n) + " rows in batches of " +
                             std::to_string(batch_size) + " leave a batch of 1");
-    return order;
   }
 
   // predict's result array, (batch, out), apart from X.

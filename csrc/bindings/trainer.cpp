@@ -113,12 +113,8 @@ class TrainerBinding {
   py::tuple steps(py::handle X_obj, py::handle targets_obj, py::handle order_obj,
                   int64_t batch_size, py::handle rule, py::handle sample_weight,
                   py::handle kept, int64_t first_batch, double max_seconds) {
-    Batch b;
-    b.X = shape_.features(X_obj);
-    b.idx = shape_.epoch_rows(order_obj, b.X.shape(0), batch_size);
-    b.targets = shape_.targets(targets_obj, b.X.shape(0), &b.idx);
-    b.weighted = !sample_weight.is_none();
-    if (b.weighted) b.weights = shape_.sample_weight(sample_weight, b.X.shape(0));
+    const Batch b = read_batch(X_obj, targets_obj, order_obj, sample_weight, false);
+    shape_.check_epoch_batches(b.size(), batch_size);
     const nnfast::UpdateRule first_rule = read_update_rule(rule);
     std::vector<KeptArray> keep;
     if (!kept.is_none()) {
