@@ -223,6 +223,11 @@ class Ensemble:
     def __init__(self, models, columns):
         self.models, self.columns = models, columns
 
+    @classmethod
+    def of(cls, trained) -> Ensemble:
+        """The ensemble of fit_member's (model, columns, history) triples."""
+        return cls([model for model, _, _ in trained], [columns for _, columns, _ in trained])
+
     def predict_proba(self, X) -> np.ndarray:
         return np.mean([m.predict_proba(X[:, c])[:, 0]
                         for m, c in zip(self.models, self.columns)], axis=0)
@@ -276,12 +281,10 @@ def train(seed: int = 0, split: Split | None = None, members: int = MEMBERS,
     for k in range(FOLDS):
         held_out = s.fold == k
         fold = [t for (fold_k, _), t in zip(jobs, trained) if fold_k == k]
-        out_of_fold[held_out] = Ensemble([m for m, _, _ in fold], [v for _, v, _ in fold]
-                                         ).predict_proba(s.X_train[held_out])
+        out_of_fold[held_out] = Ensemble.of(fold).predict_proba(s.X_train[held_out])
     seconds = time.perf_counter() - start
     cut = threshold.best(s.y_train, out_of_fold, criterion="f1")
-    return (Ensemble([m for m, _, _ in trained], [v for _, v, _ in trained]), trained[0][2], cut,
-            seconds)
+    return Ensemble.of(trained), trained[0][2], cut, seconds
 
 
 def peers(s: Split, seed: int):
